@@ -1,0 +1,188 @@
+// The one place that reads process.env. Everything else receives a typed Config.
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface PostgresServerConfig {
+  kind: 'postgres'
+  /** Full connection string; the password is never logged (see describeDatabase). */
+  connectionString: string
+}
+
+export interface EmbeddedDatabaseConfig {
+  kind: 'embedded'
+  /** Folder holding the PGlite data (pgdata/) and the lock file. Default ./data. */
+  dataDir: string
+  /** Port of the Postgres wire protocol on 127.0.0.1; 0 turns it off. Default 5433. */
+  sqlPort: number
+}
+
+export interface Config {
+  database: PostgresServerConfig | EmbeddedDatabaseConfig
+  /** How long start-up keeps retrying an unreachable database before giving up. Default 60 s. */
+  dbConnectDeadlineMs: number
+  /** statement_timeout for every query on a real server. Default 30 s. */
+  dbStatementTimeoutMs: number
+  /** Pool size on a real server. Default 20. */
+  dbPoolMax: number
+  migrationsDir: string
+  logLevel: LogLevel
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** Reads and validates the whole configuration; throws one ConfigError naming every bad value. */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = []
+  const read = new EnvReader(env, problems)
+
+  const database = readDatabase(env, read, problems)
+  const config: Config = {
+    database,
+    dbConnectDeadlineMs: read.seconds('DB_CONNECT_DEADLINE', 60) * 1000,
+    dbStatementTimeoutMs: read.seconds('DB_STATEMENT_TIMEOUT', 30) * 1000,
+    dbPoolMax: read.integer('DB_POOL_MAX', 20, 1, 1000),
+    migrationsDir: path.resolve(env.MIGRATIONS_DIR ?? path.join(packageRoot(), 'migrations')),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['database'] {
+  const url = nonEmpty(env.DATABASE_URL)
+  if (url) {
+    const problem = checkConnectionString(url)
+    if (problem) problems.push(`DATABASE_URL ${problem}`)
+    return { kind: 'postgres', connectionString: url }
+  }
+  const host = nonEmpty(env.POSTGRES_HOST)
+  if (host) {
+    const port = read.integer('POSTGRES_PORT', 5432, 1, 65535)
+    const user = nonEmpty(env.POSTGRES_USER) ?? 'postgres'
+    const password = env.POSTGRES_PASSWORD ?? ''
+    const database = nonEmpty(env.POSTGRES_DB) ?? user
+    const auth = password ? `${encodeURIComponent(user)}:${encodeURIComponent(password)}` : encodeURIComponent(user)
+    // A host that is a socket folder (starts with '/') goes in the query string, as libpq does.
+    const connectionString = host.startsWith('/')
+      ? `postgresql://${auth}@/${encodeURIComponent(database)}?host=${encodeURIComponent(host)}&port=${port}`
+      : `postgresql://${auth}@${host}:${port}/${encodeURIComponent(database)}`
+    return { kind: 'postgres', connectionString }
+  }
+  for (const name of ['POSTGRES_PORT', 'POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB']) {
+    if (nonEmpty(env[name])) problems.push(`${name} is set but POSTGRES_HOST is not; set POSTGRES_HOST (or DATABASE_URL) to use a Postgres server`)
+  }
+  return {
+    kind: 'embedded',
+    dataDir: path.resolve(nonEmpty(env.DATA_DIR) ?? './data'),
+    sqlPort: read.integer('SQL_PORT', 5433, 0, 65535),
+  }
+}
+
+function checkConnectionString(value: string): string | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(value)
+  } catch {
+    return 'is not a URL; expected postgresql://user:password@host:5432/database'
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    return `has scheme "${parsed.protocol}"; expected postgresql://user:password@host:5432/database`
+  }
+  if (parsed.port && !isPort(Number(parsed.port))) return `has an invalid port "${parsed.port}"`
+  return undefined
+}
+
+/** The connection string with its password replaced, for logs and error messages. */
+export function redactConnectionString(value: string): string {
+  try {
+    const parsed = new URL(value)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '<unparseable connection string>'
+  }
+}
+
+export function describeDatabase(database: Config['database']): string {
+  if (database.kind === 'embedded') return `embedded Postgres (PGlite) in ${database.dataDir}`
+  return `Postgres server ${redactConnectionString(database.connectionString)}`
+}
+
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = nonEmpty(this.env[name])
+    if (raw === undefined) return fallback
+    const value = Number(raw)
+    if (!/^-?\d+$/.test(raw) || value < min || value > max) {
+      this.problems.push(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`)
+      return fallback
+    }
+    return value
+  }
+
+  /** Seconds as a plain number ("30") or with a unit ("500ms", "30s", "5m"). */
+  seconds(name: string, fallbackSeconds: number): number {
+    const raw = nonEmpty(this.env[name])
+    if (raw === undefined) return fallbackSeconds
+    const parsed = parseDurationSeconds(raw)
+    if (parsed === undefined || parsed <= 0) {
+      this.problems.push(`${name} must be a positive duration such as 30, 30s, 500ms or 5m, got "${raw}"`)
+      return fallbackSeconds
+    }
+    return parsed
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = nonEmpty(this.env[name])
+    if (raw === undefined) return fallback
+    if ((allowed as readonly string[]).includes(raw)) return raw as T
+    this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`)
+    return fallback
+  }
+}
+
+export function parseDurationSeconds(raw: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim())
+  if (!match) return undefined
+  const amount = Number(match[1])
+  const unit = match[2] ?? 's'
+  const factor = unit === 'ms' ? 0.001 : unit === 's' ? 1 : unit === 'm' ? 60 : 3600
+  return amount * factor
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim()
+  return trimmed ? trimmed : undefined
+}
+
+function isPort(value: number): boolean {
+  return Number.isInteger(value) && value >= 1 && value <= 65535
+}
+
+/** The folder holding package.json, found from this file (works from src/ and dist/src/). */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir)
+    if (parent === dir) throw new Error('cannot find package.json above ' + fileURLToPath(import.meta.url))
+    dir = parent
+  }
+  return dir
+}

@@ -1,0 +1,82 @@
+// Opens the configured engine: a Postgres server, or the embedded default.
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import type { Config } from '../config.js'
+import { describeDatabase } from '../config.js'
+import type { Logger } from '../logger.js'
+import type { ChangeFeed } from './change-feed.js'
+import { openEmbeddedDatabase } from './embedded.js'
+import { createPool, PostgresChangeFeed, waitForPostgres } from './postgres.js'
+import type { Database } from './schema.js'
+
+export interface DatabaseHandle {
+  readonly engine: 'postgres' | 'embedded'
+  readonly db: Kysely<Database>
+  readonly changes: ChangeFeed
+  /** Where the data lives, password redacted: for logs and /readyz. */
+  readonly description: string
+  /** Embedded mode: where psql can connect, when the SQL port is on. */
+  readonly sqlAddress?: { host: string; port: number }
+  /** Throws when the database does not answer. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface OpenDatabaseOptions {
+  /** Embedded only: serve SQL on a free port instead of the configured one (tests). */
+  sqlPortEphemeral?: boolean
+  /** Postgres only: LISTEN heartbeat (default 10 s), shorter in tests. */
+  listenHeartbeatMs?: number
+}
+
+export async function openDatabase(config: Config, logger: Logger, options: OpenDatabaseOptions = {}): Promise<DatabaseHandle> {
+  const description = describeDatabase(config.database)
+  if (config.database.kind === 'embedded') {
+    const embedded = await openEmbeddedDatabase({
+      dataDir: config.database.dataDir,
+      sqlPort: config.database.sqlPort,
+      sqlPortEphemeral: options.sqlPortEphemeral,
+      logger,
+    })
+    return {
+      engine: 'embedded',
+      db: embedded.db,
+      changes: embedded.changes,
+      description,
+      sqlAddress: embedded.sqlAddress,
+      ping: () => ping(embedded.db),
+      close: () => embedded.close(),
+    }
+  }
+
+  const { connectionString } = config.database
+  const pool = createPool({
+    connectionString,
+    max: config.dbPoolMax,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    logger,
+  })
+  try {
+    await waitForPostgres(pool, { connectionString, logger, deadlineMs: config.dbConnectDeadlineMs })
+  } catch (error) {
+    await pool.end()
+    throw error
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const changes = new PostgresChangeFeed({ connectionString, logger, heartbeatMs: options.listenHeartbeatMs })
+  changes.start()
+  return {
+    engine: 'postgres',
+    db,
+    changes,
+    description,
+    ping: () => ping(db),
+    close: async () => {
+      await changes.close()
+      await db.destroy()
+    },
+  }
+}
+
+async function ping(db: Kysely<Database>): Promise<void> {
+  await sql`SELECT 1`.execute(db)
+}

@@ -1,0 +1,243 @@
+// A real Postgres server through node-postgres: the pool, start-up retries, and the
+// dedicated LISTEN connection.
+import pg from 'pg'
+import type { Logger } from '../logger.js'
+import { redactConnectionString } from '../config.js'
+import { Backoff, formatDuration, sleep } from '../util/backoff.js'
+import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
+import { DatabaseUnavailableError } from './errors.js'
+import { numericParsers } from './type-parsers.js'
+
+export interface PostgresPoolOptions {
+  connectionString: string
+  /** Default 20. */
+  max?: number
+  /** Server-side statement_timeout; the client gives up 5 s later. Default 30 s. */
+  statementTimeoutMs?: number
+  logger: Logger
+}
+
+const typeOverrides = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    return numericParsers[oid] ?? pg.types.getTypeParser(oid, format as 'text')
+  },
+}
+
+function clientConfig(connectionString: string, statementTimeoutMs: number): pg.ClientConfig {
+  return {
+    connectionString,
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + 5_000,
+    // A transaction left open by a bug must not hold locks forever.
+    idle_in_transaction_session_timeout: 60_000,
+    keepAlive: true,
+    application_name: 'flowforge-plugin-manager',
+    types: typeOverrides,
+  }
+}
+
+export function createPool(options: PostgresPoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    ...clientConfig(options.connectionString, options.statementTimeoutMs ?? 30_000),
+    max: options.max ?? 20,
+    idleTimeoutMillis: 30_000,
+  })
+  // Without this listener an idle client that dies (server restart, admin shutdown)
+  // throws from the pool and takes the process down. The pool replaces the client.
+  pool.on('error', (error) => {
+    options.logger.warn({ err: error }, 'an idle Postgres connection failed; it will be replaced')
+  })
+  return pool
+}
+
+export interface WaitOptions {
+  connectionString: string
+  logger: Logger
+  /** Give up after this long. */
+  deadlineMs: number
+  now?: () => number
+  sleep?: (ms: number) => Promise<void>
+}
+
+/**
+ * Start-up: try the server until it answers or the deadline passes, one log line per
+ * failed attempt. Throws DatabaseUnavailableError naming the server and the last error.
+ */
+export async function waitForPostgres(pool: pg.Pool, options: WaitOptions): Promise<void> {
+  const now = options.now ?? Date.now
+  const wait = options.sleep ?? sleep
+  const target = redactConnectionString(options.connectionString)
+  const started = now()
+  const backoff = new Backoff({ initialMs: 500, maxMs: 5_000, jitter: 0.1 })
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query('SELECT 1')
+      if (attempt > 1) options.logger.info({ attempt }, `connected to Postgres at ${target}`)
+      return
+    } catch (error) {
+      const reason = describePgError(error)
+      const elapsed = now() - started
+      const delay = Math.min(backoff.next(), Math.max(0, options.deadlineMs - elapsed))
+      if (elapsed >= options.deadlineMs || delay <= 0) {
+        throw new DatabaseUnavailableError(
+          `could not connect to Postgres at ${target} within ${formatDuration(options.deadlineMs)} ` +
+            `(${attempt} attempts): ${reason}`,
+        )
+      }
+      options.logger.warn(
+        { attempt, retryInMs: delay },
+        `Postgres at ${target} is not reachable (attempt ${attempt}, retrying in ${formatDuration(delay)}): ${reason}`,
+      )
+      await wait(delay)
+    }
+  }
+}
+
+/** One readable phrase for the errors an operator meets when connecting. */
+export function describePgError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const code = (error as { code?: string }).code
+  const aggregate = error as Error & { errors?: unknown[] }
+  // Node reports "connection refused on every address" as an AggregateError with no message.
+  if (!error.message && Array.isArray(aggregate.errors) && aggregate.errors.length > 0) {
+    return describePgError(aggregate.errors[0])
+  }
+  switch (code) {
+    case 'ECONNREFUSED':
+      return `connection refused (${error.message.replace(/^connect ECONNREFUSED /, '')}): is the server running?`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `host not found (${error.message})`
+    case '28P01':
+    case '28000':
+      return `authentication failed: ${error.message}`
+    case '3D000':
+      return `${error.message}; create it or fix the database name`
+    case '57P03':
+      return `the server is starting up or shutting down: ${error.message}`
+    default:
+      return error.message || error.name
+  }
+}
+
+export interface PostgresChangeFeedOptions {
+  connectionString: string
+  logger: Logger
+  /** How often the idle LISTEN connection is checked with SELECT 1. Default 10 s. */
+  heartbeatMs?: number
+  /** A heartbeat slower than this counts as a dead connection. Default 5 s. */
+  heartbeatTimeoutMs?: number
+  /** Reconnect delays. Default 250 ms doubling to 15 s. */
+  reconnect?: { initialMs: number; maxMs: number }
+}
+
+/**
+ * LISTEN on a dedicated client (never a pooled one), re-established with backoff whenever it
+ * is lost. A server restart may produce neither 'error' nor 'end', so a heartbeat query
+ * with a timeout detects a dead connection. Notifications sent while disconnected are gone:
+ * listeners are told to resync after every reconnect.
+ */
+export class PostgresChangeFeed implements ChangeFeed {
+  private readonly fanout: ChangeFanout
+  private readonly abort = new AbortController()
+  private client: pg.Client | undefined
+  private loop: Promise<void> | undefined
+  private connectedOnce = false
+  /** True while LISTEN is armed. */
+  connected = false
+  reconnects = 0
+
+  constructor(private readonly options: PostgresChangeFeedOptions) {
+    this.fanout = new ChangeFanout(options.logger)
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    return this.fanout.subscribe(listener)
+  }
+
+  start(): void {
+    this.loop ??= this.run()
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort()
+    await this.client?.end().catch(() => undefined)
+    await this.loop
+  }
+
+  private async run(): Promise<void> {
+    const reconnect = this.options.reconnect ?? { initialMs: 250, maxMs: 15_000 }
+    const backoff = new Backoff({ ...reconnect, jitter: 0.2 })
+    const log = this.options.logger
+    while (!this.abort.signal.aborted) {
+      try {
+        const { lost } = await this.listenOnce()
+        backoff.reset()
+        const reason = await lost
+        if (this.abort.signal.aborted) break
+        log.warn({ reason }, `the Postgres LISTEN connection was lost (${reason}); reconnecting`)
+      } catch (error) {
+        if (this.abort.signal.aborted) break
+        const delay = backoff.next()
+        log.warn(
+          { err: error, retryInMs: delay },
+          `cannot LISTEN on Postgres (${describePgError(error)}); retrying in ${formatDuration(delay)}`,
+        )
+        await sleep(delay, this.abort.signal)
+      } finally {
+        this.connected = false
+        const client = this.client
+        this.client = undefined
+        await client?.end().catch(() => undefined)
+      }
+    }
+  }
+
+  /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
+  private async listenOnce(): Promise<{ lost: Promise<string> }> {
+    const client = new pg.Client(clientConfig(this.options.connectionString, 10_000))
+    this.client = client
+    let markLost: (reason: string) => void = () => undefined
+    const lost = new Promise<string>((resolve) => (markLost = resolve))
+    // A long-held client needs its own error handler, or an admin shutdown kills the process.
+    client.on('error', (error) => markLost(`error: ${describePgError(error)}`))
+    client.on('end', () => markLost('connection ended'))
+    client.on('notification', (message) => {
+      if (message.channel === PLUGIN_CHANGES_CHANNEL && message.payload) this.fanout.deliverPayload(message.payload)
+    })
+    await client.connect()
+    await client.query(`LISTEN ${PLUGIN_CHANGES_CHANNEL}`)
+    this.connected = true
+    if (this.connectedOnce) this.reconnects += 1
+    if (this.connectedOnce) {
+      this.options.logger.info('listening for plugin changes on Postgres again; asking for a full resync')
+      this.fanout.resync('the LISTEN connection was re-established')
+    } else {
+      this.options.logger.debug('listening for plugin changes on Postgres')
+    }
+    this.connectedOnce = true
+
+    const heartbeat = setInterval(() => {
+      withTimeout(client.query('SELECT 1'), this.options.heartbeatTimeoutMs ?? 5_000).catch((error: unknown) =>
+        markLost(`heartbeat failed: ${describePgError(error)}`),
+      )
+    }, this.options.heartbeatMs ?? 10_000)
+    const onAbort = () => markLost('closing')
+    this.abort.signal.addEventListener('abort', onAbort, { once: true })
+    return {
+      lost: lost.finally(() => {
+        clearInterval(heartbeat)
+        this.abort.signal.removeEventListener('abort', onAbort)
+      }),
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${formatDuration(timeoutMs)}`)), timeoutMs)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
