@@ -57,7 +57,7 @@ export function acquireDataDirLock(dataDir: string, probe: LockProbe = systemLoc
     if (tryCreate(lockPath, content)) return makeLock(lockPath, content)
     const holder = readLock(lockPath)
     if (holder === 'missing') continue
-    if (holder !== 'unreadable' && holder.pid !== probe.ownPid && probe.isAlive(holder.pid, holder.startTicks)) {
+    if (holder !== 'unreadable' && holdsLock(holder, probe)) {
       throw new DataDirLockedError(
         `data dir ${dataDir} is in use by another process (pid ${holder.pid}, lock ${lockPath}); ` +
           `only one process may open an embedded database. Stop that process, or point DATA_DIR elsewhere.`,
@@ -71,6 +71,19 @@ export function acquireDataDirLock(dataDir: string, probe: LockProbe = systemLoc
     }
   }
   throw new DataDirLockedError(`could not take the lock ${lockPath}: another process keeps taking it`)
+}
+
+/**
+ * Whether the process named in the lock still runs. Our own pid counts as a holder only if
+ * it is really this process (same start time): this process opened the dir already. A
+ * previous incarnation with the same pid (pid 1 in a container) left a stale lock.
+ */
+function holdsLock(holder: LockContent, probe: LockProbe): boolean {
+  if (holder.pid === probe.ownPid) {
+    const ownTicks = probe.ownStartTicks()
+    return holder.startTicks === undefined || ownTicks === undefined || holder.startTicks === ownTicks
+  }
+  return probe.isAlive(holder.pid, holder.startTicks)
 }
 
 function tryCreate(lockPath: string, content: LockContent): boolean {

@@ -17,13 +17,16 @@ export interface PostgresPoolOptions {
   logger: Logger
 }
 
+export const POOL_APPLICATION_NAME = 'flowforge'
+export const LISTEN_APPLICATION_NAME = 'flowforge-listen'
+
 const typeOverrides = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     return numericParsers[oid] ?? pg.types.getTypeParser(oid, format as 'text')
   },
 }
 
-function clientConfig(connectionString: string, statementTimeoutMs: number): pg.ClientConfig {
+function clientConfig(connectionString: string, statementTimeoutMs: number, applicationName: string): pg.ClientConfig {
   return {
     connectionString,
     connectionTimeoutMillis: 5_000,
@@ -32,14 +35,15 @@ function clientConfig(connectionString: string, statementTimeoutMs: number): pg.
     // A transaction left open by a bug must not hold locks forever.
     idle_in_transaction_session_timeout: 60_000,
     keepAlive: true,
-    application_name: 'flowforge-plugin-manager',
+    // Shown in pg_stat_activity, so an operator can tell our connections apart.
+    application_name: applicationName,
     types: typeOverrides,
   }
 }
 
 export function createPool(options: PostgresPoolOptions): pg.Pool {
   const pool = new pg.Pool({
-    ...clientConfig(options.connectionString, options.statementTimeoutMs ?? 30_000),
+    ...clientConfig(options.connectionString, options.statementTimeoutMs ?? 30_000, POOL_APPLICATION_NAME),
     max: options.max ?? 20,
     idleTimeoutMillis: 30_000,
   })
@@ -196,7 +200,7 @@ export class PostgresChangeFeed implements ChangeFeed {
 
   /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
   private async listenOnce(): Promise<{ lost: Promise<string> }> {
-    const client = new pg.Client(clientConfig(this.options.connectionString, 10_000))
+    const client = new pg.Client(clientConfig(this.options.connectionString, 10_000, LISTEN_APPLICATION_NAME))
     this.client = client
     let markLost: (reason: string) => void = () => undefined
     const lost = new Promise<string>((resolve) => (markLost = resolve))

@@ -1,0 +1,97 @@
+import path from 'node:path'
+import { describe, expect, test } from 'vitest'
+import { ConfigError, describeDatabase, loadConfig, parseDurationSeconds, redactConnectionString } from '../src/config.js'
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
+}
+
+describe('configuration', () => {
+  test('with nothing set it uses the embedded database in ./data with the SQL port on 5433', () => {
+    const config = loadConfig({})
+    expect(config.database).toEqual({ kind: 'embedded', dataDir: path.resolve('./data'), sqlPort: 5433 })
+    expect(config.dbConnectDeadlineMs).toBe(60_000)
+    expect(config.dbStatementTimeoutMs).toBe(30_000)
+    expect(config.dbPoolMax).toBe(20)
+    expect(config.logLevel).toBe('info')
+    expect(config.migrationsDir).toMatch(/migrations$/)
+  })
+
+  test('DATA_DIR and SQL_PORT=0 are honoured', () => {
+    expect(loadConfig({ DATA_DIR: '/var/lib/flowforge', SQL_PORT: '0' }).database).toEqual({
+      kind: 'embedded',
+      dataDir: '/var/lib/flowforge',
+      sqlPort: 0,
+    })
+  })
+
+  test('DATABASE_URL selects a Postgres server', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgresql://ff:secret@db.internal:5432/flowforge' })
+    expect(config.database).toEqual({ kind: 'postgres', connectionString: 'postgresql://ff:secret@db.internal:5432/flowforge' })
+  })
+
+  test('the POSTGRES_* variables build a connection string, escaping the password', () => {
+    const config = loadConfig({
+      POSTGRES_HOST: 'postgres',
+      POSTGRES_PORT: '5433',
+      POSTGRES_USER: 'flowforge',
+      POSTGRES_PASSWORD: 'p@ss/word',
+      POSTGRES_DB: 'flowforge',
+    })
+    expect(config.database).toEqual({ kind: 'postgres', connectionString: 'postgresql://flowforge:p%40ss%2Fword@postgres:5433/flowforge' })
+  })
+
+  test('DATABASE_URL wins over the POSTGRES_* variables', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://a@b/c', POSTGRES_HOST: 'elsewhere' })
+    expect(config.database).toEqual({ kind: 'postgres', connectionString: 'postgres://a@b/c' })
+  })
+
+  test('every bad value is named in one error', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'mysql://root@localhost/db',
+      DB_CONNECT_DEADLINE: 'soon',
+      DB_POOL_MAX: '0',
+      LOG_LEVEL: 'loud',
+    })
+    expect(problems).toEqual([
+      'DATABASE_URL has scheme "mysql:"; expected postgresql://user:password@host:5432/database',
+      'DB_CONNECT_DEADLINE must be a positive duration such as 30, 30s, 500ms or 5m, got "soon"',
+      'DB_POOL_MAX must be a whole number from 1 to 1000, got "0"',
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+    ])
+  })
+
+  test('an unparseable URL and a bad port are refused', () => {
+    expect(problemsOf({ DATABASE_URL: 'not a url' })).toEqual(['DATABASE_URL is not a URL; expected postgresql://user:password@host:5432/database'])
+    expect(problemsOf({ POSTGRES_HOST: 'db', POSTGRES_PORT: '70000' })).toEqual(['POSTGRES_PORT must be a whole number from 1 to 65535, got "70000"'])
+    expect(problemsOf({ SQL_PORT: '-1' })).toEqual(['SQL_PORT must be a whole number from 0 to 65535, got "-1"'])
+  })
+
+  test('POSTGRES_* without POSTGRES_HOST is a mistake, not a silent fall-back to embedded', () => {
+    expect(problemsOf({ POSTGRES_USER: 'flowforge' })).toEqual([
+      'POSTGRES_USER is set but POSTGRES_HOST is not; set POSTGRES_HOST (or DATABASE_URL) to use a Postgres server',
+    ])
+  })
+
+  test('passwords never appear in descriptions', () => {
+    expect(redactConnectionString('postgresql://ff:secret@db:5432/x')).toBe('postgresql://ff:***@db:5432/x')
+    const config = loadConfig({ DATABASE_URL: 'postgresql://ff:secret@db:5432/x' })
+    expect(describeDatabase(config.database)).not.toContain('secret')
+    expect(problemsOf({ DATABASE_URL: 'postgresql://ff:secret@db:99999/x' }).join(' ')).not.toContain('secret')
+  })
+
+  test('durations take plain seconds or a unit', () => {
+    expect(parseDurationSeconds('30')).toBe(30)
+    expect(parseDurationSeconds('500ms')).toBe(0.5)
+    expect(parseDurationSeconds('5m')).toBe(300)
+    expect(parseDurationSeconds('1h')).toBe(3600)
+    expect(parseDurationSeconds('-5')).toBeUndefined()
+    expect(parseDurationSeconds('5 minutes')).toBeUndefined()
+  })
+})

@@ -1,0 +1,105 @@
+import { mkdtemp, readFile, writeFile, cp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { sql } from 'kysely'
+import { afterEach, describe, expect, test } from 'vitest'
+import { MigrationError } from '../../src/db/errors.js'
+import { migrate, readMigrationFiles } from '../../src/db/migrator.js'
+import { silentLogger } from '../../src/logger.js'
+import { engines, migrationsDir, openTestDatabase, type TestDatabase } from '../helpers/databases.js'
+
+const logger = silentLogger()
+
+async function migrationsCopy(extra: Record<string, string> = {}): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ff-migrations-'))
+  await cp(migrationsDir, dir, { recursive: true })
+  for (const [name, text] of Object.entries(extra)) await writeFile(path.join(dir, name), text)
+  return dir
+}
+
+async function tableNames(database: TestDatabase): Promise<string[]> {
+  const result = await sql<{ table_name: string }>`
+    SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`.execute(database.handle.db)
+  return result.rows.map((row) => row.table_name)
+}
+
+describe('migration files', () => {
+  test('reads the numbered files in order with checksums', async () => {
+    const files = await readMigrationFiles(migrationsDir)
+    expect(files[0]?.name).toBe('001_create_plugins_table.sql')
+    expect(files[0]?.checksum).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  test('refuses a badly named file and two files with one number', async () => {
+    await expect(readMigrationFiles(await migrationsCopy({ 'add-things.sql': 'SELECT 1;' }))).rejects.toThrow(/must look like 001_what_it_does.sql/)
+    await expect(readMigrationFiles(await migrationsCopy({ '001_again.sql': 'SELECT 1;' }))).rejects.toThrow(/share the number 1/)
+  })
+})
+
+describe.each(engines)('migrations on %s Postgres', (engine) => {
+  let database: TestDatabase | undefined
+  afterEach(async () => {
+    await database?.close()
+    database = undefined
+  })
+
+  test('creates the three tables, the drift view and the migrations record', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    const result = await migrate(database.handle.db, migrationsDir, logger)
+    expect(result.applied).toEqual(['001_create_plugins_table.sql'])
+    expect(await tableNames(database)).toEqual(['plugin_drift', 'plugin_events', 'plugin_metrics', 'plugins', 'schema_migrations'])
+  })
+
+  test('running again changes nothing', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    await migrate(database.handle.db, migrationsDir, logger)
+    const before = await database.handle.db.selectFrom('schema_migrations').selectAll().execute()
+    const again = await migrate(database.handle.db, migrationsDir, logger)
+    expect(again).toEqual({ applied: [], alreadyApplied: 1 })
+    expect(await database.handle.db.selectFrom('schema_migrations').selectAll().execute()).toEqual(before)
+  })
+
+  test('two migrators started at once apply each file exactly once', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    const results = await Promise.all([
+      migrate(database.handle.db, migrationsDir, logger),
+      migrate(database.handle.db, migrationsDir, logger),
+      migrate(database.handle.db, migrationsDir, logger),
+    ])
+    expect(results.flatMap((result) => result.applied)).toEqual(['001_create_plugins_table.sql'])
+    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toHaveLength(1)
+  })
+
+  test('a failing file leaves the database unchanged and names the file and the error', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    await migrate(database.handle.db, migrationsDir, logger)
+    const dir = await migrationsCopy({
+      '002_add_owner.sql': 'ALTER TABLE plugins ADD COLUMN owner TEXT;\nCREATE TABLE half_done (id INT);\nSELECT * FROM no_such_table;\n',
+    })
+    const failure = migrate(database.handle.db, dir, logger)
+    await expect(failure).rejects.toBeInstanceOf(MigrationError)
+    await expect(failure).rejects.toThrow(/002_add_owner.sql failed.*no_such_table.*line 3/)
+    expect(await tableNames(database)).not.toContain('half_done')
+    const columns = await sql<{ column_name: string }>`
+      SELECT column_name FROM information_schema.columns WHERE table_name = 'plugins' AND column_name = 'owner'`.execute(database.handle.db)
+    expect(columns.rows).toHaveLength(0)
+    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toEqual([{ name: '001_create_plugins_table.sql' }])
+  })
+
+  test('refuses to run when an applied file was edited', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    await migrate(database.handle.db, migrationsDir, logger)
+    const dir = await migrationsCopy()
+    const file = path.join(dir, '001_create_plugins_table.sql')
+    await writeFile(file, (await readFile(file, 'utf8')) + '\n-- edited\n')
+    await expect(migrate(database.handle.db, dir, logger)).rejects.toThrow(/001_create_plugins_table.sql was changed after it was applied/)
+  })
+
+  test('applies a later file on top of an existing schema', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    await migrate(database.handle.db, migrationsDir, logger)
+    const dir = await migrationsCopy({ '002_add_note.sql': 'ALTER TABLE plugins ADD COLUMN note TEXT;' })
+    expect((await migrate(database.handle.db, dir, logger)).applied).toEqual(['002_add_note.sql'])
+    expect((await migrate(database.handle.db, dir, logger)).applied).toEqual([])
+  })
+})
