@@ -1,0 +1,150 @@
+// The only door to Docker. The controller depends on this interface; the Docker driver
+// (docker-runtime.ts) and the in-memory fake (fake-runtime.ts) implement it, and one
+// contract suite (test/runtime/contract.ts) runs against both.
+
+/** Labels on every container this manager creates. Only containers with MANAGED_LABEL are ever changed. */
+export const LABELS = {
+  managed: 'io.flowforge.managed',
+  pluginId: 'io.flowforge.plugin-id',
+  forgehookId: 'io.flowforge.forgehook-id',
+  specHash: 'io.flowforge.spec-hash',
+} as const
+
+export const CONTAINER_NAME_PREFIX = 'forgehook-'
+
+export function containerNameFor(forgehookId: string): string {
+  return `${CONTAINER_NAME_PREFIX}${forgehookId}`
+}
+
+export type ImagePullPolicy = 'IfNotPresent' | 'Always' | 'Never'
+
+/** Everything needed to create a plugin's container. Its hash is the drift detector. */
+export interface ContainerSpec {
+  name: string
+  image: string
+  env: Record<string, string>
+  labels: Record<string, string>
+  /** The port the plugin listens on inside the container. */
+  containerPort: number
+  hostPort: number
+  /** Address the published port binds to; 127.0.0.1 unless configured. */
+  hostIp: string
+  memoryMb?: number
+  cpus?: number
+}
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead'
+export type ContainerHealth = 'starting' | 'healthy' | 'unhealthy'
+
+export interface ObservedContainer {
+  id: string
+  /** Without the leading slash. */
+  name: string
+  image: string
+  state: ContainerState
+  labels: Record<string, string>
+  /** Present only after inspect (list does not report it). */
+  exitCode?: number
+  oomKilled?: boolean
+  startedAt?: Date
+  finishedAt?: Date
+  /** Docker HEALTHCHECK state; undefined when the image has none. */
+  health?: ContainerHealth
+  /** Published host port of the container port, when any. */
+  hostPort?: number
+}
+
+export function isManaged(container: ObservedContainer): boolean {
+  return container.labels[LABELS.managed] === 'true'
+}
+
+export interface ContainerStats {
+  cpuPercent: number
+  memoryMb: number
+}
+
+export interface RuntimeEvent {
+  /** die, start, stop, destroy, oom, create, health_status, ... */
+  action: string
+  containerId: string
+  name: string
+  labels: Record<string, string>
+  /** health_status only. */
+  health?: ContainerHealth
+  exitCode?: number
+  time: Date
+}
+
+/** What the event stream yields: an event, or word that events may have been missed. */
+export type RuntimeStreamItem = { type: 'event'; event: RuntimeEvent } | { type: 'resync'; reason: string }
+
+export interface RuntimeInfo {
+  engineVersion: string
+  apiVersion: string
+}
+
+export interface ContainerRuntime {
+  /** Pings the engine; pins an API version both sides support. */
+  connect(): Promise<RuntimeInfo>
+  /** Containers carrying the managed label, in one call. */
+  listManaged(): Promise<ObservedContainer[]>
+  /** Containers named forgehook-*, managed or not (orphan adoption, name conflicts). */
+  listByNamePrefix(): Promise<ObservedContainer[]>
+  /** By id or name; undefined when there is no such container. */
+  inspect(idOrName: string): Promise<ObservedContainer | undefined>
+  /** Makes sure the image is there per the policy; ImageNotFoundError when it cannot be. */
+  ensureImage(image: string, policy: ImagePullPolicy): Promise<void>
+  /** NameConflictError when the name is taken. Returns the new container id. */
+  create(spec: ContainerSpec): Promise<string>
+  /** PortInUseError when the host port is taken. Starting a running container is a no-op. */
+  start(containerId: string): Promise<void>
+  /** Stopping a stopped container is a no-op. */
+  stop(containerId: string, timeoutSeconds: number): Promise<void>
+  /** Removing a missing container is a no-op. */
+  remove(containerId: string): Promise<void>
+  /** The last `tail` lines of stdout and stderr, demultiplexed, as text. */
+  logs(containerId: string, options: { tail: number }): Promise<string>
+  /** One-shot resource usage. */
+  stats(containerId: string): Promise<ContainerStats>
+  /**
+   * Events of managed containers until `signal` aborts. Survives an engine restart: it
+   * reconnects with backoff and yields a resync item after each reconnect.
+   */
+  events(signal: AbortSignal): AsyncIterable<RuntimeStreamItem>
+}
+
+export class ContainerNotFoundError extends Error {
+  override name = 'ContainerNotFoundError'
+}
+
+export class NameConflictError extends Error {
+  override name = 'NameConflictError'
+  constructor(readonly containerName: string) {
+    super(`a container named ${containerName} already exists`)
+  }
+}
+
+export class ImageNotFoundError extends Error {
+  override name = 'ImageNotFoundError'
+  constructor(
+    readonly image: string,
+    detail: string,
+  ) {
+    super(`image not found: ${image} (${detail})`)
+  }
+}
+
+export class PortInUseError extends Error {
+  override name = 'PortInUseError'
+  constructor(
+    readonly hostPort: number,
+    detail: string,
+  ) {
+    super(`host port ${hostPort} is already in use (${detail})`)
+  }
+}
+
+/** The engine is not reachable or did not answer in time. */
+export class RuntimeUnavailableError extends Error {
+  override name = 'RuntimeUnavailableError'
+}

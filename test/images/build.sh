@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds the test images from a static busybox, without any registry:
+#   flowforge-test/http:1, :2        busybox httpd on 8080, /health answers "ok"
+#   flowforge-test/http-healthcheck:1  the same with a Docker HEALTHCHECK
+#   flowforge-test/crash:1           exits with code 3 after a moment
+# Idempotent: existing images are kept unless FORCE=1.
+set -euo pipefail
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static || busybox=/bin/busybox
+[ -x "$busybox" ] || { echo "build.sh: busybox-static is needed (apt-get install busybox-static)" >&2; exit 1; }
+
+have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
+
+rootfs() { # rootfs DIR VERSION
+  local dir=$1 version=$2
+  mkdir -p "$dir/bin" "$dir/www" "$dir/tmp"
+  cp "$busybox" "$dir/bin/busybox"
+  for tool in sh sleep httpd wget cat echo; do ln -sf busybox "$dir/bin/$tool"; done
+  echo ok > "$dir/www/health"
+  echo "hello from version $version" > "$dir/www/index.html"
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for version in 1 2; do
+  image=flowforge-test/http:$version
+  have "$image" && continue
+  rootfs "$work/http$version" "$version"
+  tar -C "$work/http$version" -c . | docker import \
+    --change 'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]' \
+    --change 'EXPOSE 8080' \
+    --change "ENV PLUGIN_VERSION=$version" \
+    - "$image" >/dev/null
+  echo "built $image"
+done
+
+if ! have flowforge-test/http-healthcheck:1; then
+  mkdir -p "$work/hc"
+  printf '%s\n' 'FROM flowforge-test/http:1' \
+    'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]' \
+    > "$work/hc/Dockerfile"
+  docker build -q -t flowforge-test/http-healthcheck:1 "$work/hc" >/dev/null
+  echo "built flowforge-test/http-healthcheck:1"
+fi
+
+if ! have flowforge-test/crash:1; then
+  rootfs "$work/crash" crash
+  tar -C "$work/crash" -c . | docker import \
+    --change 'CMD ["/bin/sh", "-c", "sleep 1; exit 3"]' \
+    --change 'EXPOSE 8080' \
+    - flowforge-test/crash:1 >/dev/null
+  echo "built flowforge-test/crash:1"
+fi
