@@ -43,6 +43,8 @@ export interface Plugin {
   installedAt: Date | null
   startedAt: Date | null
   stoppedAt: Date | null
+  /** Crash-loop backoff: when the next restart is due. */
+  nextRestartAt: Date | null
   // bookkeeping
   generation: number
   resourceVersion: number
@@ -82,6 +84,7 @@ export interface PluginStatusUpdate {
   installedAt?: Date | null
   startedAt?: Date | null
   stoppedAt?: Date | null
+  nextRestartAt?: Date | null
 }
 
 export interface PluginFilter {
@@ -240,6 +243,13 @@ export class PluginStore {
     return result.numDeletedRows > 0n
   }
 
+  /** Which of these plugin ids belong to plugins that were deleted (tombstones). */
+  async deletedPluginIds(pluginIds: string[]): Promise<Set<string>> {
+    if (pluginIds.length === 0) return new Set()
+    const rows = await this.db.selectFrom('plugin_tombstones').select('plugin_id').where('plugin_id', 'in', pluginIds).execute()
+    return new Set(rows.map((row) => row.plugin_id))
+  }
+
   /**
    * Appends to the audit trail. Never throws: a failed write is logged as a warning and
    * the caller's operation goes on (the guide's rule).
@@ -374,6 +384,7 @@ const STATUS_COLUMNS = {
   installedAt: 'installed_at',
   startedAt: 'started_at',
   stoppedAt: 'stopped_at',
+  nextRestartAt: 'next_restart_at',
 } as const satisfies Record<keyof PluginStatusUpdate, keyof PluginRow>
 
 function statusColumns(update: PluginStatusUpdate): PluginRowUpdate {
@@ -409,6 +420,7 @@ export function toPlugin(row: PluginRow): Plugin {
     installedAt: row.installed_at,
     startedAt: row.started_at,
     stoppedAt: row.stopped_at,
+    nextRestartAt: row.next_restart_at,
     generation: row.generation,
     resourceVersion: row.resource_version,
     createdAt: row.created_at,

@@ -52,6 +52,7 @@ export interface PluginsTable {
   installed_at: Date | null
   started_at: Date | null
   stopped_at: Date | null
+  next_restart_at: Date | null
   // bookkeeping, kept by triggers
   generation: Generated<number>
   resource_version: Generated<number>
@@ -94,6 +95,12 @@ export interface PluginDriftView {
   updated_at: Date
 }
 
+export interface PluginTombstonesTable {
+  plugin_id: string
+  forgehook_id: string
+  deleted_at: Timestamp
+}
+
 export interface SchemaMigrationsTable {
   name: string
   checksum: string
@@ -105,6 +112,7 @@ export interface Database {
   plugin_events: PluginEventsTable
   plugin_metrics: PluginMetricsTable
   plugin_drift: PluginDriftView
+  plugin_tombstones: PluginTombstonesTable
   schema_migrations: SchemaMigrationsTable
 }
 

@@ -46,8 +46,15 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
   test('creates the three tables, the drift view and the migrations record', async () => {
     database = await openTestDatabase(engine, { migrate: false })
     const result = await migrate(database.handle.db, migrationsDir, logger)
-    expect(result.applied).toEqual(['001_create_plugins_table.sql'])
-    expect(await tableNames(database)).toEqual(['plugin_drift', 'plugin_events', 'plugin_metrics', 'plugins', 'schema_migrations'])
+    expect(result.applied).toEqual(['001_create_plugins_table.sql', '002_controller_state.sql'])
+    expect(await tableNames(database)).toEqual([
+      'plugin_drift',
+      'plugin_events',
+      'plugin_metrics',
+      'plugin_tombstones',
+      'plugins',
+      'schema_migrations',
+    ])
   })
 
   test('running again changes nothing', async () => {
@@ -55,7 +62,7 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
     await migrate(database.handle.db, migrationsDir, logger)
     const before = await database.handle.db.selectFrom('schema_migrations').selectAll().execute()
     const again = await migrate(database.handle.db, migrationsDir, logger)
-    expect(again).toEqual({ applied: [], alreadyApplied: 1 })
+    expect(again).toEqual({ applied: [], alreadyApplied: 2 })
     expect(await database.handle.db.selectFrom('schema_migrations').selectAll().execute()).toEqual(before)
   })
 
@@ -66,24 +73,27 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
       migrate(database.handle.db, migrationsDir, logger),
       migrate(database.handle.db, migrationsDir, logger),
     ])
-    expect(results.flatMap((result) => result.applied)).toEqual(['001_create_plugins_table.sql'])
-    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toHaveLength(1)
+    expect(results.flatMap((result) => result.applied).sort()).toEqual(['001_create_plugins_table.sql', '002_controller_state.sql'])
+    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toHaveLength(2)
   })
 
   test('a failing file leaves the database unchanged and names the file and the error', async () => {
     database = await openTestDatabase(engine, { migrate: false })
     await migrate(database.handle.db, migrationsDir, logger)
     const dir = await migrationsCopy({
-      '002_add_owner.sql': 'ALTER TABLE plugins ADD COLUMN owner TEXT;\nCREATE TABLE half_done (id INT);\nSELECT * FROM no_such_table;\n',
+      '900_add_owner.sql': 'ALTER TABLE plugins ADD COLUMN owner TEXT;\nCREATE TABLE half_done (id INT);\nSELECT * FROM no_such_table;\n',
     })
     const failure = migrate(database.handle.db, dir, logger)
     await expect(failure).rejects.toBeInstanceOf(MigrationError)
-    await expect(failure).rejects.toThrow(/002_add_owner.sql failed.*no_such_table.*line 3/)
+    await expect(failure).rejects.toThrow(/900_add_owner.sql failed.*no_such_table.*line 3/)
     expect(await tableNames(database)).not.toContain('half_done')
     const columns = await sql<{ column_name: string }>`
       SELECT column_name FROM information_schema.columns WHERE table_name = 'plugins' AND column_name = 'owner'`.execute(database.handle.db)
     expect(columns.rows).toHaveLength(0)
-    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toEqual([{ name: '001_create_plugins_table.sql' }])
+    expect(await database.handle.db.selectFrom('schema_migrations').select('name').orderBy('name').execute()).toEqual([
+      { name: '001_create_plugins_table.sql' },
+      { name: '002_controller_state.sql' },
+    ])
   })
 
   test('refuses to run when an applied file was edited', async () => {
@@ -98,8 +108,8 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
   test('applies a later file on top of an existing schema', async () => {
     database = await openTestDatabase(engine, { migrate: false })
     await migrate(database.handle.db, migrationsDir, logger)
-    const dir = await migrationsCopy({ '002_add_note.sql': 'ALTER TABLE plugins ADD COLUMN note TEXT;' })
-    expect((await migrate(database.handle.db, dir, logger)).applied).toEqual(['002_add_note.sql'])
+    const dir = await migrationsCopy({ '900_add_note.sql': 'ALTER TABLE plugins ADD COLUMN note TEXT;' })
+    expect((await migrate(database.handle.db, dir, logger)).applied).toEqual(['900_add_note.sql'])
     expect((await migrate(database.handle.db, dir, logger)).applied).toEqual([])
   })
 })

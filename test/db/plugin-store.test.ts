@@ -201,6 +201,16 @@ describe.each(engines)('plugin store on %s Postgres', (engine) => {
     expect(await database.store.listMetrics(plugin.id)).toHaveLength(0)
   })
 
+  test('every deleted plugin leaves a tombstone, also when deleted in plain SQL', async () => {
+    const viaStore = await database.store.createPlugin({ forgehookId: 'tomb-a', source: 'api', manifest: sampleManifest('a') })
+    const viaSql = await database.store.createPlugin({ forgehookId: 'tomb-b', source: 'sql', manifest: sampleManifest('b') })
+    await database.store.deletePlugin(viaStore.id)
+    await sql`DELETE FROM plugins WHERE forgehook_id = 'tomb-b'`.execute(database.handle.db)
+    expect(await database.store.deletedPluginIds([viaStore.id, viaSql.id, '00000000-0000-4000-8000-000000000000'])).toEqual(
+      new Set([viaStore.id, viaSql.id]),
+    )
+  })
+
   test('an event written in SQL without forgehook_id gets it from the plugin', async () => {
     const plugin = await database.store.createPlugin({ forgehookId: 'sql-event', source: 'api', manifest: sampleManifest('e') })
     await sql`INSERT INTO plugin_events (plugin_id, event_type) VALUES (${plugin.id}, 'note')`.execute(database.handle.db)

@@ -60,7 +60,7 @@ export async function openTestDatabase(engine: EngineName, options: TestDatabase
     config,
     connectionString,
     reset: async () => {
-      await sql`TRUNCATE plugin_metrics, plugin_events, plugins RESTART IDENTITY CASCADE`.execute(handle.db)
+      await sql`TRUNCATE plugin_metrics, plugin_events, plugin_tombstones, plugins RESTART IDENTITY CASCADE`.execute(handle.db)
     },
     close: async () => {
       await handle.close()

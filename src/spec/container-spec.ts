@@ -1,0 +1,94 @@
+// From a plugin row to the container that should run it, and the hash labels that detect
+// drift. Each field is hashed on its own so a recreate can say which fields changed.
+import { createHash } from 'node:crypto'
+import type { Plugin } from '../db/plugin-store.js'
+import { containerNameFor, LABELS, type ContainerSpec } from '../runtime/container-runtime.js'
+import type { ParsedManifest } from './manifest.js'
+
+/** Label holding `field=hash,...` of the normalised spec, beside the overall hash. */
+export const SPEC_FIELDS_LABEL = 'io.flowforge.spec-fields'
+
+export const SPEC_FIELDS = ['image', 'env', 'containerPort', 'hostPort', 'hostIp', 'memoryMb', 'cpus'] as const
+export type SpecField = (typeof SPEC_FIELDS)[number]
+
+export interface ContainerSpecOptions {
+  /** Address published ports bind to. Default 127.0.0.1 (published ports bypass host firewalls). */
+  hostIp: string
+}
+
+export function pluginEnvironment(plugin: Plugin): Record<string, string> {
+  return { ...plugin.environment, FORGEHOOK_CONFIG: JSON.stringify(plugin.config) }
+}
+
+export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hostPort: number, options: ContainerSpecOptions): ContainerSpec {
+  const base = {
+    name: containerNameFor(plugin.forgehookId),
+    image: manifest.image,
+    env: pluginEnvironment(plugin),
+    containerPort: manifest.containerPort,
+    hostPort,
+    hostIp: options.hostIp,
+    ...(manifest.memoryMb !== undefined ? { memoryMb: manifest.memoryMb } : {}),
+    ...(manifest.cpus !== undefined ? { cpus: manifest.cpus } : {}),
+  }
+  const fieldHashes = hashFields(base)
+  return {
+    ...base,
+    labels: {
+      [LABELS.managed]: 'true',
+      [LABELS.pluginId]: plugin.id,
+      [LABELS.forgehookId]: plugin.forgehookId,
+      [LABELS.specHash]: overallHash(fieldHashes),
+      [SPEC_FIELDS_LABEL]: formatFieldHashes(fieldHashes),
+    },
+  }
+}
+
+type Hashable = Omit<ContainerSpec, 'labels' | 'name'>
+
+function hashFields(spec: Hashable): Record<SpecField, string> {
+  const hashes = {} as Record<SpecField, string>
+  for (const field of SPEC_FIELDS) hashes[field] = shortHash(canonicalJson(spec[field] ?? null))
+  return hashes
+}
+
+function overallHash(fieldHashes: Record<SpecField, string>): string {
+  return shortHash(SPEC_FIELDS.map((field) => `${field}=${fieldHashes[field]}`).join(','))
+}
+
+function formatFieldHashes(fieldHashes: Record<SpecField, string>): string {
+  return SPEC_FIELDS.map((field) => `${field}=${fieldHashes[field]}`).join(',')
+}
+
+/**
+ * Which fields differ between the container's labels and the wanted spec. A container
+ * without field hashes (made by an older version, or adopted) differs in every field.
+ */
+export function changedFields(containerLabels: Record<string, string>, wanted: ContainerSpec): SpecField[] {
+  const had = parseFieldHashes(containerLabels[SPEC_FIELDS_LABEL])
+  const want = parseFieldHashes(wanted.labels[SPEC_FIELDS_LABEL])
+  return SPEC_FIELDS.filter((field) => had[field] !== want[field])
+}
+
+function parseFieldHashes(label: string | undefined): Partial<Record<string, string>> {
+  const hashes: Record<string, string> = {}
+  for (const pair of (label ?? '').split(',')) {
+    const [field, hash] = pair.split('=')
+    if (field && hash) hashes[field] = hash
+  }
+  return hashes
+}
+
+/** JSON with object keys sorted, so equal specs hash equally whatever the key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonicalJson(entry)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16)
+}
