@@ -1,5 +1,6 @@
 // The one place that reads process.env. Everything else receives a typed Config.
 import { existsSync } from 'node:fs'
+import { isIP } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -29,6 +30,31 @@ export interface Config {
   dbPoolMax: number
   migrationsDir: string
   logLevel: LogLevel
+  controller: ControllerConfig
+}
+
+export interface ControllerConfig {
+  /** Docker endpoint: unix:///path or tcp://host:port. Default unix:///var/run/docker.sock. */
+  dockerHost: string
+  /** Timeout of each Docker call (not of the event stream). Default 10 s. */
+  dockerTimeoutMs: number
+  /** Address plugin ports are published on. Default 127.0.0.1 (published ports bypass host firewalls). */
+  pluginBindAddress: string
+  /** Host ports allocated to plugins that request none. Default 4100-4999. */
+  hostPortRange: { from: number; to: number }
+  /** Reconciles running at once. Default 4. */
+  workers: number
+  /** Full resync period. Default 5 min. */
+  resyncIntervalMs: number
+  /** Health checks and resource samples. Default 30 s. */
+  healthIntervalMs: number
+  /** Resource and usage samples older than this are deleted. Default 7 days. */
+  metricsRetentionMs: number
+  /** Grace period of docker stop. Default 10 s. */
+  stopTimeoutSeconds: number
+  /** Retry delays of a failing reconcile: doubling from base to max. Default 1 s to 5 min. */
+  retryBaseMs: number
+  retryMaxMs: number
 }
 
 export class ConfigError extends Error {
@@ -55,6 +81,19 @@ export function loadConfig(env: Env = process.env): Config {
     dbPoolMax: read.integer('DB_POOL_MAX', 20, 1, 1000),
     migrationsDir: path.resolve(env.MIGRATIONS_DIR ?? path.join(packageRoot(), 'migrations')),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    controller: {
+      dockerHost: readDockerHost(env, problems),
+      dockerTimeoutMs: read.seconds('DOCKER_TIMEOUT', 10) * 1000,
+      pluginBindAddress: readAddress(env, 'PLUGIN_BIND_ADDRESS', '127.0.0.1', problems),
+      hostPortRange: readPortRange(env, problems),
+      workers: read.integer('RECONCILE_WORKERS', 4, 1, 64),
+      resyncIntervalMs: read.seconds('RESYNC_INTERVAL', 300) * 1000,
+      healthIntervalMs: read.seconds('HEALTH_INTERVAL', 30) * 1000,
+      metricsRetentionMs: read.seconds('METRICS_RETENTION', 7 * 24 * 3600) * 1000,
+      stopTimeoutSeconds: Math.max(1, Math.round(read.seconds('STOP_TIMEOUT', 10))),
+      retryBaseMs: read.seconds('RECONCILE_RETRY_BASE', 1) * 1000,
+      retryMaxMs: read.seconds('RECONCILE_RETRY_MAX', 300) * 1000,
+    },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
@@ -88,6 +127,32 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
     dataDir: path.resolve(nonEmpty(env.DATA_DIR) ?? './data'),
     sqlPort: read.integer('SQL_PORT', 5433, 0, 65535),
   }
+}
+
+function readDockerHost(env: Env, problems: string[]): string {
+  const value = nonEmpty(env.DOCKER_HOST) ?? 'unix:///var/run/docker.sock'
+  if (!/^(unix:\/\/\/.+|tcp:\/\/[^/:]+:\d+\/?)$/.test(value)) {
+    problems.push(`DOCKER_HOST must look like unix:///var/run/docker.sock or tcp://127.0.0.1:2375, got "${value}"`)
+  }
+  return value
+}
+
+function readAddress(env: Env, name: string, fallback: string, problems: string[]): string {
+  const value = nonEmpty(env[name]) ?? fallback
+  if (!isIP(value)) problems.push(`${name} must be an IP address such as 127.0.0.1 or 0.0.0.0, got "${value}"`)
+  return value
+}
+
+function readPortRange(env: Env, problems: string[]): { from: number; to: number } {
+  const raw = nonEmpty(env.HOST_PORT_RANGE) ?? '4100-4999'
+  const match = /^(\d+)-(\d+)$/.exec(raw)
+  const from = Number(match?.[1])
+  const to = Number(match?.[2])
+  if (!match || !isPort(from) || !isPort(to) || from > to) {
+    problems.push(`HOST_PORT_RANGE must look like 4100-4999 (two ports, the first not above the second), got "${raw}"`)
+    return { from: 4100, to: 4999 }
+  }
+  return { from, to }
 }
 
 function checkConnectionString(value: string): string | undefined {
@@ -137,13 +202,13 @@ class EnvReader {
     return value
   }
 
-  /** Seconds as a plain number ("30") or with a unit ("500ms", "30s", "5m"). */
+  /** Seconds as a plain number ("30") or with a unit ("500ms", "30s", "5m", "7d"). */
   seconds(name: string, fallbackSeconds: number): number {
     const raw = nonEmpty(this.env[name])
     if (raw === undefined) return fallbackSeconds
     const parsed = parseDurationSeconds(raw)
     if (parsed === undefined || parsed <= 0) {
-      this.problems.push(`${name} must be a positive duration such as 30, 30s, 500ms or 5m, got "${raw}"`)
+      this.problems.push(`${name} must be a positive duration such as 30, 30s, 500ms, 5m or 7d, got "${raw}"`)
       return fallbackSeconds
     }
     return parsed
@@ -159,11 +224,11 @@ class EnvReader {
 }
 
 export function parseDurationSeconds(raw: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim())
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw.trim())
   if (!match) return undefined
   const amount = Number(match[1])
-  const unit = match[2] ?? 's'
-  const factor = unit === 'ms' ? 0.001 : unit === 's' ? 1 : unit === 'm' ? 60 : 3600
+  const factors: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 }
+  const factor = factors[match[2] ?? 's']!
   return amount * factor
 }
 

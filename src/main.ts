@@ -1,17 +1,34 @@
 // Composition root: build everything from the configuration, start it, stop it cleanly.
+// The start-up sequence is the guide's: connect to the database, migrate, check Docker,
+// load plugins and sync with Docker (adopting orphans), then serve.
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
+import { Controller } from './controller/controller.js'
+import { HealthMonitor } from './controller/health-monitor.js'
+import { MetricsSampler } from './controller/metrics-sampler.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
 import { migrate } from './db/migrator.js'
 import { PluginStore } from './db/plugin-store.js'
+import type { ContainerRuntime } from './runtime/container-runtime.js'
+import { DockerRuntime } from './runtime/docker-runtime.js'
+import { systemClock, type Clock } from './util/clock.js'
 
 export interface Daemon {
   database: DatabaseHandle
   store: PluginStore
+  controller: Controller
+  /** Resolves once Docker was reached and the first sync is done. */
+  ready: Promise<void>
   stop(): Promise<void>
 }
 
-export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
+export interface DaemonDependencies {
+  /** Default: the Docker engine at DOCKER_HOST. Tests pass the in-memory fake. */
+  runtime?: ContainerRuntime
+  clock?: Clock
+}
+
+export async function startDaemon(config: Config, logger: Logger, dependencies: DaemonDependencies = {}): Promise<Daemon> {
   if (config.database.kind === 'embedded') {
     logger.info(
       { dataDir: config.database.dataDir },
@@ -29,21 +46,65 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     const { host, port } = database.sqlAddress
     logger.info({ host, port }, `embedded database open for SQL clients: psql -h ${host} -p ${port} -U postgres`)
   }
+
+  const settings = config.controller
+  const clock = dependencies.clock ?? systemClock
   const store = new PluginStore(database.db, database.changes, logger)
-  // Until the controller (issue #3) consumes them, changes are only logged.
-  const unsubscribe = store.subscribe({
-    onChange: (change) => logger.debug({ change }, 'plugin changed'),
-    onResync: (reason) => logger.info({ reason }, 'full resync requested'),
+  const runtime =
+    dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger })
+  let health: HealthMonitor | undefined
+  const controller = new Controller({
+    store,
+    runtime,
+    clock,
+    logger,
+    workers: settings.workers,
+    resyncIntervalMs: settings.resyncIntervalMs,
+    hostIp: settings.pluginBindAddress,
+    stopTimeoutSeconds: settings.stopTimeoutSeconds,
+    portRange: settings.hostPortRange,
+    retryBaseMs: settings.retryBaseMs,
+    retryMaxMs: settings.retryMaxMs,
+    onDockerHealth: (pluginId, status) => void health?.onDockerHealth(pluginId, status),
   })
+  health = new HealthMonitor({
+    store,
+    cache: controller.cache,
+    clock,
+    logger,
+    intervalMs: settings.healthIntervalMs,
+    // Plugins published on every address are still reached on loopback.
+    probeHost: settings.pluginBindAddress === '0.0.0.0' ? '127.0.0.1' : settings.pluginBindAddress,
+    requestRestart: (pluginId, reason) => controller.requestRestart(pluginId, reason),
+  })
+  const metrics = new MetricsSampler({
+    store,
+    runtime,
+    cache: controller.cache,
+    clock,
+    logger,
+    intervalMs: settings.healthIntervalMs,
+    retentionMs: settings.metricsRetentionMs,
+  })
+
+  const ready = controller.start().then(() => {
+    health.start()
+    metrics.start()
+    logger.info('controller running: Docker observed, orphans adopted, workers started')
+  })
+  ready.catch((error: unknown) => logger.error({ err: error }, `the controller did not start: ${(error as Error).message}`))
   logger.info({ database: database.description }, 'FlowForge plugin manager started')
 
   let stopping: Promise<void> | undefined
   return {
     database,
     store,
+    controller,
+    ready,
     stop: () => {
       stopping ??= (async () => {
-        unsubscribe()
+        // Running reconciles finish; nothing new starts. Containers keep running.
+        await Promise.all([controller.stop(), health.stop(), metrics.stop()])
         await database.close()
         logger.info('FlowForge plugin manager stopped')
       })()

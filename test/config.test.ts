@@ -61,7 +61,7 @@ describe('configuration', () => {
     })
     expect(problems).toEqual([
       'DATABASE_URL has scheme "mysql:"; expected postgresql://user:password@host:5432/database',
-      'DB_CONNECT_DEADLINE must be a positive duration such as 30, 30s, 500ms or 5m, got "soon"',
+      'DB_CONNECT_DEADLINE must be a positive duration such as 30, 30s, 500ms, 5m or 7d, got "soon"',
       'DB_POOL_MAX must be a whole number from 1 to 1000, got "0"',
       'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
     ])

@@ -5,6 +5,7 @@
 import type { Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
+import { formatDuration } from '../util/backoff.js'
 
 export type Action =
   | { kind: 'pull'; image: string; policy: ImagePullPolicy; cause: string }
@@ -52,6 +53,8 @@ export interface PlanInput {
   wanted: { ok: true; spec: ContainerSpec; pullPolicy: ImagePullPolicy } | { ok: false; error: string }
   now: number
   crashLoop?: CrashLoopPolicy
+  /** Restart the running container once (health checks failing, an operator's restart). */
+  restartRequested?: string
 }
 
 export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy = DEFAULT_CRASH_LOOP): number {
@@ -142,6 +145,7 @@ function planRunning(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePul
   if (!container) return planCreate(plugin, spec, pullPolicy)
   const fields = changedFields(container.labels, spec)
   if (fields.length > 0) return planRecreate(plugin, container, spec, pullPolicy, fields)
+  if (container.state === 'running' && input.restartRequested) return planRestart(container, input.restartRequested)
   if (container.state === 'running') return planKeepRunning(input, container)
   if (crashedBehindOurBack(plugin, container)) return planCrash(input, container)
   const nextRestart = plugin.nextRestartAt?.getTime()
@@ -214,6 +218,18 @@ function planKeepRunning(input: PlanInput, container: ObservedContainer): Plan {
   return { actions: [], status, events: [], ...resetLater(plugin, input, container.startedAt) }
 }
 
+function planRestart(container: ObservedContainer, reason: string): Plan {
+  return {
+    actions: [
+      { kind: 'stop', cause: reason },
+      { kind: 'start', cause: reason },
+    ],
+    transitionPhase: 'starting',
+    status: { status: 'running', error: null, containerId: container.id },
+    events: [{ type: 'plugin:restarted', data: { containerId: container.id, reason } }],
+  }
+}
+
 /** After a restart, come back when the 10-minute mark is reached to reset the count. */
 function resetLater(plugin: Plugin, input: PlanInput, startedAt?: Date): Pick<Plan, 'requeueAfterMs'> {
   if (plugin.restartCount === 0) return {}
@@ -233,7 +249,7 @@ function planCrash(input: PlanInput, container: ObservedContainer): Plan {
   const restartCount = plugin.restartCount + 1
   const delayMs = crashLoopDelayMs(restartCount, input.crashLoop)
   const exit = container.oomKilled ? `was killed for running out of memory (exit code ${container.exitCode ?? 'unknown'})` : `exited with code ${container.exitCode ?? 'unknown'}`
-  const error = `container ${exit}; restart ${restartCount} in ${Math.round(delayMs / 1000)} s`
+  const error = `container ${exit}; restart ${restartCount} in ${formatDuration(delayMs)}`
   return {
     actions: [],
     status: { status: 'error', error, restartCount, nextRestartAt: new Date(now + delayMs), containerId: container.id },

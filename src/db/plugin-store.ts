@@ -63,6 +63,8 @@ export interface PluginSpecFields {
 }
 
 export interface NewPlugin extends PluginSpecFields {
+  /** Normally generated; given when adopting a container that carries its plugin id. */
+  id?: string
   forgehookId: string
   /** 'api', 'sql', 'file:<path>', 'adopted'. */
   source: string
@@ -160,6 +162,7 @@ export class PluginStore {
       this.db
         .insertInto('plugins')
         .values({
+          ...(input.id ? { id: input.id } : {}),
           forgehook_id: input.forgehookId,
           source: input.source,
           ...specColumns(input),
@@ -225,6 +228,12 @@ export class PluginStore {
     return row ? toPlugin(row) : undefined
   }
 
+  /** Refreshes last_health_check of many plugins in one statement (health unchanged). */
+  async touchHealthChecks(pluginIds: string[], checkedAt: Date): Promise<void> {
+    if (pluginIds.length === 0) return
+    await this.db.updateTable('plugins').set({ last_health_check: checkedAt }).where('id', 'in', pluginIds).execute()
+  }
+
   /** Marks the plugin for uninstall; the reconciler removes its container, then the row. */
   async requestDeletion(idOrName: string): Promise<Plugin> {
     const row = await this.db
@@ -241,6 +250,27 @@ export class PluginStore {
   async deletePlugin(pluginId: string): Promise<boolean> {
     const result = await this.db.deleteFrom('plugins').where('id', '=', pluginId).executeTakeFirst()
     return result.numDeletedRows > 0n
+  }
+
+  /** Host ports assigned to, or requested by, any plugin. */
+  async reservedHostPorts(): Promise<Set<number>> {
+    const rows = await this.db
+      .selectFrom('plugins')
+      .select(['host_port', 'requested_host_port'])
+      .where((eb) => eb.or([eb('host_port', 'is not', null), eb('requested_host_port', 'is not', null)]))
+      .execute()
+    const ports = new Set<number>()
+    for (const row of rows) {
+      if (row.host_port !== null) ports.add(row.host_port)
+      if (row.requested_host_port !== null) ports.add(row.requested_host_port)
+    }
+    return ports
+  }
+
+  /** The name of the plugin that has this host port assigned, if any. */
+  async pluginHoldingPort(hostPort: number): Promise<string | undefined> {
+    const row = await this.db.selectFrom('plugins').select('forgehook_id').where('host_port', '=', hostPort).executeTakeFirst()
+    return row?.forgehook_id
   }
 
   /** Which of these plugin ids belong to plugins that were deleted (tombstones). */
@@ -289,19 +319,27 @@ export class PluginStore {
   }
 
   async recordMetrics(pluginId: string, sample: MetricsSample): Promise<void> {
-    await this.run(`metrics of plugin ${pluginId}`, () =>
+    await this.recordMetricsBatch([{ pluginId, sample }])
+  }
+
+  /** Many samples in one statement: the sampler's write per round, whatever the plugin count. */
+  async recordMetricsBatch(samples: { pluginId: string; sample: MetricsSample }[]): Promise<void> {
+    if (samples.length === 0) return
+    await this.run('metrics', () =>
       this.db
         .insertInto('plugin_metrics')
-        .values({
-          plugin_id: pluginId,
-          request_count: sample.requestCount ?? 0,
-          error_count: sample.errorCount ?? 0,
-          total_response_time_ms: sample.totalResponseTimeMs ?? 0,
-          avg_response_time_ms: sample.avgResponseTimeMs ?? null,
-          cpu_usage_percent: sample.cpuUsagePercent ?? null,
-          memory_usage_mb: sample.memoryUsageMb ?? null,
-          ...(sample.recordedAt ? { recorded_at: sample.recordedAt } : {}),
-        })
+        .values(
+          samples.map(({ pluginId, sample }) => ({
+            plugin_id: pluginId,
+            request_count: sample.requestCount ?? 0,
+            error_count: sample.errorCount ?? 0,
+            total_response_time_ms: sample.totalResponseTimeMs ?? 0,
+            avg_response_time_ms: sample.avgResponseTimeMs ?? null,
+            cpu_usage_percent: sample.cpuUsagePercent ?? null,
+            memory_usage_mb: sample.memoryUsageMb ?? null,
+            ...(sample.recordedAt ? { recorded_at: sample.recordedAt } : {}),
+          })),
+        )
         .execute(),
     )
   }

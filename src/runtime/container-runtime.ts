@@ -52,6 +52,8 @@ export interface ObservedContainer {
   health?: ContainerHealth
   /** Published host port of the container port, when any. */
   hostPort?: number
+  /** The container-side port of that binding. */
+  containerPort?: number
 }
 
 export function isManaged(container: ObservedContainer): boolean {

@@ -8,6 +8,52 @@ import type { ParsedManifest } from './manifest.js'
 /** Label holding `field=hash,...` of the normalised spec, beside the overall hash. */
 export const SPEC_FIELDS_LABEL = 'io.flowforge.spec-fields'
 
+/**
+ * Label holding the plugin's declared spec as JSON, so that a container whose row is lost
+ * (a database restored from an old backup) is adopted with its exact spec and not
+ * recreated. It repeats what `docker inspect` shows of the environment anyway.
+ */
+export const DECLARED_SPEC_LABEL = 'io.flowforge.declared-spec'
+
+/** What DECLARED_SPEC_LABEL holds. */
+export interface DeclaredSpec {
+  manifest: Record<string, unknown>
+  config: Record<string, unknown>
+  environment: Record<string, string>
+  requestedHostPort: number | null
+  labels: Record<string, string>
+}
+
+export function declaredSpecOf(plugin: Plugin): DeclaredSpec {
+  return {
+    manifest: plugin.manifest,
+    config: plugin.config,
+    environment: plugin.environment,
+    requestedHostPort: plugin.requestedHostPort,
+    labels: plugin.labels,
+  }
+}
+
+/** The declared spec a container carries, when it carries a readable one. */
+export function readDeclaredSpec(labels: Record<string, string>): DeclaredSpec | undefined {
+  const text = labels[DECLARED_SPEC_LABEL]
+  if (!text) return undefined
+  try {
+    const value = JSON.parse(text) as Partial<DeclaredSpec>
+    if (typeof value.manifest !== 'object' || value.manifest === null) return undefined
+    return {
+      manifest: value.manifest,
+      config: value.config ?? {},
+      environment: value.environment ?? {},
+      requestedHostPort: value.requestedHostPort ?? null,
+      labels: value.labels ?? {},
+    }
+  } catch (error) {
+    if (error instanceof SyntaxError) return undefined
+    throw error
+  }
+}
+
 export const SPEC_FIELDS = ['image', 'env', 'containerPort', 'hostPort', 'hostIp', 'memoryMb', 'cpus'] as const
 export type SpecField = (typeof SPEC_FIELDS)[number]
 
@@ -40,6 +86,7 @@ export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hos
       [LABELS.forgehookId]: plugin.forgehookId,
       [LABELS.specHash]: overallHash(fieldHashes),
       [SPEC_FIELDS_LABEL]: formatFieldHashes(fieldHashes),
+      [DECLARED_SPEC_LABEL]: canonicalJson(declaredSpecOf(plugin)),
     },
   }
 }

@@ -3,6 +3,7 @@
 #   flowforge-test/http:1, :2        busybox httpd on 8080, /health answers "ok"
 #   flowforge-test/http-healthcheck:1  the same with a Docker HEALTHCHECK
 #   flowforge-test/crash:1           exits with code 3 after a moment
+#   flowforge-test/echo:1            prints one line to stdout and one to stderr, then idles
 # Idempotent: existing images are kept unless FORCE=1.
 set -euo pipefail
 busybox=$(command -v busybox || true)
@@ -51,4 +52,20 @@ if ! have flowforge-test/crash:1; then
     --change 'EXPOSE 8080' \
     - flowforge-test/crash:1 >/dev/null
   echo "built flowforge-test/crash:1"
+fi
+
+if ! have flowforge-test/echo:1; then
+  rootfs "$work/echo" echo
+  # The trap lets `docker stop` end it at once: as PID 1, sh would otherwise ignore SIGTERM.
+  printf '%s\n' \
+    'echo "forgehook echo: hello on stdout"' \
+    'echo "forgehook echo: hello on stderr" >&2' \
+    "trap 'exit 0' TERM INT" \
+    'while true; do sleep 1; done' \
+    > "$work/echo/echo.sh"
+  tar -C "$work/echo" -c . | docker import \
+    --change 'CMD ["/bin/sh", "/echo.sh"]' \
+    --change 'EXPOSE 8080' \
+    - flowforge-test/echo:1 >/dev/null
+  echo "built flowforge-test/echo:1"
 fi

@@ -1,0 +1,101 @@
+// Crash recovery, as in the guide's start-up sequence: containers named forgehook-* (or
+// carrying our label) that have no plugin row are adopted as new rows, unless their plugin
+// was deleted (a tombstone), in which case the container is removed instead.
+import type { Logger } from '../logger.js'
+import { AlreadyExistsError } from '../db/errors.js'
+import type { Plugin, PluginStore } from '../db/plugin-store.js'
+import { CONTAINER_NAME_PREFIX, isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
+import { readDeclaredSpec } from '../spec/container-spec.js'
+
+export interface AdoptionInput {
+  store: PluginStore
+  containers: ObservedContainer[]
+  rows: Plugin[]
+  logger: Logger
+}
+
+export interface AdoptionResult {
+  created: number
+  /** Plugin ids whose container must go (their plugin was deleted). */
+  removeContainersOf: string[]
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** When a foreign container publishes no port, the plugin port is a guess; the spec can fix it. */
+const DEFAULT_CONTAINER_PORT = 8080
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+
+export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult> {
+  const { store, logger } = input
+  const rowIds = new Set(input.rows.map((row) => row.id))
+  const rowNames = new Set(input.rows.map((row) => row.forgehookId))
+  const orphans = input.containers.filter((container) => {
+    if (!container.name.startsWith(CONTAINER_NAME_PREFIX)) return false
+    const pluginId = container.labels[LABELS.pluginId]
+    if (isManaged(container) && pluginId && rowIds.has(pluginId)) return false
+    // A row of that name exists under another id: the plugin's reconcile reports the conflict.
+    return !rowNames.has(nameOf(container))
+  })
+  const labelledIds = orphans.map((container) => container.labels[LABELS.pluginId] ?? '').filter((id) => UUID.test(id))
+  const deleted = await store.deletedPluginIds(labelledIds)
+
+  const result: AdoptionResult = { created: 0, removeContainersOf: [] }
+  for (const container of orphans) {
+    const pluginId = container.labels[LABELS.pluginId]
+    if (isManaged(container) && pluginId && deleted.has(pluginId)) {
+      result.removeContainersOf.push(pluginId)
+      continue
+    }
+    if (await adoptOne(store, container, logger)) result.created += 1
+  }
+  return result
+}
+
+function nameOf(container: ObservedContainer): string {
+  return container.labels[LABELS.forgehookId] ?? container.name.slice(CONTAINER_NAME_PREFIX.length)
+}
+
+async function adoptOne(store: PluginStore, container: ObservedContainer, logger: Logger): Promise<boolean> {
+  const forgehookId = nameOf(container)
+  if (!DNS_LABEL.test(forgehookId)) {
+    logger.warn({ container: container.name }, `not adopting ${container.name}: "${forgehookId}" is not a valid plugin name`)
+    return false
+  }
+  const managed = isManaged(container)
+  const labelledId = container.labels[LABELS.pluginId]
+  const declared = managed ? readDeclaredSpec(container.labels) : undefined
+  const manifest = declared?.manifest ?? { name: forgehookId, image: container.image, port: container.containerPort ?? DEFAULT_CONTAINER_PORT }
+  try {
+    const plugin = await store.createPlugin({
+      // Keep a managed container's plugin id, so the container is recognised as ours.
+      ...(managed && labelledId && UUID.test(labelledId) ? { id: labelledId } : {}),
+      forgehookId,
+      source: 'adopted',
+      manifest,
+      config: declared?.config ?? {},
+      environment: declared?.environment ?? {},
+      labels: declared?.labels ?? {},
+      requestedHostPort: declared?.requestedHostPort ?? null,
+      desiredState: container.state === 'running' ? 'running' : 'stopped',
+    })
+    // What is observed now; the first reconcile verifies it (observed_generation is still 0).
+    await store.writeStatus(plugin.id, {
+      status: container.state === 'running' ? 'running' : 'stopped',
+      containerId: container.id,
+      containerName: container.name,
+      ...(container.hostPort !== undefined ? { hostPort: container.hostPort } : {}),
+    })
+    await store.logEvent({
+      pluginId: plugin.id,
+      forgehookId,
+      type: 'plugin:adopted',
+      data: { containerId: container.id, image: container.image, managed, state: container.state },
+    })
+    logger.info({ container: container.name, managed }, `adopted orphaned container ${container.name} as plugin ${forgehookId}`)
+    return true
+  } catch (error) {
+    if (error instanceof AlreadyExistsError) return false
+    logger.warn({ err: error, container: container.name }, `could not adopt ${container.name}: ${(error as Error).message}`)
+    return false
+  }
+}

@@ -1,0 +1,285 @@
+// The control loop: triggers put plugin ids on the queue; workers reconcile them.
+// Triggers only enqueue: store change notifications, Docker events of managed containers,
+// and a full resync at start, after every reconnect of either stream, and periodically.
+import type { Logger } from '../logger.js'
+import type { PluginChange } from '../db/change-feed.js'
+import type { PluginStore } from '../db/plugin-store.js'
+import { isManaged, LABELS, type ContainerHealth, type ContainerRuntime, type RuntimeEvent, type RuntimeInfo } from '../runtime/container-runtime.js'
+import { Backoff, formatDuration, sleep } from '../util/backoff.js'
+import type { Clock, TimerHandle } from '../util/clock.js'
+import { adoptOrphans } from './adoption.js'
+import { ContainerCache } from './container-cache.js'
+import type { CrashLoopPolicy } from './plan.js'
+import { PortAllocator, type PortRange } from './port-allocator.js'
+import { Reconciler } from './reconciler.js'
+import { needsReconcile } from './resync-check.js'
+import { WorkQueue } from './work-queue.js'
+import { runWorkers, type WorkerPool } from './worker-pool.js'
+
+export interface ControllerOptions {
+  store: PluginStore
+  runtime: ContainerRuntime
+  clock: Clock
+  logger: Logger
+  workers: number
+  resyncIntervalMs: number
+  hostIp: string
+  stopTimeoutSeconds: number
+  portRange: PortRange
+  retryBaseMs: number
+  retryMaxMs: number
+  crashLoop?: CrashLoopPolicy
+  /** Told of Docker HEALTHCHECK changes as they happen (the health monitor). */
+  onDockerHealth?: (pluginId: string, health: ContainerHealth) => void
+}
+
+export interface ControllerStats {
+  dockerConnected: boolean
+  engine?: RuntimeInfo
+  queueDepth: number
+  processing: number
+  reconciles: number
+  reconcileErrors: number
+  reconcileSecondsTotal: number
+  resyncs: number
+  lastResyncAt?: Date
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export class Controller {
+  readonly cache = new ContainerCache()
+  readonly queue: WorkQueue
+  private readonly reconciler: Reconciler
+  private readonly abort = new AbortController()
+  private readonly log: Logger
+  private pool: WorkerPool | undefined
+  private eventsLoop: Promise<void> | undefined
+  private resyncTimer: TimerHandle | undefined
+  private resyncRunning: Promise<void> | undefined
+  private resyncAgain = false
+  private unsubscribe: (() => void) | undefined
+  private readonly restarts = new Map<string, string>()
+  private readonly stats: ControllerStats = {
+    dockerConnected: false,
+    queueDepth: 0,
+    processing: 0,
+    reconciles: 0,
+    reconcileErrors: 0,
+    reconcileSecondsTotal: 0,
+    resyncs: 0,
+  }
+
+  constructor(private readonly options: ControllerOptions) {
+    this.log = options.logger.child({ component: 'controller' })
+    this.queue = new WorkQueue({ clock: options.clock, baseDelayMs: options.retryBaseMs, maxDelayMs: options.retryMaxMs, name: 'plugins' })
+    this.reconciler = new Reconciler({
+      store: options.store,
+      runtime: options.runtime,
+      cache: this.cache,
+      ports: new PortAllocator(options.store, options.portRange),
+      clock: options.clock,
+      logger: options.logger,
+      hostIp: options.hostIp,
+      stopTimeoutSeconds: options.stopTimeoutSeconds,
+      crashLoop: options.crashLoop,
+      restarts: this.restarts,
+    })
+  }
+
+  /** Restarts the plugin's running container once (no recreate). */
+  requestRestart(pluginId: string, reason: string): void {
+    this.restarts.set(pluginId, reason)
+    this.queue.add(pluginId)
+  }
+
+  /**
+   * Connects to Docker (retrying until it answers), observes everything once, adopts
+   * orphans, and only then starts the workers: nothing is created before it was looked for.
+   * Resolves when the first sync is done.
+   */
+  async start(): Promise<void> {
+    // Changes arriving before the first sync are queued and handled after it.
+    this.unsubscribe = this.options.store.subscribe({
+      onChange: (change) => this.onStoreChange(change),
+      onResync: (reason) => this.requestResync(`database: ${reason}`),
+    })
+    this.stats.engine = await this.connectRuntime()
+    if (this.abort.signal.aborted) return
+    await this.resync('start', { adopt: true })
+    this.pool = runWorkers(this.queue, this.options.workers, (key) => this.reconcileTimed(key), (key, error) => this.onReconcileError(key, error))
+    this.eventsLoop = this.consumeEvents()
+    this.scheduleResync()
+  }
+
+  /** Stops taking new work; lets running reconciles finish. */
+  async stop(): Promise<void> {
+    this.abort.abort()
+    this.unsubscribe?.()
+    if (this.resyncTimer) this.options.clock.clearTimeout(this.resyncTimer)
+    this.queue.shutDown()
+    await this.pool?.stopped
+    await this.eventsLoop
+    await this.resyncRunning
+  }
+
+  snapshot(): ControllerStats {
+    return { ...this.stats, queueDepth: this.queue.len(), processing: this.queue.processingCount }
+  }
+
+  /** Asks for a full resync; several requests during one resync coalesce into one more. */
+  requestResync(reason: string): void {
+    if (this.abort.signal.aborted || !this.pool) return
+    if (this.resyncRunning) {
+      this.resyncAgain = true
+      return
+    }
+    void this.resync(reason, { adopt: false })
+  }
+
+  private async connectRuntime(): Promise<RuntimeInfo | undefined> {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 15_000, jitter: 0.2 })
+    while (!this.abort.signal.aborted) {
+      try {
+        const info = await this.options.runtime.connect()
+        this.stats.dockerConnected = true
+        this.log.info(info, `connected to Docker ${info.engineVersion} (API ${info.apiVersion})`)
+        return info
+      } catch (error) {
+        const delay = backoff.next()
+        this.log.warn({ err: error }, `Docker is not reachable (${(error as Error).message}); retrying in ${formatDuration(delay)}`)
+        await sleep(delay, this.abort.signal)
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * One list of rows, one list of containers; only plugins whose observed state differs
+   * from what they declare are queued, so an idle resync costs two round trips in all.
+   */
+  private resync(reason: string, options: { adopt: boolean }): Promise<void> {
+    const run = async () => {
+      do {
+        this.resyncAgain = false
+        try {
+          await this.resyncOnce(reason, options.adopt)
+        } catch (error) {
+          this.log.warn({ err: error }, `resync failed (${(error as Error).message}); the next one will try again`)
+        }
+      } while (this.resyncAgain && !this.abort.signal.aborted)
+    }
+    this.resyncRunning = run().finally(() => (this.resyncRunning = undefined))
+    return this.resyncRunning
+  }
+
+  private async resyncOnce(reason: string, adopt: boolean): Promise<void> {
+    const { store, runtime } = this.options
+    const started = this.options.clock.now()
+    // At start, list by name too: unlabelled forgehook-* containers are orphans to adopt.
+    const containers = adopt ? await runtime.listByNamePrefix() : await runtime.listManaged()
+    this.stats.dockerConnected = true
+    this.cache.replaceAll(containers)
+    let rows = await store.listPlugins()
+    if (adopt) {
+      const adopted = await adoptOrphans({ store, containers, rows, logger: this.log })
+      for (const pluginId of adopted.removeContainersOf) this.queue.add(pluginId)
+      if (adopted.created > 0) rows = await store.listPlugins()
+    } else {
+      await this.queueOrphanRemovals(new Set(rows.map((row) => row.id)))
+    }
+    let queued = 0
+    for (const row of rows) {
+      const entry = this.cache.get(`forgehook-${row.forgehookId}`)
+      if (!needsReconcile(row, entry?.container, this.options.hostIp)) continue
+      this.queue.add(row.id)
+      queued += 1
+    }
+    this.stats.resyncs += 1
+    this.stats.lastResyncAt = new Date(this.options.clock.now())
+    this.log.info(
+      { reason, plugins: rows.length, containers: containers.length, queued, ms: this.options.clock.now() - started },
+      `resync (${reason}): ${rows.length} plugins, ${containers.length} containers, ${queued} to reconcile`,
+    )
+  }
+
+  /** Managed containers whose plugin row is gone: their reconcile removes them. */
+  private async queueOrphanRemovals(pluginIds: Set<string>): Promise<void> {
+    const orphans = this.cache
+      .all()
+      .filter((container) => isManaged(container))
+      .map((container) => container.labels[LABELS.pluginId] ?? '')
+      .filter((pluginId) => UUID.test(pluginId) && !pluginIds.has(pluginId))
+    if (orphans.length === 0) return
+    // Only tombstoned ones: an unknown id is an orphan to adopt at the next start, not to delete.
+    for (const pluginId of await this.options.store.deletedPluginIds(orphans)) this.queue.add(pluginId)
+  }
+
+  private scheduleResync(): void {
+    if (this.abort.signal.aborted) return
+    this.resyncTimer = this.options.clock.setTimeout(() => {
+      this.requestResync('periodic')
+      this.scheduleResync()
+    }, this.options.resyncIntervalMs)
+  }
+
+  private onStoreChange(change: PluginChange): void {
+    // Status-only writes are our own: reconciling again would change nothing.
+    if (!change.spec) return
+    this.queue.add(change.id)
+  }
+
+  private async consumeEvents(): Promise<void> {
+    try {
+      for await (const item of this.options.runtime.events(this.abort.signal)) {
+        if (item.type === 'resync') {
+          this.requestResync(`docker: ${item.reason}`)
+          continue
+        }
+        await this.onRuntimeEvent(item.event)
+      }
+    } catch (error) {
+      if (this.abort.signal.aborted) return
+      this.log.error({ err: error }, 'the Docker event stream failed for good; periodic resyncs continue')
+    }
+  }
+
+  private async onRuntimeEvent(event: RuntimeEvent): Promise<void> {
+    const pluginId = event.labels[LABELS.pluginId]
+    if (!pluginId || !UUID.test(pluginId)) return
+    if (event.action === 'destroy') {
+      this.cache.removeById(event.containerId)
+    } else {
+      try {
+        const inspected = await this.options.runtime.inspect(event.containerId)
+        if (inspected) this.cache.putDetailed(inspected)
+        else this.cache.removeById(event.containerId)
+      } catch (error) {
+        // The reconcile will look for itself; the event still counts as a hint.
+        this.log.debug({ err: error }, `could not inspect ${event.name} after ${event.action}`)
+        this.cache.removeById(event.containerId)
+      }
+    }
+    if (event.action === 'health_status') {
+      if (event.health) this.options.onDockerHealth?.(pluginId, event.health)
+      return
+    }
+    this.queue.add(pluginId)
+  }
+
+  private async reconcileTimed(pluginId: string): Promise<{ requeueAfterMs?: number }> {
+    const started = performance.now()
+    try {
+      return await this.reconciler.reconcile(pluginId)
+    } finally {
+      this.stats.reconciles += 1
+      this.stats.reconcileSecondsTotal += (performance.now() - started) / 1000
+    }
+  }
+
+  private onReconcileError(pluginId: string, error: unknown): void {
+    this.stats.reconcileErrors += 1
+    const retryInMs = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** this.queue.failures(pluginId))
+    this.log.warn({ pluginId, err: error, retryInMs }, `reconcile of ${pluginId} failed: ${(error as Error).message}; retrying in ${formatDuration(retryInMs)}`)
+  }
+}

@@ -1,0 +1,132 @@
+// Health of running plugins, every HEALTH_INTERVAL: a Docker HEALTHCHECK reports through
+// the engine (events and inspect); otherwise an HTTP GET of the manifest's healthCheck.path
+// on the host port, unhealthy after `failureThreshold` (default 3) failures in a row;
+// otherwise 'unknown'. A change of health is written and audited at once; unchanged ones
+// only refresh last_health_check, for all plugins in one statement.
+import type { Logger } from '../logger.js'
+import type { Plugin, PluginStore } from '../db/plugin-store.js'
+import type { HealthStatus } from '../db/schema.js'
+import { containerNameFor } from '../runtime/container-runtime.js'
+import { parseManifest } from '../spec/manifest.js'
+import type { Clock, TimerHandle } from '../util/clock.js'
+import { mapLimit } from '../util/concurrency.js'
+import type { ContainerCache } from './container-cache.js'
+
+/** An HTTP GET that resolves to the status code; injected so tests need no server. */
+export type HttpProbe = (url: string, timeoutMs: number) => Promise<number>
+
+export const fetchProbe: HttpProbe = async (url, timeoutMs) => {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' })
+  await response.body?.cancel()
+  return response.status
+}
+
+export interface HealthMonitorOptions {
+  store: PluginStore
+  cache: ContainerCache
+  clock: Clock
+  logger: Logger
+  intervalMs: number
+  probe?: HttpProbe
+  /** Where plugin ports are reached from the manager. Default 127.0.0.1. */
+  probeHost?: string
+  /** Called when a plugin asks to be restarted after repeated failures. */
+  requestRestart: (pluginId: string, reason: string) => void
+}
+
+const DEFAULT_FAILURE_THRESHOLD = 3
+const DEFAULT_TIMEOUT_SECONDS = 5
+const PROBE_CONCURRENCY = 8
+
+export class HealthMonitor {
+  private readonly failures = new Map<string, number>()
+  private timer: TimerHandle | undefined
+  private running: Promise<void> | undefined
+  private stopped = false
+
+  constructor(private readonly options: HealthMonitorOptions) {}
+
+  start(): void {
+    this.schedule()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.timer) this.options.clock.clearTimeout(this.timer)
+    await this.running
+  }
+
+  /** One round over every running plugin. Public for tests. */
+  async checkAll(): Promise<void> {
+    const { store } = this.options
+    const plugins = await store.listPlugins({ status: 'running' })
+    const now = new Date(this.options.clock.now())
+    const results = await mapLimit(plugins, PROBE_CONCURRENCY, (plugin) => this.check(plugin))
+    const unchanged: string[] = []
+    for (const [index, plugin] of plugins.entries()) {
+      const health = results[index]!
+      if (health === plugin.healthStatus) unchanged.push(plugin.id)
+      else await this.record(plugin, health, now)
+    }
+    await store.touchHealthChecks(unchanged, now)
+    for (const id of this.failures.keys()) if (!plugins.some((plugin) => plugin.id === id)) this.failures.delete(id)
+  }
+
+  /** A Docker health_status event: written at once rather than at the next round. */
+  async onDockerHealth(pluginId: string, health: HealthStatus): Promise<void> {
+    const plugin = await this.options.store.getPlugin(pluginId)
+    if (!plugin || plugin.healthStatus === health) return
+    await this.record(plugin, health, new Date(this.options.clock.now()))
+  }
+
+  private schedule(): void {
+    if (this.stopped) return
+    this.timer = this.options.clock.setTimeout(() => {
+      this.running = this.checkAll()
+        .catch((error: unknown) => this.options.logger.warn({ err: error }, `health round failed: ${(error as Error).message}`))
+        .finally(() => this.schedule())
+    }, this.options.intervalMs)
+  }
+
+  private async check(plugin: Plugin): Promise<HealthStatus> {
+    const container = this.options.cache.get(containerNameFor(plugin.forgehookId))?.container
+    if (container?.health) return container.health
+    const parsed = parseManifest(plugin.manifest)
+    const healthCheck = parsed.ok ? parsed.manifest.healthCheck : undefined
+    if (!healthCheck || plugin.hostPort === null) return 'unknown'
+
+    const url = `http://${this.options.probeHost ?? '127.0.0.1'}:${plugin.hostPort}${healthCheck.path}`
+    const timeoutMs = (healthCheck.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000
+    const ok = await (this.options.probe ?? fetchProbe)(url, timeoutMs).then(
+      (status) => status >= 200 && status < 400,
+      () => false,
+    )
+    if (ok) {
+      this.failures.delete(plugin.id)
+      return 'healthy'
+    }
+    const failures = (this.failures.get(plugin.id) ?? 0) + 1
+    this.failures.set(plugin.id, failures)
+    const threshold = healthCheck.failureThreshold ?? DEFAULT_FAILURE_THRESHOLD
+    const restartAfter = healthCheck.restartOnFailure === true ? threshold : healthCheck.restartOnFailure || undefined
+    if (restartAfter !== undefined && failures >= restartAfter) {
+      this.failures.delete(plugin.id)
+      this.options.requestRestart(plugin.id, `health check ${healthCheck.path} failed ${failures} times in a row`)
+    }
+    if (failures >= threshold) return 'unhealthy'
+    // Below the threshold a plugin keeps its health; a new one is still starting.
+    return plugin.healthStatus === 'unknown' ? 'starting' : plugin.healthStatus
+  }
+
+  private async record(plugin: Plugin, health: HealthStatus, now: Date): Promise<void> {
+    const updated = await this.options.store.writeStatus(plugin.id, { healthStatus: health, lastHealthCheck: now })
+    if (!updated) return
+    await this.options.store.logEvent({
+      pluginId: plugin.id,
+      forgehookId: plugin.forgehookId,
+      type: 'plugin:health',
+      data: { from: plugin.healthStatus, to: health },
+    })
+    this.options.logger.info({ plugin: plugin.forgehookId, from: plugin.healthStatus, to: health }, `${plugin.forgehookId} is ${health}`)
+  }
+}

@@ -1,0 +1,75 @@
+// Host ports: the requested one, or one allocated from HOST_PORT_RANGE and kept for the
+// plugin's life. The unique index on plugins.host_port is the referee when two reconciles
+// allocate at once: the loser picks again.
+import { InvalidValueError } from '../db/errors.js'
+import type { Plugin, PluginStore } from '../db/plugin-store.js'
+
+export interface PortRange {
+  from: number
+  to: number
+}
+
+export type PortResolution = { ok: true; plugin: Plugin; hostPort: number } | { ok: false; error: string }
+
+const ALLOCATION_ATTEMPTS = 5
+
+export class PortAllocator {
+  /** Ports found taken outside FlowForge; skipped by allocation from now on. */
+  private readonly takenOutside = new Set<number>()
+
+  constructor(
+    private readonly store: PluginStore,
+    private readonly range: PortRange,
+  ) {}
+
+  async resolve(plugin: Plugin): Promise<PortResolution> {
+    const requested = plugin.requestedHostPort
+    if (requested !== null) return this.assignRequested(plugin, requested)
+    if (plugin.hostPort !== null) return { ok: true, plugin, hostPort: plugin.hostPort }
+    return this.allocate(plugin)
+  }
+
+  /** The plugin's allocated port turned out to be in use on the host: let it go. */
+  async release(plugin: Plugin): Promise<void> {
+    if (plugin.hostPort === null) return
+    this.takenOutside.add(plugin.hostPort)
+    await this.store.writeStatus(plugin.id, { hostPort: null })
+  }
+
+  private async assignRequested(plugin: Plugin, requested: number): Promise<PortResolution> {
+    if (plugin.hostPort === requested) return { ok: true, plugin, hostPort: requested }
+    try {
+      const updated = await this.store.writeStatus(plugin.id, { hostPort: requested })
+      return { ok: true, plugin: updated ?? plugin, hostPort: requested }
+    } catch (error) {
+      if (!(error instanceof InvalidValueError)) throw error
+      const holder = await this.store.pluginHoldingPort(requested)
+      return { ok: false, error: `requested host port ${requested} is already assigned to plugin ${holder ?? 'another plugin'}` }
+    }
+  }
+
+  private async allocate(plugin: Plugin): Promise<PortResolution> {
+    for (let attempt = 0; attempt < ALLOCATION_ATTEMPTS; attempt++) {
+      const used = await this.store.reservedHostPorts()
+      const hostPort = this.firstFree(used)
+      if (hostPort === undefined) {
+        return { ok: false, error: `no free host port left in HOST_PORT_RANGE ${this.range.from}-${this.range.to}` }
+      }
+      try {
+        const updated = await this.store.writeStatus(plugin.id, { hostPort })
+        return { ok: true, plugin: updated ?? plugin, hostPort }
+      } catch (error) {
+        // Another reconcile took this port a moment ago: look again.
+        if (!(error instanceof InvalidValueError)) throw error
+      }
+    }
+    throw new Error(`could not allocate a host port for ${plugin.forgehookId} after ${ALLOCATION_ATTEMPTS} attempts`)
+  }
+
+  private firstFree(used: Set<number>): number | undefined {
+    for (let port = this.range.from; port <= this.range.to; port++) {
+      if (!used.has(port) && !this.takenOutside.has(port)) return port
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,27 @@
+// Whether a plugin needs a reconcile, judged from the row and the cached container alone
+// (no I/O), so that a periodic resync of unchanged plugins costs nothing per plugin.
+// When in doubt it says yes: the reconcile itself is the authority.
+import type { Plugin } from '../db/plugin-store.js'
+import { isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
+import { buildContainerSpec } from '../spec/container-spec.js'
+import { parseManifest } from '../spec/manifest.js'
+
+export function needsReconcile(plugin: Plugin, container: ObservedContainer | undefined, hostIp: string): boolean {
+  if (plugin.deletionRequestedAt) return true
+  if (plugin.observedGeneration !== plugin.generation) return true
+  if (plugin.hostPort === null || plugin.status === 'error') return true
+  if (plugin.restartCount > 0 || plugin.nextRestartAt) return true
+  if (!container) return !(plugin.desiredState === 'stopped' && plugin.status === 'stopped')
+  if (!isManaged(container) || container.labels[LABELS.pluginId] !== plugin.id) return true
+  if (container.id !== plugin.containerId) return true
+  if (plugin.desiredState === 'stopped') return container.state === 'running' || plugin.status !== 'stopped'
+  if (container.state !== 'running' || plugin.status !== 'running') return true
+  return specDrifted(plugin, container, hostIp)
+}
+
+function specDrifted(plugin: Plugin, container: ObservedContainer, hostIp: string): boolean {
+  const parsed = parseManifest(plugin.manifest)
+  if (!parsed.ok) return true
+  const wanted = buildContainerSpec(plugin, parsed.manifest, plugin.hostPort ?? 0, { hostIp })
+  return container.labels[LABELS.specHash] !== wanted.labels[LABELS.specHash]
+}

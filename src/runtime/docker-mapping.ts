@@ -1,0 +1,198 @@
+// Translation between Docker's JSON and our runtime types. Each function reads only the
+// fields named in its narrow input type, so tests can hand it crafted engine answers.
+
+import type { ContainerHealth, ContainerSpec, ContainerState, ContainerStats, ObservedContainer } from './container-runtime.js'
+
+const CONTAINER_STATES: ReadonlySet<string> = new Set<ContainerState>([
+  'created',
+  'running',
+  'paused',
+  'restarting',
+  'removing',
+  'exited',
+  'dead',
+])
+
+const HEALTH_VALUES: ReadonlySet<string> = new Set<ContainerHealth>(['starting', 'healthy', 'unhealthy'])
+
+/** One entry of `GET /containers/json`. */
+export interface DockerListEntry {
+  Id: string
+  Names?: string[]
+  Image: string
+  State: string
+  Status?: string
+  Labels?: Record<string, string> | null
+  Ports?: { PrivatePort: number; PublicPort?: number; Type: string }[]
+}
+
+type PortMap = Record<string, { HostIp?: string; HostPort?: string }[] | null> | null | undefined
+
+/** The parts of `GET /containers/{id}/json` we read. */
+export interface DockerInspectInfo {
+  Id: string
+  Name: string
+  State: {
+    Status: string
+    ExitCode?: number
+    OOMKilled?: boolean
+    StartedAt?: string
+    FinishedAt?: string
+    Health?: { Status?: string } | null
+  }
+  Config: { Image: string; Labels?: Record<string, string> | null }
+  HostConfig?: { PortBindings?: PortMap }
+  NetworkSettings?: { Ports?: PortMap }
+}
+
+export function observedFromListEntry(entry: DockerListEntry): ObservedContainer {
+  const observed: ObservedContainer = {
+    id: entry.Id,
+    name: primaryName(entry.Names ?? []),
+    image: entry.Image,
+    state: containerStateOf(entry.State),
+    labels: { ...(entry.Labels ?? {}) },
+  }
+  const health = healthFromStatusText(entry.Status ?? '')
+  if (health) observed.health = health
+  // The list reports ports of running containers only; our containers publish one port.
+  const published = (entry.Ports ?? []).find((port) => port.Type === 'tcp' && port.PublicPort)
+  if (published?.PublicPort) {
+    observed.hostPort = published.PublicPort
+    observed.containerPort = published.PrivatePort
+  }
+  return observed
+}
+
+export function observedFromInspect(info: DockerInspectInfo): ObservedContainer {
+  const observed: ObservedContainer = {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    image: info.Config.Image,
+    state: containerStateOf(info.State.Status),
+    labels: { ...(info.Config.Labels ?? {}) },
+    exitCode: info.State.ExitCode ?? 0,
+    oomKilled: info.State.OOMKilled ?? false,
+  }
+  const startedAt = dockerTime(info.State.StartedAt)
+  if (startedAt) observed.startedAt = startedAt
+  const finishedAt = dockerTime(info.State.FinishedAt)
+  if (finishedAt) observed.finishedAt = finishedAt
+  const health = info.State.Health?.Status
+  if (health && HEALTH_VALUES.has(health)) observed.health = health as ContainerHealth
+  // NetworkSettings.Ports is filled only while the container runs; PortBindings is what
+  // create asked for, so a created or exited container still shows its port.
+  const binding = firstBinding(info.NetworkSettings?.Ports) ?? firstBinding(info.HostConfig?.PortBindings)
+  if (binding) {
+    observed.hostPort = binding.hostPort
+    observed.containerPort = binding.containerPort
+  }
+  return observed
+}
+
+/** A container linked into others has several names (`/a/b`); its own has one slash. */
+function primaryName(names: string[]): string {
+  const own = names.find((name) => name.lastIndexOf('/') === 0) ?? names[0] ?? ''
+  return own.replace(/^\//, '')
+}
+
+function containerStateOf(state: string): ContainerState {
+  // An unknown state from a newer engine is treated as the most pessimistic one.
+  return CONTAINER_STATES.has(state) ? (state as ContainerState) : 'dead'
+}
+
+/** The list's Status text: `Up 5 seconds (healthy)`, `(unhealthy)`, `(health: starting)`. */
+export function healthFromStatusText(status: string): ContainerHealth | undefined {
+  if (status.includes('(health: starting)')) return 'starting'
+  if (status.includes('(unhealthy)')) return 'unhealthy'
+  if (status.includes('(healthy)')) return 'healthy'
+  return undefined
+}
+
+/** Docker writes 0001-01-01T00:00:00Z for "never". */
+function dockerTime(value: string | undefined): Date | undefined {
+  if (!value || value.startsWith('0001-01-01')) return undefined
+  const time = new Date(value)
+  return Number.isNaN(time.getTime()) ? undefined : time
+}
+
+/** The first published tcp port; keys look like `8080/tcp`. */
+function firstBinding(ports: PortMap): { containerPort: number; hostPort: number } | undefined {
+  for (const [portKey, bindings] of Object.entries(ports ?? {})) {
+    if (!portKey.endsWith('/tcp')) continue
+    const hostPort = Number((bindings ?? []).find((binding) => binding.HostPort)?.HostPort)
+    if (Number.isInteger(hostPort) && hostPort > 0) return { containerPort: Number.parseInt(portKey, 10), hostPort }
+  }
+  return undefined
+}
+
+/** The parts of `GET /containers/{id}/stats?stream=false` we read. */
+export interface DockerStats {
+  cpu_stats?: DockerCpuStats
+  precpu_stats?: DockerCpuStats
+  memory_stats?: { usage?: number; stats?: Record<string, number> }
+}
+
+interface DockerCpuStats {
+  cpu_usage?: { total_usage?: number; percpu_usage?: number[] }
+  system_cpu_usage?: number
+  online_cpus?: number
+}
+
+/** The same arithmetic as `docker stats`. A stopped container reports zeros. */
+export function statsFromDocker(stats: DockerStats): ContainerStats {
+  return { cpuPercent: cpuPercentOf(stats), memoryMb: memoryMbOf(stats) }
+}
+
+function cpuPercentOf(stats: DockerStats): number {
+  const cpuDelta = (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) - (stats.precpu_stats?.cpu_usage?.total_usage ?? 0)
+  const systemDelta = (stats.cpu_stats?.system_cpu_usage ?? 0) - (stats.precpu_stats?.system_cpu_usage ?? 0)
+  // No previous sample (first read, or a stopped container): no rate can be computed.
+  if (!stats.precpu_stats?.system_cpu_usage || cpuDelta <= 0 || systemDelta <= 0) return 0
+  const onlineCpus = stats.cpu_stats?.online_cpus || stats.cpu_stats?.cpu_usage?.percpu_usage?.length || 1
+  return (cpuDelta / systemDelta) * onlineCpus * 100
+}
+
+function memoryMbOf(stats: DockerStats): number {
+  const usage = stats.memory_stats?.usage ?? 0
+  const details = stats.memory_stats?.stats ?? {}
+  // Page cache is reclaimable: cgroup v2 reports inactive_file, v1 total_inactive_file.
+  const cache = details.inactive_file ?? details.total_inactive_file ?? details.cache ?? 0
+  const used = cache < usage ? usage - cache : usage
+  return used / 1024 / 1024
+}
+
+/** The body of `POST /containers/create` for a plugin. */
+export function createOptionsFor(spec: ContainerSpec) {
+  const portKey = `${spec.containerPort}/tcp`
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+    Labels: spec.labels,
+    ExposedPorts: { [portKey]: {} },
+    HostConfig: {
+      PortBindings: { [portKey]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
+      ...(spec.memoryMb !== undefined ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
+      ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      // The manager restarts crashed plugins itself, with backoff and a record of why.
+      RestartPolicy: { Name: 'no' },
+    },
+  }
+}
+
+/**
+ * The host port named in a start error: `Bind for 127.0.0.1:8080 failed: port is already
+ * allocated` (another container) or `listen tcp4 127.0.0.1:8080: bind: address already
+ * in use` (another process).
+ */
+export function hostPortFromStartError(message: string): number | undefined {
+  const match = /:(\d+)(?: failed|: bind)/.exec(message)
+  return match?.[1] ? Number(match[1]) : undefined
+}
+
+export function isPortInUseMessage(message: string): boolean {
+  return message.includes('port is already allocated') || message.includes('address already in use')
+}

@@ -1,0 +1,328 @@
+// The ContainerRuntime on a real Docker engine, through dockerode. Every Docker error is
+// translated here, at the driver edge: "not found" by status code, never by guessing.
+
+import Docker from 'dockerode'
+import type { Readable } from 'node:stream'
+import {
+  ContainerNotFoundError,
+  CONTAINER_NAME_PREFIX,
+  ImageNotFoundError,
+  LABELS,
+  NameConflictError,
+  PortInUseError,
+  RuntimeUnavailableError,
+  type ContainerRuntime,
+  type ContainerSpec,
+  type ContainerStats,
+  type ImagePullPolicy,
+  type ObservedContainer,
+  type RuntimeInfo,
+  type RuntimeStreamItem,
+} from './container-runtime.js'
+import { describeEndpoint, parseDockerHost, pinApiVersion, type DockerEndpoint } from './docker-connection.js'
+import { streamDockerEvents } from './docker-events.js'
+import {
+  createOptionsFor,
+  hostPortFromStartError,
+  isPortInUseMessage,
+  observedFromInspect,
+  observedFromListEntry,
+  statsFromDocker,
+  type DockerInspectInfo,
+  type DockerListEntry,
+  type DockerStats,
+} from './docker-mapping.js'
+import { driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
+import { demultiplexDockerLogs } from './docker-streams.js'
+import type { Logger } from '../logger.js'
+import type { BackoffOptions } from '../util/backoff.js'
+
+export interface DockerRuntimeOptions {
+  /** `unix:///path/to/docker.sock` or `tcp://host:port`. Default unix:///var/run/docker.sock. */
+  dockerHost?: string
+  /** Inactivity timeout of one request (not of streams). Default 10_000 ms. */
+  requestTimeoutMs?: number
+  /** Limit of one image pull, start to end. Default 300_000 ms. */
+  pullTimeoutMs?: number
+  /** Grace added to a stop's own timeout before we give up on the engine. Default 10_000 ms. */
+  stopGraceMs?: number
+  /** How often a connected event stream pings the engine. Default 5_000 ms. */
+  livenessIntervalMs?: number
+  /** Event stream reconnects. Default 250 ms doubling to 10 s, ±20% jitter. */
+  reconnectBackoff?: BackoffOptions
+  logger: Logger
+}
+
+interface DockerClients {
+  /** With the request timeout: every call that answers once. */
+  unary: Docker
+  /** Without a timeout: docker-modem's timeout is an inactivity timeout and would kill a quiet stream. */
+  streaming: Docker
+}
+
+const MANAGED_FILTER = `${LABELS.managed}=true`
+
+export class DockerRuntime implements ContainerRuntime {
+  private readonly endpoint: DockerEndpoint
+  private readonly requestTimeoutMs: number
+  private readonly pullTimeoutMs: number
+  private readonly stopGraceMs: number
+  private readonly livenessIntervalMs: number
+  private readonly reconnectBackoff: BackoffOptions
+  private readonly logger: Logger
+  private clients: DockerClients | undefined
+
+  constructor(options: DockerRuntimeOptions) {
+    this.endpoint = parseDockerHost(options.dockerHost ?? 'unix:///var/run/docker.sock')
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+    this.pullTimeoutMs = options.pullTimeoutMs ?? 300_000
+    this.stopGraceMs = options.stopGraceMs ?? 10_000
+    this.livenessIntervalMs = options.livenessIntervalMs ?? 5_000
+    this.reconnectBackoff = options.reconnectBackoff ?? { initialMs: 250, maxMs: 10_000, jitter: 0.2 }
+    this.logger = options.logger
+  }
+
+  async connect(): Promise<RuntimeInfo> {
+    // Ping and /version go unversioned: the version is what we are about to find out.
+    const bootstrap = this.makeClient(undefined, this.requestTimeoutMs)
+    let engine: { Version: string; ApiVersion: string; MinAPIVersion?: string }
+    try {
+      await bootstrap.ping()
+      engine = await bootstrap.version()
+    } catch (error) {
+      throw new RuntimeUnavailableError(`Docker engine at ${this.where()} is not reachable: ${engineMessageOf(error)}`, { cause: error })
+    }
+    const apiVersion = pinApiVersion(engine)
+    this.clients = {
+      unary: this.makeClient(apiVersion, this.requestTimeoutMs),
+      streaming: this.makeClient(apiVersion, undefined),
+    }
+    this.logger.info({ engineVersion: engine.Version, engineApiVersion: engine.ApiVersion, apiVersion }, 'connected to the Docker engine')
+    return { engineVersion: engine.Version, apiVersion }
+  }
+
+  async listManaged(): Promise<ObservedContainer[]> {
+    const entries = await this.call('list managed containers', () =>
+      this.connected().unary.listContainers({ all: true, filters: { label: [MANAGED_FILTER] } }),
+    )
+    return (entries as DockerListEntry[]).map(observedFromListEntry)
+  }
+
+  async listByNamePrefix(): Promise<ObservedContainer[]> {
+    // Docker's name filter is an unanchored regexp over names that start with '/'.
+    const entries = await this.call('list containers by name', () =>
+      this.connected().unary.listContainers({ all: true, filters: { name: [`^/${CONTAINER_NAME_PREFIX}`] } }),
+    )
+    return (entries as DockerListEntry[]).map(observedFromListEntry).filter((container) => container.name.startsWith(CONTAINER_NAME_PREFIX))
+  }
+
+  async inspect(idOrName: string): Promise<ObservedContainer | undefined> {
+    try {
+      const info = await this.connected().unary.getContainer(idOrName).inspect()
+      return observedFromInspect(info as unknown as DockerInspectInfo)
+    } catch (error) {
+      if (statusCodeOf(error) === 404) return undefined
+      throw this.driverError(`inspect ${idOrName}`, error)
+    }
+  }
+
+  async ensureImage(image: string, policy: ImagePullPolicy): Promise<void> {
+    if (policy !== 'Always' && (await this.hasImage(image))) return
+    if (policy === 'Never') throw new ImageNotFoundError(image, 'not present on the engine and the pull policy is Never')
+    await this.pull(image)
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    try {
+      const container = await this.connected().unary.createContainer(createOptionsFor(spec))
+      return container.id
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 409) throw new NameConflictError(spec.name)
+      if (statusCode === 404) throw new ImageNotFoundError(spec.image, engineMessageOf(error))
+      throw this.driverError(`create ${spec.name}`, error)
+    }
+  }
+
+  async start(containerId: string): Promise<void> {
+    try {
+      await this.connected().unary.getContainer(containerId).start()
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 304) return // already running
+      if (statusCode === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
+      const message = engineMessageOf(error)
+      if (statusCode === 500 && isPortInUseMessage(message)) {
+        const hostPort = hostPortFromStartError(message) ?? (await this.inspect(containerId))?.hostPort ?? 0
+        throw new PortInUseError(hostPort, message)
+      }
+      throw this.driverError(`start ${containerId}`, error)
+    }
+  }
+
+  async stop(containerId: string, timeoutSeconds: number): Promise<void> {
+    // The engine answers only once the container is down, up to timeoutSeconds later: the
+    // unary client's timeout would cut that short, so this runs on the streaming client
+    // with a deadline of its own.
+    const abortSignal = AbortSignal.timeout(timeoutSeconds * 1000 + this.stopGraceMs)
+    try {
+      await this.connected().streaming.getContainer(containerId).stop({ t: timeoutSeconds, abortSignal })
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 304) return // already stopped
+      if (statusCode === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
+      throw this.driverError(`stop ${containerId}`, error)
+    }
+  }
+
+  async remove(containerId: string): Promise<void> {
+    try {
+      await this.connected().unary.getContainer(containerId).remove({ force: true, v: true })
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 404) return
+      if (statusCode === 409 && engineMessageOf(error).includes('already in progress')) return
+      throw this.driverError(`remove ${containerId}`, error)
+    }
+  }
+
+  async logs(containerId: string, options: { tail: number }): Promise<string> {
+    try {
+      return demultiplexDockerLogs(await this.readLogBytes(containerId, options.tail))
+    } catch (error) {
+      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
+      throw this.driverError(`read the logs of ${containerId}`, error)
+    }
+  }
+
+  async stats(containerId: string): Promise<ContainerStats> {
+    try {
+      // stream=false waits for a second sample (about 1 s) so that a CPU rate exists.
+      const stats = await this.connected().unary.getContainer(containerId).stats({ stream: false })
+      return statsFromDocker(stats as unknown as DockerStats)
+    } catch (error) {
+      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
+      throw this.driverError(`read the stats of ${containerId}`, error)
+    }
+  }
+
+  /** Delivers events from the moment of the call on, even those before the first `next()`. */
+  events(signal: AbortSignal): AsyncIterable<RuntimeStreamItem> {
+    const requestedAtSeconds = Date.now() / 1000
+    const clients = this.connected()
+    return streamDockerEvents(
+      {
+        open: async (sinceSeconds, openSignal) => {
+          const filters = { type: ['container' as const], label: [MANAGED_FILTER] }
+          const options = sinceSeconds === undefined ? { filters } : { filters, since: sinceSeconds }
+          return (await clients.streaming.getEvents({ ...options, abortSignal: openSignal })) as unknown as Readable
+        },
+        ping: async () => void (await clients.unary.ping()),
+        logger: this.logger,
+        backoff: this.reconnectBackoff,
+        livenessIntervalMs: this.livenessIntervalMs,
+      },
+      signal,
+      requestedAtSeconds,
+    )
+  }
+
+  private async hasImage(image: string): Promise<boolean> {
+    try {
+      await this.connected().unary.getImage(image).inspect()
+      return true
+    } catch (error) {
+      if (statusCodeOf(error) === 404) return false
+      throw this.driverError(`inspect image ${image}`, error)
+    }
+  }
+
+  private async pull(image: string): Promise<void> {
+    // A pull streams progress and may be quiet for long stretches while layers unpack: it
+    // runs on the streaming client with an overall deadline instead of an inactivity one.
+    const abortSignal = AbortSignal.timeout(this.pullTimeoutMs)
+    const { streaming } = this.connected()
+    this.logger.info({ image }, 'pulling image')
+    try {
+      const progress = (await streaming.pull(image, { abortSignal })) as Readable
+      await followPull(streaming, progress)
+    } catch (error) {
+      if (abortSignal.aborted) throw new ImageNotFoundError(image, `the pull did not finish within ${this.pullTimeoutMs} ms`)
+      if (statusCodeOf(error) === undefined && !(error instanceof PullFailedError)) {
+        throw this.driverError(`pull ${image}`, error)
+      }
+      throw new ImageNotFoundError(image, engineMessageOf(error))
+    }
+  }
+
+  /** Raw bytes of a non-follow logs request; dockerode would JSON-parse a body that happens to be JSON. */
+  private readLogBytes(containerId: string, tail: number): Promise<Buffer> {
+    const { unary } = this.connected()
+    return new Promise((resolve, reject) => {
+      const dialOptions = {
+        path: `/containers/${encodeURIComponent(containerId)}/logs?`,
+        method: 'GET',
+        isStream: true,
+        statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+        options: { stdout: true, stderr: true, follow: false, tail },
+      }
+      unary.modem.dial(dialOptions, (error, response) => {
+        if (error) return reject(error)
+        collectBytes(response as Readable).then(resolve, reject)
+      })
+    })
+  }
+
+  private makeClient(apiVersion: string | undefined, timeout: number | undefined): Docker {
+    // Explicit undefineds override what docker-modem would read from DOCKER_HOST,
+    // DOCKER_CLIENT_TIMEOUT and friends: configuration comes from src/config.ts only.
+    const version = apiVersion === undefined ? undefined : `v${apiVersion}`
+    if (this.endpoint.kind === 'socket') {
+      return new Docker({ socketPath: this.endpoint.socketPath, host: undefined, port: undefined, version, timeout })
+    }
+    return new Docker({ host: this.endpoint.host, port: this.endpoint.port, protocol: 'http', version, timeout })
+  }
+
+  private connected(): DockerClients {
+    if (!this.clients) throw new Error('DockerRuntime: call connect() before using the runtime')
+    return this.clients
+  }
+
+  private async call<T>(action: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request()
+    } catch (error) {
+      throw this.driverError(action, error)
+    }
+  }
+
+  private driverError(action: string, error: unknown): Error {
+    return driverError(this.where(), action, error)
+  }
+
+  private where(): string {
+    return describeEndpoint(this.endpoint)
+  }
+}
+
+/** A pull whose progress stream reported an error (the HTTP status was already 200). */
+class PullFailedError extends Error {
+  override name = 'PullFailedError'
+}
+
+function followPull(client: Docker, progress: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.modem.followProgress(progress, (error, messages: { error?: string }[]) => {
+      if (error) return reject(error)
+      const failure = messages.find((message) => message.error)
+      if (failure?.error) return reject(new PullFailedError(failure.error))
+      resolve()
+    })
+  })
+}
+
+async function collectBytes(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
+  return Buffer.concat(chunks)
+}

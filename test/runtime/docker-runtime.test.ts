@@ -1,0 +1,374 @@
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import Docker from 'dockerode'
+import { afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { LABELS, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
+import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
+import { hostPortFromStartError, observedFromInspect, statsFromDocker } from '../../src/runtime/docker-mapping.js'
+import { DockerRuntime } from '../../src/runtime/docker-runtime.js'
+import { demultiplexDockerLogs, LineSplitter, parseDockerEvent } from '../../src/runtime/docker-streams.js'
+import { silentLogger } from '../../src/logger.js'
+import { captureLogs } from '../helpers/log-capture.js'
+import { runtimeContract, type ContractImages } from './contract.js'
+
+const DOCKER_HOST = 'unix:///var/run/docker.sock'
+const isCi = process.env.CI === 'true'
+
+const images: ContractImages = {
+  http: 'flowforge-test/http:1',
+  logs: 'flowforge-test/echo:1',
+  logLines: ['forgehook echo: hello on stdout', 'forgehook echo: hello on stderr'],
+  missing: 'flowforge-test/does-not-exist:1',
+}
+
+async function probeEngine(): Promise<{ reachable: boolean; reason: string }> {
+  try {
+    const info = await new DockerRuntime({ dockerHost: DOCKER_HOST, requestTimeoutMs: 3_000, logger: silentLogger() }).connect()
+    return { reachable: true, reason: `engine ${info.engineVersion}` }
+  } catch (error) {
+    return { reachable: false, reason: error instanceof Error ? error.message : String(error) }
+  }
+}
+
+const engine = await probeEngine()
+
+describe('the Docker engine for the runtime tests', () => {
+  // Outside CI a missing engine skips the Docker suites; in CI it is a failure, not a silent skip.
+  test.runIf(isCi)('is reachable in CI', () => {
+    expect(engine.reachable, `Docker is required in CI (${DOCKER_HOST}): ${engine.reason}`).toBe(true)
+  })
+})
+
+describe.skipIf(!engine.reachable)('DockerRuntime on the real engine', () => {
+  const cli = new Docker({ socketPath: '/var/run/docker.sock' })
+
+  beforeAll(async () => {
+    // Idempotent: builds only the test images that are missing (no registry is needed).
+    await promisify(execFile)('bash', ['test/images/build.sh'])
+  }, 120_000)
+
+  runtimeContract('docker', images, async () => ({
+    runtime: new DockerRuntime({ dockerHost: DOCKER_HOST, logger: silentLogger() }),
+    cleanup: async () => undefined,
+    crash: async (containerId) => void (await cli.getContainer(containerId).kill()),
+  }))
+
+  describe('timeouts', () => {
+    const containerNames: string[] = []
+    afterEach(async () => {
+      for (const containerName of containerNames.splice(0)) await cli.getContainer(containerName).remove({ force: true }).catch(ignoreMissing)
+    })
+
+    function newSpec() {
+      const forgehookId = `contract-${randomBytes(5).toString('hex')}`
+      containerNames.push(`forgehook-${forgehookId}`)
+      return {
+        name: `forgehook-${forgehookId}`,
+        image: images.http,
+        env: {},
+        labels: { [LABELS.managed]: 'true', [LABELS.forgehookId]: forgehookId },
+        containerPort: 8080,
+        hostPort: 20_000 + Math.floor(Math.random() * 10_000),
+        hostIp: '127.0.0.1',
+      }
+    }
+
+    test('stop waits out a stop timeout longer than the request timeout', async () => {
+      const runtime = new DockerRuntime({ dockerHost: DOCKER_HOST, requestTimeoutMs: 500, logger: silentLogger() })
+      await runtime.connect()
+      const containerId = await runtime.create(newSpec())
+      await runtime.start(containerId)
+      // busybox httpd as PID 1 ignores SIGTERM: the engine answers after the 2 s timeout.
+      const startedAt = Date.now()
+      await runtime.stop(containerId, 2)
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1_500)
+      expect((await runtime.inspect(containerId))?.state).toBe('exited')
+    })
+
+    test('a quiet event stream outlives the request timeout', async () => {
+      const runtime = new DockerRuntime({ dockerHost: DOCKER_HOST, requestTimeoutMs: 300, logger: silentLogger() })
+      await runtime.connect()
+      const controller = new AbortController()
+      const items: RuntimeStreamItem[] = []
+      const consuming = (async () => {
+        for await (const item of runtime.events(controller.signal)) items.push(item)
+      })()
+      try {
+        await delay(1_000)
+        const containerId = await runtime.create(newSpec())
+        await waitUntil(() => items.some((item) => item.type === 'event' && item.event.containerId === containerId))
+        expect(items.filter((item) => item.type === 'resync')).toEqual([])
+      } finally {
+        controller.abort()
+        await consuming
+      }
+    })
+  })
+})
+
+describe('DockerRuntime against a stub engine', () => {
+  let server: Server | undefined
+  let socketDir: string | undefined
+
+  afterEach(async () => {
+    server?.closeAllConnections()
+    await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined))
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true })
+    server = undefined
+    socketDir = undefined
+  })
+
+  /** An HTTP server on a fresh unix socket; answers /_ping and /version itself. */
+  async function stubEngine(apiVersion: string, handle: (request: IncomingMessage, response: ServerResponse) => void): Promise<string> {
+    socketDir = mkdtempSync(join(tmpdir(), 'flowforge-stub-engine-'))
+    const socketPath = join(socketDir, 'docker.sock')
+    server = createServer((request, response) => {
+      const path = (request.url ?? '').replace(/^\/v1\.\d+/, '').split('?')[0]
+      if (path === '/version') return void response.end(JSON.stringify({ Version: `stub-${apiVersion}`, ApiVersion: apiVersion, MinAPIVersion: '1.12' }))
+      handle(request, response)
+    })
+    await new Promise<void>((resolve) => server?.listen(socketPath, resolve))
+    return `unix://${socketPath}`
+  }
+
+  test('an unreachable engine fails connect with RuntimeUnavailableError naming the socket', async () => {
+    const runtime = new DockerRuntime({ dockerHost: 'unix:///nonexistent/flowforge/docker.sock', logger: silentLogger() })
+    const connecting = runtime.connect()
+    await expect(connecting).rejects.toBeInstanceOf(RuntimeUnavailableError)
+    await expect(connecting).rejects.toThrow(/unix:\/\/\/nonexistent\/flowforge\/docker\.sock.*ENOENT/)
+  })
+
+  test('an engine older than API 1.41 is refused with a clear message', async () => {
+    const dockerHost = await stubEngine('1.40', (_request, response) => void response.end('OK'))
+    const connecting = new DockerRuntime({ dockerHost, logger: silentLogger() }).connect()
+    await expect(connecting).rejects.toBeInstanceOf(RuntimeUnavailableError)
+    await expect(connecting).rejects.toThrow('Docker engine stub-1.40 speaks API 1.40; FlowForge needs 1.41 or newer')
+  })
+
+  test('requests go to the pinned API version', async () => {
+    const paths: string[] = []
+    const dockerHost = await stubEngine('1.45', (request, response) => {
+      paths.push(request.url ?? '')
+      response.end(request.url?.includes('/containers/json') ? '[]' : 'OK')
+    })
+    const runtime = new DockerRuntime({ dockerHost, logger: silentLogger() })
+    expect(await runtime.connect()).toEqual({ engineVersion: 'stub-1.45', apiVersion: '1.45' })
+    expect(await runtime.listManaged()).toEqual([])
+    expect(paths.at(-1)).toMatch(/^\/v1\.45\/containers\/json\?/)
+    expect(decodeURIComponent(paths.at(-1) ?? '')).toContain('"label":["io.flowforge.managed=true"]')
+  })
+
+  test('the event stream reconnects after the engine ends it, and yields a resync', async () => {
+    const eventUrls: string[] = []
+    const dockerHost = await stubEngine('1.41', (request, response) => {
+      if (!request.url?.includes('/events')) return void response.end('OK')
+      eventUrls.push(decodeURIComponent(request.url))
+      response.writeHead(200, { 'Content-Type': 'application/json' })
+      const line = `${dockerEventLine(eventUrls.length === 1 ? 'first' : 'second')}\n`
+      if (eventUrls.length > 1) return void response.write(line) // stays open
+      // The first connection sends its line in two chunks, then ends as on a dockerd restart.
+      response.write(line.slice(0, 25))
+      setTimeout(() => response.end(line.slice(25)), 20)
+    })
+    const logs = captureLogs('info')
+    const runtime = new DockerRuntime({ dockerHost, logger: logs.logger, reconnectBackoff: { initialMs: 10, maxMs: 50 } })
+    await runtime.connect()
+    const items = await takeItems(runtime, 3)
+    expect(items.map(describeItem)).toEqual(['event start first', 'resync', 'event start second'])
+    expect(items[1]).toMatchObject({ type: 'resync', reason: expect.stringContaining('the engine closed the stream') })
+    expect(eventUrls[0]).toMatch(/since=\d+/)
+    expect(eventUrls[1]).not.toContain('since=')
+    expect(logs.messages()).toContainEqual(expect.stringMatching(/^docker event stream lost .*reconnecting in 10 ms$/))
+  })
+
+  test('a silent stream whose engine stops answering pings is replaced', async () => {
+    let eventConnections = 0
+    const dockerHost = await stubEngine('1.41', (request, response) => {
+      if (request.url?.includes('/events')) {
+        eventConnections += 1
+        response.writeHead(200, { 'Content-Type': 'application/json' })
+        response.flushHeaders()
+        if (eventConnections > 1) response.write(`${dockerEventLine('after')}\n`)
+        return
+      }
+      // Pings fail while the first (half-dead) stream is open.
+      response.statusCode = eventConnections === 1 ? 500 : 200
+      response.end(response.statusCode === 500 ? '{"message":"engine is wedged"}' : 'OK')
+    })
+    const runtime = new DockerRuntime({ dockerHost, livenessIntervalMs: 50, reconnectBackoff: { initialMs: 10, maxMs: 50 }, logger: silentLogger() })
+    await runtime.connect()
+    const items = await takeItems(runtime, 2)
+    expect(items.map(describeItem)).toEqual(['resync', 'event start after'])
+    expect(items[0]).toMatchObject({ reason: expect.stringContaining('did not answer a ping') })
+  })
+})
+
+describe('Docker stream helpers', () => {
+  const twoLines = `${dockerEventLine('a')}\n${dockerEventLine('b')}\n`
+
+  test('the line splitter reassembles JSON lines cut at any byte', () => {
+    const bytes = Buffer.from(twoLines)
+    for (let cut = 0; cut <= bytes.length; cut += 1) {
+      const splitter = new LineSplitter()
+      const lines = [...splitter.push(bytes.subarray(0, cut)), ...splitter.push(bytes.subarray(cut)), ...splitter.end()]
+      expect(lines.map((line) => parseDockerEvent(line)?.name)).toEqual(['forgehook-a', 'forgehook-b'])
+    }
+  })
+
+  test('the line splitter keeps a character split across chunks, drops CR and empty lines, and flushes the last line', () => {
+    const bytes = Buffer.from('héllo\r\n\nwörld')
+    const splitter = new LineSplitter()
+    const pushed = [...splitter.push(bytes.subarray(0, 2)), ...splitter.push(bytes.subarray(2, 10)), ...splitter.push(bytes.subarray(10))]
+    expect(pushed).toEqual(['héllo'])
+    expect(splitter.end()).toEqual(['wörld'])
+  })
+
+  test('logs of a non-TTY container are demultiplexed, even with a character split across frames', () => {
+    const accented = Buffer.from('é\n')
+    const body = Buffer.concat([
+      frame(1, Buffer.from('out line\n')),
+      frame(2, Buffer.from('err line\n')),
+      frame(1, accented.subarray(0, 1)),
+      frame(1, accented.subarray(1)),
+    ])
+    expect(demultiplexDockerLogs(body)).toBe('out line\nerr line\né\n')
+  })
+
+  test('logs of a TTY container (no frame headers) pass through as text', () => {
+    expect(demultiplexDockerLogs(Buffer.from('plain tty output\n'))).toBe('plain tty output\n')
+    expect(demultiplexDockerLogs(Buffer.from([1, 0, 0, 0, 0, 0, 0, 99, 65]))).toBe('\u0001\u0000\u0000\u0000\u0000\u0000\u0000cA')
+    expect(demultiplexDockerLogs(Buffer.alloc(0))).toBe('')
+  })
+
+  test('events map to actions, health, exit codes and the container labels', () => {
+    const health = parseDockerEvent(dockerEventLine('a', 'health_status: unhealthy'))
+    expect(health).toMatchObject({ action: 'health_status', health: 'unhealthy', containerId: 'id-a', name: 'forgehook-a' })
+    expect(health?.labels).toEqual({ [LABELS.managed]: 'true' })
+    const died = parseDockerEvent(dockerEventLine('a', 'die', { exitCode: '137' }))
+    expect(died).toMatchObject({ action: 'die', exitCode: 137, time: new Date(1_700_000_000_123) })
+    expect(parseDockerEvent(JSON.stringify({ Type: 'network', Action: 'connect', Actor: { ID: 'n' } }))).toBeUndefined()
+    expect(() => parseDockerEvent('{"Type":')).toThrow(SyntaxError)
+  })
+})
+
+describe('Docker engine answers', () => {
+  test('the API version is pinned to what both sides speak', () => {
+    expect(pinApiVersion({ Version: '20.10.24', ApiVersion: '1.41', MinAPIVersion: '1.12' })).toBe('1.41')
+    expect(pinApiVersion({ Version: '26.1.0', ApiVersion: '1.45', MinAPIVersion: '1.24' })).toBe('1.45')
+    expect(pinApiVersion({ Version: '29.0.0', ApiVersion: '1.52', MinAPIVersion: '1.44' })).toBe('1.47')
+    expect(() => pinApiVersion({ Version: '19.03.15', ApiVersion: '1.40' })).toThrow(
+      new RuntimeUnavailableError('Docker engine 19.03.15 speaks API 1.40; FlowForge needs 1.41 or newer'),
+    )
+    expect(() => pinApiVersion({ Version: '40.0.0', ApiVersion: '1.60', MinAPIVersion: '1.50' })).toThrow(/accepts API 1.50 or newer/)
+    expect(compareApiVersions('1.9', '1.41')).toBeLessThan(0)
+  })
+
+  test('DOCKER_HOST-style addresses parse to a socket or a TCP endpoint', () => {
+    expect(parseDockerHost('unix:///var/run/docker.sock')).toEqual({ kind: 'socket', socketPath: '/var/run/docker.sock' })
+    expect(parseDockerHost('tcp://127.0.0.1:2375')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2375 })
+    expect(parseDockerHost('tcp://[::1]:2375')).toEqual({ kind: 'tcp', host: '::1', port: 2375 })
+    expect(() => parseDockerHost('ssh://box')).toThrow(/expected unix:/)
+  })
+
+  test('stats use the docker stats arithmetic and subtract the page cache', () => {
+    const mib = 1024 * 1024
+    const stats = statsFromDocker({
+      precpu_stats: { cpu_usage: { total_usage: 1_000_000 }, system_cpu_usage: 10_000_000 },
+      cpu_stats: { cpu_usage: { total_usage: 1_500_000 }, system_cpu_usage: 20_000_000, online_cpus: 2 },
+      memory_stats: { usage: 100 * mib, stats: { inactive_file: 20 * mib } },
+    })
+    expect(stats).toEqual({ cpuPercent: 10, memoryMb: 80 })
+    expect(statsFromDocker({ cpu_stats: { cpu_usage: { total_usage: 5 }, system_cpu_usage: 9 }, precpu_stats: {} })).toEqual({ cpuPercent: 0, memoryMb: 0 })
+  })
+
+  test('inspect ignores Docker zero times and falls back to the configured port binding', () => {
+    const observed = observedFromInspect({
+      Id: 'abc',
+      Name: '/forgehook-a',
+      State: { Status: 'created', ExitCode: 0, StartedAt: '0001-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z', Health: { Status: 'starting' } },
+      Config: { Image: 'flowforge-test/http:1', Labels: { a: 'b' } },
+      HostConfig: { PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '18080' }] } },
+      NetworkSettings: { Ports: {} },
+    })
+    expect(observed).toEqual({
+      id: 'abc',
+      name: 'forgehook-a',
+      image: 'flowforge-test/http:1',
+      state: 'created',
+      labels: { a: 'b' },
+      exitCode: 0,
+      oomKilled: false,
+      health: 'starting',
+      hostPort: 18080,
+      containerPort: 8080,
+    })
+  })
+
+  test('the host port is read from both kinds of port-in-use errors', () => {
+    expect(hostPortFromStartError('driver failed ...: Bind for 127.0.0.1:23457 failed: port is already allocated')).toBe(23457)
+    expect(hostPortFromStartError('Error starting userland proxy: listen tcp4 127.0.0.1:23458: bind: address already in use')).toBe(23458)
+    expect(hostPortFromStartError('something else')).toBeUndefined()
+  })
+})
+
+function dockerEventLine(suffix: string, action = 'start', extraAttributes: Record<string, string> = {}): string {
+  return JSON.stringify({
+    status: action,
+    id: `id-${suffix}`,
+    Type: 'container',
+    Action: action,
+    Actor: { ID: `id-${suffix}`, Attributes: { image: 'flowforge-test/http:1', name: `forgehook-${suffix}`, [LABELS.managed]: 'true', ...extraAttributes } },
+    scope: 'local',
+    time: 1_700_000_000,
+    timeNano: 1_700_000_000_123_456_789,
+  })
+}
+
+function frame(streamType: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(8)
+  header[0] = streamType
+  header.writeUInt32BE(payload.length, 4)
+  return Buffer.concat([header, payload])
+}
+
+function describeItem(item: RuntimeStreamItem): string {
+  return item.type === 'event' ? `event ${item.event.action} ${item.event.name.replace('forgehook-', '')}` : 'resync'
+}
+
+/** Reads the first `count` stream items, then stops the stream. */
+async function takeItems(runtime: DockerRuntime, count: number): Promise<RuntimeStreamItem[]> {
+  const controller = new AbortController()
+  const items: RuntimeStreamItem[] = []
+  const timeout = setTimeout(() => controller.abort(), 10_000)
+  try {
+    for await (const item of runtime.events(controller.signal)) {
+      items.push(item)
+      if (items.length === count) break
+    }
+  } finally {
+    clearTimeout(timeout)
+    controller.abort()
+  }
+  return items
+}
+
+async function waitUntil(condition: () => boolean, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + limitMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${limitMs} ms`)
+    await delay(50)
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function ignoreMissing(error: unknown): void {
+  if ((error as { statusCode?: number }).statusCode !== 404) throw error
+}
