@@ -6,9 +6,9 @@
 #   flowforge-test/echo:1            prints one line to stdout and one to stderr, then idles
 # Idempotent: existing images are kept unless FORCE=1.
 set -euo pipefail
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static || busybox=/bin/busybox
-[ -x "$busybox" ] || { echo "build.sh: busybox-static is needed (apt-get install busybox-static)" >&2; exit 1; }
+# Debian's busybox-static: one binary that needs no libraries inside the image.
+busybox=/bin/busybox
+dpkg -s busybox-static >/dev/null 2>&1 && [ -x "$busybox" ] || { echo "build.sh: busybox-static is needed (apt-get install busybox-static)" >&2; exit 1; }
 
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import Docker from 'dockerode'
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { LABELS, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
@@ -14,10 +12,9 @@ import { DockerRuntime } from '../../src/runtime/docker-runtime.js'
 import { demultiplexDockerLogs, LineSplitter, parseDockerEvent } from '../../src/runtime/docker-streams.js'
 import { silentLogger } from '../../src/logger.js'
 import { captureLogs } from '../helpers/log-capture.js'
+import { buildTestImages, DOCKER_HOST, probeEngine, requireEngineInCi } from '../helpers/docker.js'
 import { runtimeContract, type ContractImages } from './contract.js'
 
-const DOCKER_HOST = 'unix:///var/run/docker.sock'
-const isCi = process.env.CI === 'true'
 
 const images: ContractImages = {
   http: 'flowforge-test/http:1',
@@ -26,30 +23,14 @@ const images: ContractImages = {
   missing: 'flowforge-test/does-not-exist:1',
 }
 
-async function probeEngine(): Promise<{ reachable: boolean; reason: string }> {
-  try {
-    const info = await new DockerRuntime({ dockerHost: DOCKER_HOST, requestTimeoutMs: 3_000, logger: silentLogger() }).connect()
-    return { reachable: true, reason: `engine ${info.engineVersion}` }
-  } catch (error) {
-    return { reachable: false, reason: error instanceof Error ? error.message : String(error) }
-  }
-}
-
 const engine = await probeEngine()
-
-describe('the Docker engine for the runtime tests', () => {
-  // Outside CI a missing engine skips the Docker suites; in CI it is a failure, not a silent skip.
-  test.runIf(isCi)('is reachable in CI', () => {
-    expect(engine.reachable, `Docker is required in CI (${DOCKER_HOST}): ${engine.reason}`).toBe(true)
-  })
-})
+requireEngineInCi(engine)
 
 describe.skipIf(!engine.reachable)('DockerRuntime on the real engine', () => {
   const cli = new Docker({ socketPath: '/var/run/docker.sock' })
 
   beforeAll(async () => {
-    // Idempotent: builds only the test images that are missing (no registry is needed).
-    await promisify(execFile)('bash', ['test/images/build.sh'])
+    await buildTestImages()
   }, 120_000)
 
   runtimeContract('docker', images, async () => ({
