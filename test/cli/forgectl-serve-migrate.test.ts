@@ -8,14 +8,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, test } from 'vitest'
-import { packageRoot } from '../../src/config.js'
+import { forgectlCommand, root } from '../helpers/forgectl.js'
 import { LOCK_FILE_NAME } from '../../src/db/data-dir-lock.js'
 import { createServerDatabase, postgresUrl } from '../helpers/databases.js'
 
 const execFileAsync = promisify(execFile)
-const root = packageRoot()
-const tsx = path.join(root, 'node_modules', '.bin', 'tsx')
-const forgectl = path.join(root, 'src', 'cli', 'forgectl.ts')
 
 interface RunResult {
   code: number
@@ -39,7 +36,8 @@ function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function forgectlRun(args: string[], env: Record<string, string>): Promise<RunResult> {
-  return run(tsx, [forgectl, ...args], env)
+  const [command, commandArgs] = forgectlCommand(...args)
+  return run(command, commandArgs, env)
 }
 
 function logLines(stdout: string): Record<string, unknown>[] {
@@ -127,7 +125,8 @@ describe('forgectl serve on the embedded default', () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'ff-serve-'))
     const sqlPort = await freePort()
     const env = { DATA_DIR: dataDir, SQL_PORT: String(sqlPort) }
-    const child = spawn(tsx, [forgectl, 'serve'], { cwd: root, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, args] = forgectlCommand('serve')
+    const child = spawn(command, args, { cwd: root, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
     daemon = child
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))

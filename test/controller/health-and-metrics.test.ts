@@ -1,0 +1,174 @@
+// Health monitor and metrics sampler on the in-memory runtime, an injected HTTP probe and
+// a fake clock.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
+import { ContainerCache } from '../../src/controller/container-cache.js'
+import { HealthMonitor, type HttpProbe } from '../../src/controller/health-monitor.js'
+import { MetricsSampler } from '../../src/controller/metrics-sampler.js'
+import type { Plugin } from '../../src/db/plugin-store.js'
+import { silentLogger } from '../../src/logger.js'
+import { containerNameFor, type ObservedContainer } from '../../src/runtime/container-runtime.js'
+import { FakeRuntime } from '../../src/runtime/fake-runtime.js'
+import { openTestDatabase, type TestDatabase } from '../helpers/databases.js'
+import { FakeClock } from '../helpers/fake-clock.js'
+
+describe('health monitor and metrics sampler', () => {
+  let database: TestDatabase
+  let clock: FakeClock
+  let cache: ContainerCache
+  const restarts: string[] = []
+  let probeStatus: Record<number, number | Error>
+  const probedUrls: string[] = []
+  const probe: HttpProbe = async (url) => {
+    probedUrls.push(url)
+    const port = Number(new URL(url).port)
+    const answer = probeStatus[port] ?? new Error('connection refused')
+    if (answer instanceof Error) throw answer
+    return answer
+  }
+
+  beforeAll(async () => {
+    database = await openTestDatabase('embedded')
+  })
+  afterAll(async () => database?.close())
+  beforeEach(async () => {
+    await database.reset()
+    clock = new FakeClock()
+    cache = new ContainerCache()
+    restarts.length = 0
+    probedUrls.length = 0
+    probeStatus = {}
+  })
+
+  function monitor(): HealthMonitor {
+    return new HealthMonitor({
+      store: database.store,
+      cache,
+      clock,
+      logger: silentLogger(),
+      intervalMs: 30_000,
+      probe,
+      requestRestart: (pluginId, reason) => restarts.push(`${pluginId} ${reason}`),
+    })
+  }
+
+  async function runningPlugin(name: string, hostPort: number, healthCheck?: Record<string, unknown>): Promise<Plugin> {
+    const plugin = await database.store.createPlugin({
+      forgehookId: name,
+      source: 'api',
+      manifest: { image: 'flowforge/x:1', port: 8080, ...(healthCheck ? { healthCheck } : {}) },
+    })
+    const container: ObservedContainer = { id: `c-${name}`, name: containerNameFor(name), image: 'flowforge/x:1', state: 'running', labels: {} }
+    cache.putDetailed(container)
+    return (await database.store.writeStatus(plugin.id, { status: 'running', hostPort, containerId: container.id }))!
+  }
+
+  async function healthOf(name: string): Promise<string> {
+    return (await database.store.requirePlugin(name)).healthStatus
+  }
+
+  test('an HTTP health path: healthy at once, unhealthy only after three failures in a row', async () => {
+    await runningPlugin('web', 4100, { path: '/health' })
+    probeStatus[4100] = 200
+    const health = monitor()
+    await health.checkAll()
+    expect(await healthOf('web')).toBe('healthy')
+    expect(probedUrls).toEqual(['http://127.0.0.1:4100/health'])
+
+    probeStatus[4100] = 503
+    await health.checkAll()
+    await health.checkAll()
+    expect(await healthOf('web')).toBe('healthy')
+    await health.checkAll()
+    expect(await healthOf('web')).toBe('unhealthy')
+    probeStatus[4100] = 204
+    await health.checkAll()
+    expect(await healthOf('web')).toBe('healthy')
+
+    const events = (await database.store.listEvents({ forgehookId: 'web', types: ['plugin:health'], order: 'asc' })).items
+    expect(events.map((event) => `${event.data.from}->${event.data.to}`)).toEqual(['unknown->healthy', 'healthy->unhealthy', 'unhealthy->healthy'])
+  })
+
+  test('unchanged health only refreshes last_health_check, for all plugins in one statement', async () => {
+    await runningPlugin('steady', 4101, { path: '/health' })
+    probeStatus[4101] = 200
+    const health = monitor()
+    await health.checkAll()
+    const first = await database.store.requirePlugin('steady')
+    clock.advance(30_000)
+    await health.checkAll()
+    const second = await database.store.requirePlugin('steady')
+    expect(second.lastHealthCheck!.getTime()).toBe(first.lastHealthCheck!.getTime() + 30_000)
+    expect((await database.store.listEvents({ forgehookId: 'steady' })).items).toHaveLength(1)
+  })
+
+  test('without a health path or a Docker HEALTHCHECK the health is unknown', async () => {
+    await runningPlugin('plain', 4102)
+    await monitor().checkAll()
+    expect(await healthOf('plain')).toBe('unknown')
+    expect(probedUrls).toEqual([])
+  })
+
+  test('a Docker HEALTHCHECK wins over the HTTP probe and is written as soon as the engine reports it', async () => {
+    const plugin = await runningPlugin('docker-hc', 4103, { path: '/health' })
+    cache.putDetailed({ ...cache.get('forgehook-docker-hc')!.container, health: 'unhealthy' })
+    const health = monitor()
+    await health.checkAll()
+    expect(await healthOf('docker-hc')).toBe('unhealthy')
+    expect(probedUrls).toEqual([])
+    await health.onDockerHealth(plugin.id, 'healthy')
+    expect(await healthOf('docker-hc')).toBe('healthy')
+  })
+
+  test('restartOnFailure asks for one restart after that many failures', async () => {
+    const plugin = await runningPlugin('flaky', 4104, { path: '/health', restartOnFailure: 2 })
+    const health = monitor()
+    await health.checkAll()
+    expect(restarts).toEqual([])
+    await health.checkAll()
+    expect(restarts).toEqual([`${plugin.id} health check /health failed 2 times in a row`])
+  })
+
+  test('the monitor runs every interval on the injected clock', async () => {
+    await runningPlugin('ticking', 4105, { path: '/health' })
+    probeStatus[4105] = 200
+    const health = monitor()
+    health.start()
+    expect(probedUrls).toHaveLength(0)
+    clock.advance(30_000)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(probedUrls).toHaveLength(1)
+    await health.stop()
+  })
+
+  test('metrics: one sample per running plugin per round, and old samples go', async () => {
+    const runtime = new FakeRuntime({ images: ['flowforge/x:1'] })
+    const plugin = await runningPlugin('measured', 4106)
+    const containerId = await runtime.create({
+      name: 'forgehook-measured',
+      image: 'flowforge/x:1',
+      env: {},
+      labels: {},
+      containerPort: 8080,
+      hostPort: 4106,
+      hostIp: '127.0.0.1',
+    })
+    await runtime.start(containerId)
+    runtime.setStats(containerId, { cpuPercent: 12.5, memoryMb: 48.25 })
+    cache.putDetailed((await runtime.inspect(containerId))!)
+    await database.store.recordMetrics(plugin.id, { cpuUsagePercent: 1, recordedAt: new Date(clock.now() - 8 * 24 * 3600_000) })
+
+    const sampler = new MetricsSampler({
+      store: database.store,
+      runtime,
+      cache,
+      clock,
+      logger: silentLogger(),
+      intervalMs: 30_000,
+      retentionMs: 7 * 24 * 3600_000,
+    })
+    expect(await sampler.sampleAll()).toBe(1)
+    const samples = await database.store.listMetrics(plugin.id)
+    expect(samples).toHaveLength(1)
+    expect(samples[0]).toMatchObject({ cpuUsagePercent: 12.5, memoryUsageMb: 48.25 })
+  })
+})
