@@ -34,6 +34,11 @@ export interface Config {
 }
 
 export interface ControllerConfig {
+  /**
+   * Name of this installation, carried by its containers: managers with different names
+   * share one Docker engine without touching each other's containers. Default "default".
+   */
+  instance: string
   /** Docker endpoint: unix:///path or tcp://host:port. Default unix:///var/run/docker.sock. */
   dockerHost: string
   /** Timeout of each Docker call (not of the event stream). Default 10 s. */
@@ -82,6 +87,7 @@ export function loadConfig(env: Env = process.env): Config {
     migrationsDir: path.resolve(env.MIGRATIONS_DIR ?? path.join(packageRoot(), 'migrations')),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     controller: {
+      instance: readInstance(env, problems),
       dockerHost: readDockerHost(env, problems),
       dockerTimeoutMs: read.seconds('DOCKER_TIMEOUT', 10) * 1000,
       pluginBindAddress: readAddress(env, 'PLUGIN_BIND_ADDRESS', '127.0.0.1', problems),
@@ -127,6 +133,14 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
     dataDir: path.resolve(nonEmpty(env.DATA_DIR) ?? './data'),
     sqlPort: read.integer('SQL_PORT', 5433, 0, 65535),
   }
+}
+
+function readInstance(env: Env, problems: string[]): string {
+  const value = nonEmpty(env.MANAGER_INSTANCE) ?? 'default'
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) {
+    problems.push(`MANAGER_INSTANCE must be a DNS label (lower-case letters, digits and "-"), got "${value}"`)
+  }
+  return value
 }
 
 function readDockerHost(env: Env, problems: string[]): string {

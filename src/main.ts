@@ -60,7 +60,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     logger,
     workers: settings.workers,
     resyncIntervalMs: settings.resyncIntervalMs,
-    hostIp: settings.pluginBindAddress,
+    container: { hostIp: settings.pluginBindAddress, instance: settings.instance },
     stopTimeoutSeconds: settings.stopTimeoutSeconds,
     portRange: settings.hostPortRange,
     retryBaseMs: settings.retryBaseMs,

@@ -86,6 +86,33 @@ describe('configuration', () => {
     expect(problemsOf({ DATABASE_URL: 'postgresql://ff:secret@db:99999/x' }).join(' ')).not.toContain('secret')
   })
 
+  test('controller settings have documented defaults and are checked', () => {
+    expect(loadConfig({}).controller).toEqual({
+      instance: 'default',
+      dockerHost: 'unix:///var/run/docker.sock',
+      dockerTimeoutMs: 10_000,
+      pluginBindAddress: '127.0.0.1',
+      hostPortRange: { from: 4100, to: 4999 },
+      workers: 4,
+      resyncIntervalMs: 300_000,
+      healthIntervalMs: 30_000,
+      metricsRetentionMs: 7 * 24 * 3600_000,
+      stopTimeoutSeconds: 10,
+      retryBaseMs: 1_000,
+      retryMaxMs: 300_000,
+    })
+    expect(loadConfig({ METRICS_RETENTION: '2d', HOST_PORT_RANGE: '5000-5010' }).controller).toMatchObject({
+      metricsRetentionMs: 2 * 24 * 3600_000,
+      hostPortRange: { from: 5000, to: 5010 },
+    })
+    expect(problemsOf({ HOST_PORT_RANGE: '5000-4000', PLUGIN_BIND_ADDRESS: 'localhost', DOCKER_HOST: 'http://x', MANAGER_INSTANCE: 'Prod' })).toEqual([
+      'MANAGER_INSTANCE must be a DNS label (lower-case letters, digits and "-"), got "Prod"',
+      'DOCKER_HOST must look like unix:///var/run/docker.sock or tcp://127.0.0.1:2375, got "http://x"',
+      'PLUGIN_BIND_ADDRESS must be an IP address such as 127.0.0.1 or 0.0.0.0, got "localhost"',
+      'HOST_PORT_RANGE must look like 4100-4999 (two ports, the first not above the second), got "5000-4000"',
+    ])
+  })
+
   test('durations take plain seconds or a unit', () => {
     expect(parseDurationSeconds('30')).toBe(30)
     expect(parseDurationSeconds('500ms')).toBe(0.5)

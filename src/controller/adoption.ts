@@ -9,6 +9,8 @@ import { readDeclaredSpec } from '../spec/container-spec.js'
 
 export interface AdoptionInput {
   store: PluginStore
+  /** MANAGER_INSTANCE. Only the default installation adopts unlabelled (legacy) containers. */
+  instance: string
   containers: ObservedContainer[]
   rows: Plugin[]
   logger: Logger
@@ -20,6 +22,7 @@ export interface AdoptionResult {
   removeContainersOf: string[]
 }
 
+export const DEFAULT_INSTANCE = 'default'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** When a foreign container publishes no port, the plugin port is a guess; the spec can fix it. */
 const DEFAULT_CONTAINER_PORT = 8080
@@ -33,6 +36,9 @@ export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult
     if (!container.name.startsWith(CONTAINER_NAME_PREFIX)) return false
     const pluginId = container.labels[LABELS.pluginId]
     if (isManaged(container) && pluginId && rowIds.has(pluginId)) return false
+    // Containers of the guide's manager carry no labels; they belong to the default
+    // installation, so that several named installations on one engine never take them.
+    if (!isManaged(container) && input.instance !== DEFAULT_INSTANCE) return false
     // A row of that name exists under another id: the plugin's reconcile reports the conflict.
     return !rowNames.has(nameOf(container))
   })

@@ -8,6 +8,7 @@ import { isManaged, LABELS, type ContainerHealth, type ContainerRuntime, type Ru
 import { Backoff, formatDuration, sleep } from '../util/backoff.js'
 import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
+import type { ContainerSpecOptions } from '../spec/container-spec.js'
 import { ContainerCache } from './container-cache.js'
 import type { CrashLoopPolicy } from './plan.js'
 import { PortAllocator, type PortRange } from './port-allocator.js'
@@ -23,7 +24,7 @@ export interface ControllerOptions {
   logger: Logger
   workers: number
   resyncIntervalMs: number
-  hostIp: string
+  container: ContainerSpecOptions
   stopTimeoutSeconds: number
   portRange: PortRange
   retryBaseMs: number
@@ -80,7 +81,7 @@ export class Controller {
       ports: new PortAllocator(options.store, options.portRange),
       clock: options.clock,
       logger: options.logger,
-      hostIp: options.hostIp,
+      container: options.container,
       stopTimeoutSeconds: options.stopTimeoutSeconds,
       crashLoop: options.crashLoop,
       restarts: this.restarts,
@@ -177,12 +178,14 @@ export class Controller {
     const { store, runtime } = this.options
     const started = this.options.clock.now()
     // At start, list by name too: unlabelled forgehook-* containers are orphans to adopt.
-    const containers = adopt ? await runtime.listByNamePrefix() : await runtime.listManaged()
+    const listed = adopt ? await runtime.listByNamePrefix() : await runtime.listManaged()
+    // Containers another installation manages on this engine are not ours to look at.
+    const containers = listed.filter((container) => !isManaged(container) || this.isOurs(container))
     this.stats.dockerConnected = true
     this.cache.replaceAll(containers)
     let rows = await store.listPlugins()
     if (adopt) {
-      const adopted = await adoptOrphans({ store, containers, rows, logger: this.log })
+      const adopted = await adoptOrphans({ store, instance: this.options.container.instance, containers, rows, logger: this.log })
       for (const pluginId of adopted.removeContainersOf) this.queue.add(pluginId)
       if (adopted.created > 0) rows = await store.listPlugins()
     } else {
@@ -191,7 +194,7 @@ export class Controller {
     let queued = 0
     for (const row of rows) {
       const entry = this.cache.get(`forgehook-${row.forgehookId}`)
-      if (!needsReconcile(row, entry?.container, this.options.hostIp)) continue
+      if (!needsReconcile(row, entry?.container, this.options.container)) continue
       this.queue.add(row.id)
       queued += 1
     }
@@ -213,6 +216,10 @@ export class Controller {
     if (orphans.length === 0) return
     // Only tombstoned ones: an unknown id is an orphan to adopt at the next start, not to delete.
     for (const pluginId of await this.options.store.deletedPluginIds(orphans)) this.queue.add(pluginId)
+  }
+
+  private isOurs(container: { labels: Record<string, string> }): boolean {
+    return container.labels[LABELS.instance] === this.options.container.instance
   }
 
   private scheduleResync(): void {
@@ -246,7 +253,7 @@ export class Controller {
 
   private async onRuntimeEvent(event: RuntimeEvent): Promise<void> {
     const pluginId = event.labels[LABELS.pluginId]
-    if (!pluginId || !UUID.test(pluginId)) return
+    if (!pluginId || !UUID.test(pluginId) || !this.isOurs(event)) return
     if (event.action === 'destroy') {
       this.cache.removeById(event.containerId)
     } else {

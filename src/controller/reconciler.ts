@@ -20,7 +20,7 @@ import {
   type ContainerRuntime,
   type ObservedContainer,
 } from '../runtime/container-runtime.js'
-import { buildContainerSpec } from '../spec/container-spec.js'
+import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
 import type { Clock } from '../util/clock.js'
 import type { ContainerCache } from './container-cache.js'
@@ -38,8 +38,8 @@ export interface ReconcilerOptions {
   ports: PortAllocator
   clock: Clock
   logger: Logger
-  /** Address published ports bind to. Default 127.0.0.1. */
-  hostIp: string
+  /** Bind address and installation label of the containers. */
+  container: ContainerSpecOptions
   /** Grace period of `docker stop`. Default 10 s. */
   stopTimeoutSeconds: number
   crashLoop?: CrashLoopPolicy
@@ -90,7 +90,7 @@ export class Reconciler {
   private wanted(plugin: Plugin, hostPort: number): PlanInput['wanted'] {
     const parsed = parseManifest(plugin.manifest)
     if (!parsed.ok) return parsed
-    const spec = buildContainerSpec(plugin, parsed.manifest, hostPort, { hostIp: this.options.hostIp })
+    const spec = buildContainerSpec(plugin, parsed.manifest, hostPort, this.options.container)
     return { ok: true, spec, pullPolicy: parsed.manifest.imagePullPolicy }
   }
 

@@ -3,10 +3,10 @@
 // When in doubt it says yes: the reconcile itself is the authority.
 import type { Plugin } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
-import { buildContainerSpec } from '../spec/container-spec.js'
+import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
 
-export function needsReconcile(plugin: Plugin, container: ObservedContainer | undefined, hostIp: string): boolean {
+export function needsReconcile(plugin: Plugin, container: ObservedContainer | undefined, options: ContainerSpecOptions): boolean {
   if (plugin.deletionRequestedAt) return true
   if (plugin.observedGeneration !== plugin.generation) return true
   if (plugin.hostPort === null || plugin.status === 'error') return true
@@ -16,12 +16,12 @@ export function needsReconcile(plugin: Plugin, container: ObservedContainer | un
   if (container.id !== plugin.containerId) return true
   if (plugin.desiredState === 'stopped') return container.state === 'running' || plugin.status !== 'stopped'
   if (container.state !== 'running' || plugin.status !== 'running') return true
-  return specDrifted(plugin, container, hostIp)
+  return specDrifted(plugin, container, options)
 }
 
-function specDrifted(plugin: Plugin, container: ObservedContainer, hostIp: string): boolean {
+function specDrifted(plugin: Plugin, container: ObservedContainer, options: ContainerSpecOptions): boolean {
   const parsed = parseManifest(plugin.manifest)
   if (!parsed.ok) return true
-  const wanted = buildContainerSpec(plugin, parsed.manifest, plugin.hostPort ?? 0, { hostIp })
+  const wanted = buildContainerSpec(plugin, parsed.manifest, plugin.hostPort ?? 0, options)
   return container.labels[LABELS.specHash] !== wanted.labels[LABELS.specHash]
 }

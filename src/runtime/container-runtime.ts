@@ -8,6 +8,8 @@ export const LABELS = {
   pluginId: 'io.flowforge.plugin-id',
   forgehookId: 'io.flowforge.forgehook-id',
   specHash: 'io.flowforge.spec-hash',
+  /** Which manager installation owns it (MANAGER_INSTANCE): several can share one engine. */
+  instance: 'io.flowforge.instance',
 } as const
 
 export const CONTAINER_NAME_PREFIX = 'forgehook-'

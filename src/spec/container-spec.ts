@@ -60,6 +60,8 @@ export type SpecField = (typeof SPEC_FIELDS)[number]
 export interface ContainerSpecOptions {
   /** Address published ports bind to. Default 127.0.0.1 (published ports bypass host firewalls). */
   hostIp: string
+  /** The manager installation that owns the container (MANAGER_INSTANCE). */
+  instance: string
 }
 
 export function pluginEnvironment(plugin: Plugin): Record<string, string> {
@@ -82,6 +84,7 @@ export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hos
     ...base,
     labels: {
       [LABELS.managed]: 'true',
+      [LABELS.instance]: options.instance,
       [LABELS.pluginId]: plugin.id,
       [LABELS.forgehookId]: plugin.forgehookId,
       [LABELS.specHash]: overallHash(fieldHashes),

@@ -14,6 +14,7 @@ import {
   fakeRuntime,
   manifest,
   startController,
+  TEST_IMAGE,
   waitForConverged,
   waitForPlugin,
 } from '../helpers/controller-harness.js'
@@ -236,7 +237,7 @@ describe('the controller on the in-memory runtime', () => {
     }
     const parsed = parseManifest(declared.manifest)
     if (!parsed.ok) throw new Error(parsed.error)
-    const spec = buildContainerSpec(declared as never, parsed.manifest, 4120, { hostIp: '127.0.0.1' })
+    const spec = buildContainerSpec(declared as never, parsed.manifest, 4120, { hostIp: '127.0.0.1', instance: 'test' })
     const containerId = await runtime.create(spec)
     await runtime.start(containerId)
     runtime.resetCalls()
@@ -246,6 +247,29 @@ describe('the controller on the in-memory runtime', () => {
     expect(adopted).toMatchObject({ id: pluginId, source: 'adopted', containerId, hostPort: 4120, config: { a: 1 }, labels: { team: 'ops' } })
     expect(runtime.mutatingCalls).toEqual([])
     expect(await eventTypes(database, 'orphan')).toEqual(['plugin:adopted'])
+  })
+
+  test('the default installation adopts an unlabelled forgehook-* container but never touches it', async () => {
+    const legacyId = runtime.addForeign({ name: 'forgehook-legacy', image: TEST_IMAGE, state: 'running', hostPort: 4140, containerPort: 8080 })
+    controller = await startController(database, runtime, { container: { hostIp: '127.0.0.1', instance: 'default' } })
+    const adopted = await waitForPlugin(database, 'legacy', (plugin) => plugin.status === 'error', 'adopted and reported')
+    expect(adopted).toMatchObject({ source: 'adopted', hostPort: 4140, manifest: { name: 'legacy', image: TEST_IMAGE, port: 8080 } })
+    expect(adopted.error).toMatch(/held by a container not managed by FlowForge/)
+    expect(runtime.mutatingCalls.filter((call) => call.includes(legacyId))).toEqual([])
+    expect(await eventTypes(database, 'legacy')).toEqual(['plugin:adopted', 'plugin:error'])
+  })
+
+  test('a named installation leaves unlabelled containers and other installations\' containers alone', async () => {
+    runtime.addForeign({ name: 'forgehook-legacy2', image: TEST_IMAGE, state: 'running' })
+    runtime.addForeign({
+      name: 'forgehook-theirs',
+      image: TEST_IMAGE,
+      state: 'running',
+      labels: { [LABELS.managed]: 'true', [LABELS.instance]: 'other', [LABELS.pluginId]: '44444444-4444-4444-8444-444444444444' },
+    })
+    controller = await startController(database, runtime)
+    expect(await database.store.listPlugins()).toEqual([])
+    expect(runtime.mutatingCalls).toEqual([])
   })
 
   test('at start, the container of a plugin deleted while the manager was down is removed, not adopted', async () => {
@@ -264,7 +288,7 @@ describe('the controller on the in-memory runtime', () => {
     const row = await database.store.writeStatus(plugin.id, { hostPort: 4130 })
     const parsed = parseManifest(row!.manifest)
     if (!parsed.ok) throw new Error(parsed.error)
-    const containerId = await runtime.create(buildContainerSpec(row!, parsed.manifest, 4130, { hostIp: '127.0.0.1' }))
+    const containerId = await runtime.create(buildContainerSpec(row!, parsed.manifest, 4130, { hostIp: '127.0.0.1', instance: 'test' }))
     runtime.resetCalls()
     controller = await startController(database, runtime)
     const converged = await waitForConverged(database, 'half-done')

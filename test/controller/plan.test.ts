@@ -46,7 +46,7 @@ function plugin(overrides: Partial<Plugin> = {}): Plugin {
 function wantedFor(row: Plugin): PlanInput['wanted'] {
   const parsed = parseManifest(row.manifest)
   if (!parsed.ok) return parsed
-  return { ok: true, spec: buildContainerSpec(row, parsed.manifest, row.hostPort ?? 4100, { hostIp: '127.0.0.1' }), pullPolicy: parsed.manifest.imagePullPolicy }
+  return { ok: true, spec: buildContainerSpec(row, parsed.manifest, row.hostPort ?? 4100, { hostIp: '127.0.0.1', instance: 'test' }), pullPolicy: parsed.manifest.imagePullPolicy }
 }
 
 /** The container our current spec would create, in a given state. */

@@ -17,7 +17,7 @@ export function controllerOptions(database: TestDatabase, runtime: ContainerRunt
     logger: overrides.logger ?? silentLogger(),
     workers: 4,
     resyncIntervalMs: 3_600_000,
-    hostIp: '127.0.0.1',
+    container: { hostIp: '127.0.0.1', instance: 'test' },
     stopTimeoutSeconds: 1,
     portRange: { from: 4100, to: 4199 },
     retryBaseMs: 50,

@@ -72,6 +72,7 @@ describe.skipIf(!engine.reachable)(`the controller on the real Docker engine (${
     dockerRuntime = new DockerRuntime({ dockerHost: DOCKER_HOST, logger: silentLogger() })
     controller = await startController(database, dockerRuntime, {
       portRange: { from: 4600, to: 4699 },
+      container: { hostIp: '127.0.0.1', instance: 'it' },
       crashLoop: { initialDelayMs: 1_000, maxDelayMs: 4_000, resetAfterMs: 600_000 },
     })
     return controller

@@ -64,7 +64,13 @@ describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKI
   }
 
   test('same containers, same start times, no duplicates', async () => {
-    const env = { DATABASE_URL: database.connectionString, HOST_PORT_RANGE: '4700-4799', STOP_TIMEOUT: '1', LOG_LEVEL: 'info' }
+    const env = {
+      DATABASE_URL: database.connectionString,
+      MANAGER_INSTANCE: 'kill9',
+      HOST_PORT_RANGE: '4700-4799',
+      STOP_TIMEOUT: '1',
+      LOG_LEVEL: 'info',
+    }
     const first = startDaemon(env)
     daemons.push(first)
     await waitForLog(first, 'controller running')
@@ -94,7 +100,9 @@ describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKI
     expect(await docker('inspect', '-f', '{{.State.StartedAt}}', ...ids)).toBe(startedAt)
     const listed = (await docker('ps', '-aq', '--filter', `name=^/forgehook-${PREFIX}`)).split('\n').filter(Boolean)
     expect(listed).toHaveLength(3)
-    expect(second.output()).toMatch(/resync \(start\): 3 plugins, 3 containers, 0 to reconcile/)
+    // Nothing of ours was planned again. (Other test files' unlabelled forgehook-* containers
+    // may be adopted meanwhile: the guide's rule, harmless to ours.)
+    expect(second.output()).not.toMatch(/"msg":"reconciling kill9-/)
 
     second.child.kill('SIGTERM')
     expect(await second.exited).toBe(0)
