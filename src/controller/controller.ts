@@ -4,7 +4,7 @@
 import type { Logger } from '../logger.js'
 import type { PluginChange } from '../db/change-feed.js'
 import type { PluginStore } from '../db/plugin-store.js'
-import { isManaged, LABELS, type ContainerHealth, type ContainerRuntime, type RuntimeEvent, type RuntimeInfo } from '../runtime/container-runtime.js'
+import { isManaged, LABELS, RuntimeUnavailableError, type ContainerHealth, type ContainerRuntime, type RuntimeEvent, type RuntimeInfo } from '../runtime/container-runtime.js'
 import { Backoff, formatDuration, sleep } from '../util/backoff.js'
 import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
@@ -166,6 +166,7 @@ export class Controller {
         try {
           await this.resyncOnce(reason, options.adopt)
         } catch (error) {
+          if (error instanceof RuntimeUnavailableError) this.stats.dockerConnected = false
           this.log.warn({ err: error }, `resync failed (${(error as Error).message}); the next one will try again`)
         }
       } while (this.resyncAgain && !this.abort.signal.aborted)

@@ -8,7 +8,8 @@ import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import type { HealthStatus } from '../db/schema.js'
 import { containerNameFor } from '../runtime/container-runtime.js'
 import { parseManifest } from '../spec/manifest.js'
-import type { Clock, TimerHandle } from '../util/clock.js'
+import type { Clock } from '../util/clock.js'
+import { Periodic } from '../util/periodic.js'
 import { mapLimit } from '../util/concurrency.js'
 import type { ContainerCache } from './container-cache.js'
 
@@ -40,20 +41,18 @@ const PROBE_CONCURRENCY = 8
 
 export class HealthMonitor {
   private readonly failures = new Map<string, number>()
-  private timer: TimerHandle | undefined
-  private running: Promise<void> | undefined
-  private stopped = false
+  private readonly periodic: Periodic
 
-  constructor(private readonly options: HealthMonitorOptions) {}
-
-  start(): void {
-    this.schedule()
+  constructor(private readonly options: HealthMonitorOptions) {
+    this.periodic = new Periodic({ ...options, name: 'health' }, () => this.checkAll())
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true
-    if (this.timer) this.options.clock.clearTimeout(this.timer)
-    await this.running
+  start(): void {
+    this.periodic.start()
+  }
+
+  stop(): Promise<void> {
+    return this.periodic.stop()
   }
 
   /** One round over every running plugin. Public for tests. */
@@ -77,15 +76,6 @@ export class HealthMonitor {
     const plugin = await this.options.store.getPlugin(pluginId)
     if (!plugin || plugin.healthStatus === health) return
     await this.record(plugin, health, new Date(this.options.clock.now()))
-  }
-
-  private schedule(): void {
-    if (this.stopped) return
-    this.timer = this.options.clock.setTimeout(() => {
-      this.running = this.checkAll()
-        .catch((error: unknown) => this.options.logger.warn({ err: error }, `health round failed: ${(error as Error).message}`))
-        .finally(() => this.schedule())
-    }, this.options.intervalMs)
   }
 
   private async check(plugin: Plugin): Promise<HealthStatus> {

@@ -4,7 +4,8 @@
 import type { Logger } from '../logger.js'
 import type { MetricsSample, PluginStore } from '../db/plugin-store.js'
 import { containerNameFor, type ContainerRuntime } from '../runtime/container-runtime.js'
-import type { Clock, TimerHandle } from '../util/clock.js'
+import type { Clock } from '../util/clock.js'
+import { Periodic } from '../util/periodic.js'
 import { mapLimit } from '../util/concurrency.js'
 import type { ContainerCache } from './container-cache.js'
 
@@ -21,20 +22,18 @@ export interface MetricsSamplerOptions {
 }
 
 export class MetricsSampler {
-  private timer: TimerHandle | undefined
-  private running: Promise<void> | undefined
-  private stopped = false
+  private readonly periodic: Periodic
 
-  constructor(private readonly options: MetricsSamplerOptions) {}
-
-  start(): void {
-    this.schedule()
+  constructor(private readonly options: MetricsSamplerOptions) {
+    this.periodic = new Periodic({ ...options, name: 'metrics' }, () => this.sampleAll())
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true
-    if (this.timer) this.options.clock.clearTimeout(this.timer)
-    await this.running
+  start(): void {
+    this.periodic.start()
+  }
+
+  stop(): Promise<void> {
+    return this.periodic.stop()
   }
 
   /** One round: sample every running plugin, then apply retention. Public for tests. */
@@ -59,16 +58,6 @@ export class MetricsSampler {
     const deleted = await store.deleteMetricsBefore(new Date(this.options.clock.now() - this.options.retentionMs))
     if (deleted > 0) logger.debug({ deleted }, 'deleted old metrics samples')
     return taken.length
-  }
-
-  private schedule(): void {
-    if (this.stopped) return
-    this.timer = this.options.clock.setTimeout(() => {
-      this.running = this.sampleAll()
-        .then(() => undefined)
-        .catch((error: unknown) => this.options.logger.warn({ err: error }, `metrics round failed: ${(error as Error).message}`))
-        .finally(() => this.schedule())
-    }, this.options.intervalMs)
   }
 }
 
