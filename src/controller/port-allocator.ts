@@ -16,6 +16,12 @@ const ALLOCATION_ATTEMPTS = 5
 export class PortAllocator {
   /** Ports found taken outside FlowForge; skipped by allocation from now on. */
   private readonly takenOutside = new Set<number>()
+  /**
+   * Ports assigned or requested in the store, read once and kept up to date by our own
+   * allocations; re-read when an allocation loses a race or the range looks full, so it
+   * costs one query per allocation at most rather than a table scan each time.
+   */
+  private reserved: Set<number> | undefined
 
   constructor(
     private readonly store: PluginStore,
@@ -50,17 +56,25 @@ export class PortAllocator {
 
   private async allocate(plugin: Plugin): Promise<PortResolution> {
     for (let attempt = 0; attempt < ALLOCATION_ATTEMPTS; attempt++) {
-      const used = await this.store.reservedHostPorts()
-      const hostPort = this.firstFree(used)
+      const fresh = this.reserved === undefined
+      this.reserved ??= await this.store.reservedHostPorts()
+      const hostPort = this.firstFree(this.reserved)
       if (hostPort === undefined) {
+        if (!fresh) {
+          // Ports of deleted plugins are free again: look at the store before giving up.
+          this.reserved = undefined
+          continue
+        }
         return { ok: false, error: `no free host port left in HOST_PORT_RANGE ${this.range.from}-${this.range.to}` }
       }
+      this.reserved.add(hostPort)
       try {
         const updated = await this.store.writeStatus(plugin.id, { hostPort })
         return { ok: true, plugin: updated ?? plugin, hostPort }
       } catch (error) {
-        // Another reconcile took this port a moment ago: look again.
+        // Someone else (another reconcile, an SQL edit) holds it: read the store again.
         if (!(error instanceof InvalidValueError)) throw error
+        this.reserved = undefined
       }
     }
     throw new Error(`could not allocate a host port for ${plugin.forgehookId} after ${ALLOCATION_ATTEMPTS} attempts`)

@@ -124,9 +124,7 @@ export class Reconciler {
       containerId = outcome.containerId
     }
 
-    for (const event of planned.events) {
-      await store.logEvent({ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: event.type, data: event.data })
-    }
+    await store.logEvents(planned.events.map((event) => ({ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: event.type, data: event.data })))
     if (deleteRow) {
       await store.deletePlugin(plugin.id)
       log.info(`uninstalled ${plugin.forgehookId}`)

@@ -285,21 +285,30 @@ export class PluginStore {
    * the caller's operation goes on (the guide's rule).
    */
   async logEvent(event: NewPluginEvent): Promise<PluginEvent | undefined> {
+    return (await this.logEvents([event]))[0]
+  }
+
+  /** Several events in one statement, in order; never throws (see logEvent). */
+  async logEvents(events: NewPluginEvent[]): Promise<PluginEvent[]> {
+    if (events.length === 0) return []
     try {
-      const row = await this.db
+      const rows = await this.db
         .insertInto('plugin_events')
-        .values({
-          plugin_id: event.pluginId,
-          forgehook_id: event.forgehookId,
-          event_type: event.type,
-          data: JSON.stringify(event.data ?? {}),
-        })
+        .values(
+          events.map((event) => ({
+            plugin_id: event.pluginId,
+            forgehook_id: event.forgehookId,
+            event_type: event.type,
+            data: JSON.stringify(event.data ?? {}),
+          })),
+        )
         .returningAll()
-        .executeTakeFirstOrThrow()
-      return toEvent(row)
+        .execute()
+      return rows.map(toEvent)
     } catch (error) {
-      this.logger.warn({ err: error, event: event.type, plugin: event.forgehookId }, 'could not record a plugin event')
-      return undefined
+      const types = events.map((event) => event.type).join(', ')
+      this.logger.warn({ err: error, events: types, plugin: events[0]!.forgehookId }, 'could not record plugin events')
+      return []
     }
   }
 
