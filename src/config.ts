@@ -31,6 +31,29 @@ export interface Config {
   migrationsDir: string
   logLevel: LogLevel
   controller: ControllerConfig
+  api: ApiConfig
+  specs: SpecsConfig
+}
+
+export interface ApiConfig {
+  /** HTTP port of the API. Default 4000. */
+  port: number
+  /**
+   * Address the API listens on. Default 127.0.0.1 without a token, 0.0.0.0 with one; a
+   * non-loopback address without FORGE_API_TOKEN is refused at start.
+   */
+  host: string
+  /** FORGE_API_TOKEN: required as `Authorization: Bearer <token>` on /api and /plugins. */
+  token?: string
+  /** How often proxy request counters are written to plugin_metrics. Default 60 s. */
+  usageFlushIntervalMs: number
+}
+
+export interface SpecsConfig {
+  /** Folder of *.yaml / *.yml plugin specs. Default ./specs. */
+  dir: string
+  /** Full re-scan period (watch events are only hints). Default 60 s. */
+  rescanIntervalMs: number
 }
 
 export interface ControllerConfig {
@@ -100,6 +123,11 @@ export function loadConfig(env: Env = process.env): Config {
       retryBaseMs: read.seconds('RECONCILE_RETRY_BASE', 1) * 1000,
       retryMaxMs: read.seconds('RECONCILE_RETRY_MAX', 300) * 1000,
     },
+    api: readApi(env, read, problems),
+    specs: {
+      dir: path.resolve(nonEmpty(env.SPECS_DIR) ?? './specs'),
+      rescanIntervalMs: read.seconds('SPECS_RESCAN_INTERVAL', 60) * 1000,
+    },
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
@@ -133,6 +161,25 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
     dataDir: path.resolve(nonEmpty(env.DATA_DIR) ?? './data'),
     sqlPort: read.integer('SQL_PORT', 5433, 0, 65535),
   }
+}
+
+function readApi(env: Env, read: EnvReader, problems: string[]): ApiConfig {
+  const token = nonEmpty(env.FORGE_API_TOKEN)
+  if (token !== undefined && token.length < 16) problems.push('FORGE_API_TOKEN must be at least 16 characters long')
+  const host = readAddress(env, 'API_BIND_ADDRESS', token ? '0.0.0.0' : '127.0.0.1', problems)
+  if (!token && !isLoopback(host)) {
+    problems.push(`API_BIND_ADDRESS ${host} is not a loopback address and FORGE_API_TOKEN is not set: set a token, or bind 127.0.0.1`)
+  }
+  return {
+    port: read.integer('PORT', 4000, 0, 65535),
+    host,
+    ...(token ? { token } : {}),
+    usageFlushIntervalMs: read.seconds('USAGE_FLUSH_INTERVAL', 60) * 1000,
+  }
+}
+
+export function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.')
 }
 
 function readInstance(env: Env, problems: string[]): string {

@@ -4,6 +4,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
 import type { Logger } from '../logger.js'
 import type { ChangeFeed, ChangeListener } from './change-feed.js'
+import type { EventBus } from './event-bus.js'
 import { AlreadyExistsError, ConflictError, InvalidValueError, NotFoundError } from './errors.js'
 import type {
   Database,
@@ -155,6 +156,8 @@ export class PluginStore {
     private readonly db: Kysely<Database>,
     private readonly changes: ChangeFeed,
     private readonly logger: Logger,
+    /** Told of every event recorded, for the live streams. Optional. */
+    private readonly bus?: EventBus,
   ) {}
 
   async createPlugin(input: NewPlugin): Promise<Plugin> {
@@ -304,7 +307,9 @@ export class PluginStore {
         )
         .returningAll()
         .execute()
-      return rows.map(toEvent)
+      const recorded = rows.map(toEvent)
+      for (const event of recorded) this.bus?.publish(event)
+      return recorded
     } catch (error) {
       const types = events.map((event) => event.type).join(', ')
       this.logger.warn({ err: error, events: types, plugin: events[0]!.forgehookId }, 'could not record plugin events')

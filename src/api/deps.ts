@@ -1,0 +1,62 @@
+// What the HTTP API is built from. Every side effect is injected, so routes are tested
+// with app.request() on the in-memory runtime and an embedded database.
+import type { ControllerStats } from '../controller/controller.js'
+import type { EventBus } from '../db/event-bus.js'
+import type { PluginStore } from '../db/plugin-store.js'
+import type { Logger } from '../logger.js'
+import type { ContainerRuntime } from '../runtime/container-runtime.js'
+import type { Clock } from '../util/clock.js'
+
+/** One spec file as the folder watcher last saw it (GET /api/v1/specs). */
+export interface SpecFileReport {
+  /** Relative to SPECS_DIR, with '/' separators. */
+  path: string
+  /** ok: applied (or unchanged); invalid: YAML or schema errors; conflict: names a plugin owned elsewhere; refused: too big, outside the folder, unreadable. */
+  status: 'ok' | 'invalid' | 'conflict' | 'refused'
+  /** Names of the plugins the file declares (as far as they could be read). */
+  plugins: string[]
+  errors: SpecFileError[]
+  /** When the file was last read. */
+  checkedAt: string
+}
+
+export interface SpecFileError {
+  message: string
+  line?: number
+  column?: number
+  /** Dotted field path inside the document, e.g. spec.manifest.port. */
+  field?: string
+  /** 0-based index of the YAML document in the file. */
+  document?: number
+}
+
+export interface SpecFolderView {
+  list(): SpecFileReport[]
+}
+
+/** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
+export interface ProxyUsageRecorder {
+  record(pluginId: string, sample: { durationMs: number; error: boolean }): void
+}
+
+export interface ApiDependencies {
+  store: PluginStore
+  runtime: ContainerRuntime
+  events: EventBus
+  logger: Logger
+  clock: Clock
+  /** The database: ping for /readyz, engine name for /metrics. */
+  database: { engine: 'postgres' | 'embedded'; ping(): Promise<void> }
+  controller: {
+    snapshot(): ControllerStats
+    /** Restarts the running container once (POST /plugins/:id/restart). */
+    requestRestart(pluginId: string, reason: string): void
+  }
+  /** Absent when no spec folder is watched. */
+  specs?: SpecFolderView
+  proxyUsage: ProxyUsageRecorder
+  /** FORGE_API_TOKEN; undefined = no authentication (the server then binds 127.0.0.1 only). */
+  apiToken?: string
+  /** Address plugin ports are reached on from the manager (the proxy's upstream host). */
+  pluginHost: string
+}

@@ -1,0 +1,226 @@
+// The plugin spec document: one zod schema for spec files, API bodies and (through
+// manifest.ts) what the controller reads. Published as JSON Schema (schema/plugin.schema.json).
+import { z } from 'zod'
+import type { NewPlugin, Plugin, PluginSpecPatch } from '../db/plugin-store.js'
+import { canonicalJson as canonical } from './container-spec.js'
+import { manifestSchema } from './manifest.js'
+
+export const API_VERSION = 'flowforge.io/v1'
+export const KIND = 'Plugin'
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export const pluginNameSchema = z
+  .string()
+  .regex(DNS_LABEL, 'must be a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters')
+
+/**
+ * Fields a manifest must not carry: they would give a plugin the host (the Docker socket is
+ * root on the host). The container spec never sets them; naming them is an error, so an
+ * author learns it at once instead of finding the setting silently ignored.
+ */
+export const FORBIDDEN_MANIFEST_FIELDS = [
+  'privileged',
+  'volumes',
+  'mounts',
+  'binds',
+  'devices',
+  'capAdd',
+  'cap_add',
+  'capabilities',
+  'network',
+  'networkMode',
+  'network_mode',
+  'hostNetwork',
+  'pid',
+  'pidMode',
+  'hostPid',
+  'ipc',
+  'ipcMode',
+  'securityOpt',
+  'security_opt',
+  'user',
+] as const
+
+export const specManifestSchema = manifestSchema.superRefine((manifest, context) => {
+  for (const field of FORBIDDEN_MANIFEST_FIELDS) {
+    if (field in manifest) {
+      context.addIssue({
+        code: 'custom',
+        path: [field],
+        message: `"${field}" is not allowed: plugins get no privileged mode, host mounts, host network or PID, devices or added capabilities`,
+      })
+    }
+  }
+})
+
+export const pluginSpecSchema = z
+  .object({
+    /** running | stopped; default running. */
+    state: z.enum(['running', 'stopped']).optional(),
+    /** The host port to publish on; otherwise one is assigned from HOST_PORT_RANGE. */
+    hostPort: z.number().int().min(1).max(65535).optional(),
+    manifest: specManifestSchema,
+    /** Given to the container as JSON in FORGEHOOK_CONFIG. */
+    config: z.record(z.string(), z.unknown()).optional(),
+    environment: z.record(z.string().regex(ENV_NAME, 'must be an environment variable name'), z.string().max(65_536)).optional(),
+  })
+  .strict()
+
+export const pluginMetadataSchema = z
+  .object({
+    name: pluginNameSchema,
+    labels: z.record(z.string().regex(LABEL_KEY, 'must be a label key such as team or example.com/team'), z.string().max(63)).optional(),
+  })
+  .strict()
+
+export const pluginDocumentSchema = z
+  .object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(KIND),
+    metadata: pluginMetadataSchema,
+    spec: pluginSpecSchema,
+  })
+  .strict()
+
+export type PluginDocument = z.output<typeof pluginDocumentSchema>
+
+export interface FieldError {
+  /** Dotted path, e.g. spec.manifest.port. */
+  field: string
+  message: string
+}
+
+export type DocumentResult = { ok: true; document: PluginDocument } | { ok: false; errors: FieldError[] }
+
+export function validateDocument(value: unknown): DocumentResult {
+  const result = pluginDocumentSchema.safeParse(value)
+  if (result.success) return { ok: true, document: result.data }
+  return { ok: false, errors: toFieldErrors(result.error.issues) }
+}
+
+export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  return issues.flatMap((issue) => {
+    // Unknown keys arrive as one issue for several keys: one error per key reads better.
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'unknown field' }))
+    }
+    return [{ field: issue.path.join('.') || '(document)', message: issue.message }]
+  })
+}
+
+/** What the store keeps of a document. */
+export function toNewPlugin(document: PluginDocument, source: string): NewPlugin {
+  return { forgehookId: document.metadata.name, source, ...toSpecFields(document) }
+}
+
+/** Every spec field, so that an apply replaces what was there (absent fields become defaults). */
+export function toSpecFields(document: PluginDocument): Required<Omit<PluginSpecPatch, 'source'>> {
+  return {
+    manifest: document.spec.manifest as Record<string, unknown>,
+    config: document.spec.config ?? {},
+    environment: document.spec.environment ?? {},
+    desiredState: document.spec.state ?? 'running',
+    requestedHostPort: document.spec.hostPort ?? null,
+    labels: document.metadata.labels ?? {},
+  }
+}
+
+/** Whether applying `document` would change the plugin's spec (so that no write is needed). */
+export function specDiffers(plugin: Plugin, document: PluginDocument): boolean {
+  const wanted = toSpecFields(document)
+  return (
+    canonical(plugin.manifest) !== canonical(wanted.manifest) ||
+    canonical(plugin.config) !== canonical(wanted.config) ||
+    canonical(plugin.environment) !== canonical(wanted.environment) ||
+    plugin.desiredState !== wanted.desiredState ||
+    plugin.requestedHostPort !== wanted.requestedHostPort ||
+    canonical(plugin.labels) !== canonical(wanted.labels)
+  )
+}
+
+const SECRET_KEY = /PASSWORD|SECRET|TOKEN|KEY/i
+export const REDACTED = '***'
+
+/** Keys whose values are never shown: secret-looking names, and what the manifest lists in `secrets`. */
+export function secretKeys(plugin: Pick<Plugin, 'environment' | 'manifest'>): Set<string> {
+  const listed = Array.isArray(plugin.manifest.secrets) ? plugin.manifest.secrets.filter((key): key is string => typeof key === 'string') : []
+  return new Set([...Object.keys(plugin.environment).filter((key) => SECRET_KEY.test(key)), ...listed])
+}
+
+export function redactEnvironment(plugin: Pick<Plugin, 'environment' | 'manifest'>): Record<string, string> {
+  const hidden = secretKeys(plugin)
+  return Object.fromEntries(Object.entries(plugin.environment).map(([key, value]) => [key, hidden.has(key) ? REDACTED : value]))
+}
+
+/** The plugin as the API returns it: the document, with status; secrets redacted. */
+export function toApiDocument(plugin: Plugin): Record<string, unknown> {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: {
+      name: plugin.forgehookId,
+      uid: plugin.id,
+      generation: plugin.generation,
+      resourceVersion: String(plugin.resourceVersion),
+      labels: plugin.labels,
+      source: plugin.source,
+      creationTimestamp: plugin.createdAt.toISOString(),
+      ...(plugin.deletionRequestedAt ? { deletionTimestamp: plugin.deletionRequestedAt.toISOString() } : {}),
+    },
+    spec: {
+      state: plugin.desiredState,
+      ...(plugin.requestedHostPort !== null ? { hostPort: plugin.requestedHostPort } : {}),
+      manifest: plugin.manifest,
+      config: plugin.config,
+      environment: redactEnvironment(plugin),
+    },
+    status: {
+      phase: plugin.status,
+      health: plugin.healthStatus,
+      containerId: plugin.containerId,
+      containerName: plugin.containerName,
+      hostPort: plugin.hostPort,
+      error: plugin.error,
+      restartCount: plugin.restartCount,
+      observedGeneration: plugin.observedGeneration,
+      lastHealthCheck: iso(plugin.lastHealthCheck),
+      installedAt: iso(plugin.installedAt),
+      startedAt: iso(plugin.startedAt),
+      stoppedAt: iso(plugin.stoppedAt),
+      nextRestartAt: iso(plugin.nextRestartAt),
+    },
+  }
+}
+
+/** The declarable part of a stored plugin as a document (for merge-patch and diffs). Secrets are NOT redacted. */
+export function toSpecDocument(plugin: Plugin): PluginDocument {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: plugin.forgehookId, ...(Object.keys(plugin.labels).length > 0 ? { labels: plugin.labels } : {}) },
+    spec: {
+      state: plugin.desiredState,
+      ...(plugin.requestedHostPort !== null ? { hostPort: plugin.requestedHostPort } : {}),
+      manifest: plugin.manifest as PluginDocument['spec']['manifest'],
+      config: plugin.config,
+      environment: plugin.environment,
+    },
+  }
+}
+
+function iso(value: Date | null): string | null {
+  return value ? value.toISOString() : null
+}
+
+
+/** The JSON Schema editors can use for spec files. */
+export function pluginJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://flowforge.io/schemas/plugin.schema.json',
+    title: 'FlowForge Plugin',
+    ...z.toJSONSchema(pluginDocumentSchema, { io: 'input', unrepresentable: 'any' }),
+  }
+}
