@@ -107,6 +107,10 @@ export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[]
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'unknown field' }))
     }
+    // A bad record key: zod says "Invalid key in record"; the key's own rule says why.
+    if (issue.code === 'invalid_key') {
+      return [{ field: issue.path.join('.'), message: issue.issues[0]?.message ?? issue.message }]
+    }
     return [{ field: issue.path.join('.') || '(document)', message: issue.message }]
   })
 }
