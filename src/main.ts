@@ -12,11 +12,19 @@ import { PluginStore } from './db/plugin-store.js'
 import type { ContainerRuntime } from './runtime/container-runtime.js'
 import { DockerRuntime } from './runtime/docker-runtime.js'
 import { systemClock, type Clock } from './util/clock.js'
+import { createApp } from './api/app.js'
+import { ProxyUsage } from './api/proxy.js'
+import { startApiServer } from './api/server.js'
+import { EventBus } from './db/event-bus.js'
+import { SpecFolder } from './sources/spec-folder.js'
 
 export interface Daemon {
   database: DatabaseHandle
   store: PluginStore
   controller: Controller
+  specs: SpecFolder
+  /** Where the HTTP API listens. */
+  apiAddress: { host: string; port: number }
   /** Resolves once Docker was reached and the first sync is done. */
   ready: Promise<void>
   stop(): Promise<void>
@@ -49,7 +57,8 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
 
   const settings = config.controller
   const clock = dependencies.clock ?? systemClock
-  const store = new PluginStore(database.db, database.changes, logger)
+  const bus = new EventBus()
+  const store = new PluginStore(database.db, database.changes, logger, bus)
   const runtime =
     dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger })
   let health: HealthMonitor | undefined
@@ -73,8 +82,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     clock,
     logger,
     intervalMs: settings.healthIntervalMs,
-    // Plugins published on every address are still reached on loopback.
-    probeHost: settings.pluginBindAddress === '0.0.0.0' ? '127.0.0.1' : settings.pluginBindAddress,
+    probeHost: probeHostFor(settings.pluginBindAddress),
     requestRestart: (pluginId, reason) => controller.requestRestart(pluginId, reason),
   })
   const metrics = new MetricsSampler({
@@ -87,28 +95,71 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     retentionMs: settings.metricsRetentionMs,
   })
 
+  // Inputs write desired state only; they work while Docker is still being reached.
+  const specs = new SpecFolder({ dir: config.specs.dir, store, events: bus, logger, clock, rescanIntervalMs: config.specs.rescanIntervalMs })
+  const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
+  const app = createApp({
+    store,
+    runtime,
+    events: bus,
+    logger,
+    clock,
+    database: { engine: database.engine, ping: () => database.ping() },
+    controller,
+    specs,
+    proxyUsage,
+    apiToken: config.api.token,
+    pluginHost: probeHostFor(settings.pluginBindAddress),
+  })
+  let server: Awaited<ReturnType<typeof startApiServer>> | undefined
+  try {
+    await specs.start()
+    server = await startApiServer({ app, host: config.api.host, port: config.api.port, logger })
+  } catch (error) {
+    await specs.stop()
+    await database.close()
+    throw error
+  }
+  proxyUsage.start()
+  if (!config.api.token) {
+    logger.warn(`FORGE_API_TOKEN is not set: the API asks for no authentication, so it listens on ${config.api.host} only`)
+  }
+
   const ready = controller.start().then(() => {
     health.start()
     metrics.start()
     logger.info('controller running: Docker observed, orphans adopted, workers started')
   })
   ready.catch((error: unknown) => logger.error({ err: error }, `the controller did not start: ${(error as Error).message}`))
-  logger.info({ database: database.description }, 'FlowForge plugin manager started')
+  logger.info(
+    { database: database.description, api: `http://${server.address.host}:${server.address.port}`, specs: config.specs.dir },
+    'FlowForge plugin manager started',
+  )
 
+  const api = server
   let stopping: Promise<void> | undefined
   return {
     database,
     store,
     controller,
+    specs,
+    apiAddress: api.address,
     ready,
     stop: () => {
       stopping ??= (async () => {
-        // Running reconciles finish; nothing new starts. Containers keep running.
-        await Promise.all([controller.stop(), health.stop(), metrics.stop()])
+        // Stop taking input first, then let running reconciles finish. Containers keep running.
+        await api.close()
+        await specs.stop()
+        await Promise.all([controller.stop(), health.stop(), metrics.stop(), proxyUsage.stop()])
         await database.close()
         logger.info('FlowForge plugin manager stopped')
       })()
       return stopping
     },
   }
+}
+
+/** Plugins published on every address (0.0.0.0) are still reached on loopback. */
+function probeHostFor(bindAddress: string): string {
+  return bindAddress === '0.0.0.0' || bindAddress === '::' ? '127.0.0.1' : bindAddress
 }

@@ -37,6 +37,8 @@ export interface SpecFolderView {
 /** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
 export interface ProxyUsageRecorder {
   record(pluginId: string, sample: { durationMs: number; error: boolean }): void
+  /** Everything recorded since start, flushed or not (GET /metrics). */
+  totals(): { requests: number; errors: number }
 }
 
 export interface ApiDependencies {

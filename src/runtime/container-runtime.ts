@@ -108,6 +108,13 @@ export interface ContainerRuntime {
   remove(containerId: string): Promise<void>
   /** The last `tail` lines of stdout and stderr, demultiplexed, as text. */
   logs(containerId: string, options: { tail: number }): Promise<string>
+  /**
+   * The last `tail` lines, then whatever the container writes, as demultiplexed text
+   * chunks (not necessarily whole lines). Ends when the container stops or `signal`
+   * aborts; a container that is not running yields its tail and ends. Throws
+   * ContainerNotFoundError (on the first iteration) when there is no such container.
+   */
+  followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string>
   /** One-shot resource usage. */
   stats(containerId: string): Promise<ContainerStats>
   /**

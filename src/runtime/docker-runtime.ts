@@ -33,7 +33,7 @@ import {
   type DockerStats,
 } from './docker-mapping.js'
 import { driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
-import { demultiplexDockerLogs } from './docker-streams.js'
+import { demultiplexDockerLogs, LogDemultiplexer } from './docker-streams.js'
 import type { Logger } from '../logger.js'
 import type { BackoffOptions } from '../util/backoff.js'
 
@@ -193,6 +193,36 @@ export class DockerRuntime implements ContainerRuntime {
       if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
       throw this.driverError(`read the logs of ${containerId}`, error)
     }
+  }
+
+  async *followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string> {
+    const { signal } = options
+    if (signal.aborted) return
+    let body: Readable
+    try {
+      // The streaming client: a quiet container would trip the unary client's inactivity timeout.
+      const opening = this.connected().streaming.getContainer(containerId)
+      body = (await opening.logs({ follow: true, stdout: true, stderr: true, tail: options.tail, abortSignal: signal })) as unknown as Readable
+    } catch (error) {
+      if (signal.aborted) return
+      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
+      throw this.driverError(`follow the logs of ${containerId}`, error)
+    }
+    const demultiplexer = new LogDemultiplexer()
+    try {
+      for await (const chunk of body) {
+        const text = demultiplexer.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
+        if (text) yield text
+      }
+    } catch (error) {
+      // Aborting destroys the request: the error it leaves behind is the expected end.
+      if (signal.aborted) return
+      throw this.driverError(`follow the logs of ${containerId}`, error)
+    } finally {
+      body.destroy()
+    }
+    const rest = demultiplexer.end()
+    if (rest) yield rest
   }
 
   async stats(containerId: string): Promise<ContainerStats> {

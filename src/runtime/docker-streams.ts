@@ -63,14 +63,77 @@ export function demultiplexDockerLogs(body: Buffer): string {
   return Buffer.concat(payloads).toString('utf8')
 }
 
+/**
+ * The incremental form of demultiplexDockerLogs, for a follow stream whose frames span
+ * chunks and whose chunks span frames. A follow stream cannot be judged whole, so its
+ * first 8 bytes decide: a valid frame header means frames, anything else a TTY's raw
+ * bytes (text never starts with a byte 0-2 followed by three zero bytes).
+ */
+export class LogDemultiplexer {
+  private readonly decoder = new StringDecoder('utf8')
+  private pending: Buffer = Buffer.alloc(0)
+  private framing: 'undecided' | 'frames' | 'raw' = 'undecided'
+  /** Payload bytes of the current frame not yet seen. */
+  private payloadLeft = 0
+
+  /** The text this chunk completes; '' while a header or a character is still partial. */
+  push(chunk: Buffer): string {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk])
+    if (this.framing === 'undecided') {
+      if (this.pending.length < FRAME_HEADER_BYTES) return ''
+      this.framing = isFrameHeader(this.pending, 0) ? 'frames' : 'raw'
+    }
+    if (this.framing === 'raw') return this.decode([this.takePending(this.pending.length)])
+    return this.decode(this.takePayloads())
+  }
+
+  /** What is left when the stream ends: a partial character, or a short raw body. */
+  end(): string {
+    const rest = this.framing === 'frames' ? '' : this.decoder.write(this.pending)
+    this.pending = Buffer.alloc(0)
+    return rest + this.decoder.end()
+  }
+
+  private takePayloads(): Buffer[] {
+    const payloads: Buffer[] = []
+    for (;;) {
+      if (this.payloadLeft > 0) {
+        if (this.pending.length === 0) return payloads
+        const payload = this.takePending(Math.min(this.payloadLeft, this.pending.length))
+        this.payloadLeft -= payload.length
+        payloads.push(payload)
+        continue
+      }
+      if (this.pending.length < FRAME_HEADER_BYTES) return payloads
+      if (!isFrameHeader(this.pending, 0)) throw new Error('the log stream lost its frame alignment')
+      this.payloadLeft = this.pending.readUInt32BE(4)
+      this.takePending(FRAME_HEADER_BYTES)
+    }
+  }
+
+  private takePending(bytes: number): Buffer {
+    const taken = this.pending.subarray(0, bytes)
+    this.pending = this.pending.subarray(bytes)
+    return taken
+  }
+
+  private decode(payloads: Buffer[]): string {
+    // One decoder across frames: a character may be split between two of them.
+    return payloads.map((payload) => this.decoder.write(payload)).join('')
+  }
+}
+
+function isFrameHeader(bytes: Buffer, offset: number): boolean {
+  const streamType = bytes[offset] ?? 0xff
+  return streamType <= MAX_STREAM_TYPE && bytes.readUIntBE(offset + 1, 3) === 0
+}
+
 function isMultiplexed(body: Buffer): boolean {
   if (body.length === 0) return false
   let offset = 0
   while (offset < body.length) {
     if (body.length - offset < FRAME_HEADER_BYTES) return false
-    const streamType = body[offset] ?? 0xff
-    const padding = body.readUIntBE(offset + 1, 3)
-    if (streamType > MAX_STREAM_TYPE || padding !== 0) return false
+    if (!isFrameHeader(body, offset)) return false
     offset += FRAME_HEADER_BYTES + body.readUInt32BE(offset + 4)
   }
   return offset === body.length

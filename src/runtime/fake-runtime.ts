@@ -71,6 +71,8 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly imageOutput: Record<string, string>
   private readonly occupiedPorts = new Set<number>()
   private readonly channels = new Set<EventChannel>()
+  /** Open followLogs iterations by container id. */
+  private readonly logFollowers = new Map<string, Set<LogFollower>>()
   private reachable = true
 
   constructor(options: FakeRuntimeOptions = {}) {
@@ -160,9 +162,33 @@ export class FakeRuntime implements ContainerRuntime {
 
   async logs(containerId: string, options: { tail: number }): Promise<string> {
     this.assertReachable()
-    const lines = this.get(containerId).logLines
-    const tail = options.tail <= 0 ? [] : lines.slice(-options.tail)
-    return tail.map((line) => `${line}\n`).join('')
+    return tailText(this.get(containerId).logLines, options.tail)
+  }
+
+  /** Like Docker: the tail, then lines written by writeLog until the container stops or the signal aborts. */
+  async *followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string> {
+    this.assertReachable()
+    const container = this.get(containerId)
+    const existing = tailText(container.logLines, options.tail)
+    if (options.signal.aborted) return
+    if (container.state !== 'running') {
+      if (existing) yield existing
+      return
+    }
+    // Registered before the first yield, so nothing written while the consumer reads the tail is lost.
+    const follower = new LogFollower()
+    const followers = this.logFollowers.get(container.id) ?? new Set<LogFollower>()
+    this.logFollowers.set(container.id, followers.add(follower))
+    const onAbort = () => follower.end({ discard: true })
+    options.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (existing) yield existing
+      for (let text = await follower.next(); text !== undefined; text = await follower.next()) yield text
+    } finally {
+      options.signal.removeEventListener('abort', onAbort)
+      followers.delete(follower)
+      if (followers.size === 0) this.logFollowers.delete(container.id)
+    }
   }
 
   async stats(containerId: string): Promise<ContainerStats> {
@@ -258,7 +284,11 @@ export class FakeRuntime implements ContainerRuntime {
 
   /** Test control: the container writes to stdout. */
   writeLog(idOrName: string, text: string): void {
-    this.get(idOrName).logLines.push(...splitLines(text))
+    const container = this.get(idOrName)
+    const lines = splitLines(text)
+    container.logLines.push(...lines)
+    const written = tailText(lines, lines.length)
+    for (const follower of this.logFollowers.get(container.id) ?? []) follower.push(written)
   }
 
   /** Test control: what stats reports while the container runs. */
@@ -308,6 +338,7 @@ export class FakeRuntime implements ContainerRuntime {
     container.exitCode = exitCode
     container.finishedAt = new Date()
     delete container.health
+    for (const follower of this.logFollowers.get(container.id) ?? []) follower.end()
     this.emit(container, 'die', { exitCode })
   }
 
@@ -373,6 +404,44 @@ function listView(container: FakeContainer): ObservedContainer {
     observed.containerPort = container.containerPort
   }
   return observed
+}
+
+function tailText(lines: string[], tail: number): string {
+  const last = tail <= 0 ? [] : lines.slice(-tail)
+  return last.map((line) => `${line}\n`).join('')
+}
+
+/** One followLogs iteration: text waiting to be read, and a wake-up for the reader. */
+class LogFollower {
+  private readonly chunks: string[] = []
+  private ended = false
+  private wake: (() => void) | undefined
+
+  push(text: string): void {
+    if (this.ended || !text) return
+    this.chunks.push(text)
+    this.wake?.()
+  }
+
+  /** The container stopped (what it wrote before is still read), or the reader went away (`discard`). */
+  end(options: { discard?: boolean } = {}): void {
+    this.ended = true
+    if (options.discard) this.chunks.length = 0
+    this.wake?.()
+  }
+
+  /** The next chunk; undefined once ended and read to the end. */
+  async next(): Promise<string | undefined> {
+    for (;;) {
+      const chunk = this.chunks.shift()
+      if (chunk !== undefined) return chunk
+      if (this.ended) return undefined
+      await new Promise<void>((resolve) => {
+        this.wake = resolve
+      })
+      this.wake = undefined
+    }
+  }
 }
 
 function splitLines(text: string): string[] {

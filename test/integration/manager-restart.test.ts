@@ -1,6 +1,9 @@
 // The daemon as a real process: kill -9 it while plugins run, start it again, and nothing is
 // recreated, restarted or duplicated.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createServerDatabase, eventually, postgresUrl } from '../helpers/databases.js'
@@ -66,6 +69,8 @@ describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKI
   test('same containers, same start times, no duplicates', async () => {
     const env = {
       DATABASE_URL: database.connectionString,
+      PORT: '0',
+      SPECS_DIR: await mkdtemp(path.join(tmpdir(), 'ff-kill9-specs-')),
       MANAGER_INSTANCE: 'kill9',
       HOST_PORT_RANGE: '4700-4799',
       STOP_TIMEOUT: '1',

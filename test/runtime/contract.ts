@@ -33,6 +33,8 @@ export interface RuntimeHarness {
   cleanup(): Promise<void>
   /** Kills a running container behind the runtime's back (`docker kill`, FakeRuntime.crash). */
   crash(containerId: string): Promise<void>
+  /** The container's main process writes `line` to stdout (`docker exec ... > /proc/1/fd/1`, FakeRuntime.writeLog). */
+  writeLog(containerId: string, line: string): Promise<void>
 }
 
 const CONTAINER_PORT = 8080
@@ -228,6 +230,44 @@ export function runtimeContract(name: string, images: ContractImages, makeRuntim
       )
       expect(text.split('\n').filter(Boolean).sort()).toEqual([...images.logLines].sort())
       expect(await runtime.logs(containerId, { tail: 1 })).toMatch(/^[^\n]*\n?$/)
+    })
+
+    test('followLogs yields the tail, then a line written after the start, and ends when aborted', async () => {
+      const containerId = await createAndStart(newSpec({ image: images.logs }))
+      await waitFor(
+        () => runtime.logs(containerId, { tail: 100 }),
+        (logText) => images.logLines.every((line) => logText.includes(line)),
+      )
+      const controller = new AbortController()
+      let received = ''
+      const following = (async () => {
+        for await (const text of runtime.followLogs(containerId, { tail: 100, signal: controller.signal })) received += text
+      })()
+      try {
+        // The tail arriving shows the follow is attached before the new line is written.
+        await waitFor(async () => received, (text) => images.logLines.every((line) => text.includes(line)))
+        await harness.writeLog(containerId, 'forgehook contract: written while followed')
+        await waitFor(async () => received, (text) => text.includes('forgehook contract: written while followed\n'))
+      } finally {
+        controller.abort()
+      }
+      await following
+    })
+
+    test('followLogs ends when the container stops', async () => {
+      const containerId = await createAndStart(newSpec({ image: images.logs }))
+      const controller = new AbortController()
+      let chunks = 0
+      const following = (async () => {
+        for await (const _text of runtime.followLogs(containerId, { tail: 100, signal: controller.signal })) chunks += 1
+      })()
+      try {
+        await waitFor(async () => chunks, (count) => count > 0)
+        await runtime.stop(containerId, 5)
+        await following
+      } finally {
+        controller.abort()
+      }
     })
 
     test('stats of a running container are non-negative numbers', async () => {

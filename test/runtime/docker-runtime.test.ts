@@ -9,10 +9,10 @@ import { LABELS, RuntimeUnavailableError, type RuntimeStreamItem } from '../../s
 import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
 import { hostPortFromStartError, observedFromInspect, statsFromDocker } from '../../src/runtime/docker-mapping.js'
 import { DockerRuntime } from '../../src/runtime/docker-runtime.js'
-import { demultiplexDockerLogs, LineSplitter, parseDockerEvent } from '../../src/runtime/docker-streams.js'
+import { demultiplexDockerLogs, LineSplitter, LogDemultiplexer, parseDockerEvent } from '../../src/runtime/docker-streams.js'
 import { silentLogger } from '../../src/logger.js'
 import { captureLogs } from '../helpers/log-capture.js'
-import { buildTestImages, DOCKER_HOST, probeEngine, requireEngineInCi } from '../helpers/docker.js'
+import { buildTestImages, docker, DOCKER_HOST, probeEngine, requireEngineInCi } from '../helpers/docker.js'
 import { runtimeContract, type ContractImages } from './contract.js'
 
 
@@ -37,6 +37,8 @@ describe.skipIf(!engine.reachable)('DockerRuntime on the real engine', () => {
     runtime: new DockerRuntime({ dockerHost: DOCKER_HOST, logger: silentLogger() }),
     cleanup: async () => undefined,
     crash: async (containerId) => void (await cli.getContainer(containerId).kill()),
+    // The line goes in as $0: no shell quoting of test text.
+    writeLog: async (containerId, line) => void (await docker('exec', containerId, '/bin/sh', '-c', 'echo "$0" > /proc/1/fd/1', line)),
   }))
 
   describe('timeouts', () => {
@@ -220,6 +222,25 @@ describe('Docker stream helpers', () => {
       frame(1, accented.subarray(1)),
     ])
     expect(demultiplexDockerLogs(body)).toBe('out line\nerr line\né\n')
+  })
+
+  test('a followed log stream is demultiplexed whatever the chunk boundaries', () => {
+    const accented = Buffer.from('é\n')
+    const body = Buffer.concat([frame(1, Buffer.from('out line\n')), frame(2, accented.subarray(0, 1)), frame(2, accented.subarray(1))])
+    for (let cut = 0; cut <= body.length; cut += 1) {
+      const demultiplexer = new LogDemultiplexer()
+      const text = demultiplexer.push(body.subarray(0, cut)) + demultiplexer.push(body.subarray(cut)) + demultiplexer.end()
+      expect(text).toBe('out line\né\n')
+    }
+    const byteByByte = new LogDemultiplexer()
+    expect([...body].map((byte) => byteByByte.push(Buffer.from([byte]))).join('') + byteByByte.end()).toBe('out line\né\n')
+  })
+
+  test('a followed TTY log stream, even one shorter than a frame header, passes through as text', () => {
+    const raw = new LogDemultiplexer()
+    expect(raw.push(Buffer.from('tty ')) + raw.push(Buffer.from('output\n')) + raw.end()).toBe('tty output\n')
+    const short = new LogDemultiplexer()
+    expect(short.push(Buffer.from('ok\n')) + short.end()).toBe('ok\n')
   })
 
   test('logs of a TTY container (no frame headers) pass through as text', () => {

@@ -29,6 +29,7 @@ runtimeContract('fake', images, async () => {
     runtime,
     cleanup: async () => undefined,
     crash: async (containerId) => runtime.crash(containerId, 137),
+    writeLog: async (containerId, line) => runtime.writeLog(containerId, line),
   }
 })
 

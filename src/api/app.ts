@@ -1,0 +1,51 @@
+// The HTTP API: one Hono app built from ApiDependencies only. Order matters: the open
+// observability routes first, then authentication and the body limit, then the routes
+// (the more specific stream and log routes before the plugin and event routes they share a prefix with).
+import { Hono, type Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { bearerAuth } from './bearer-auth.js'
+import type { ApiDependencies } from './deps.js'
+import { ApiError, errorBody, toErrorResponse } from './errors.js'
+import { openApiRoutes } from './openapi.js'
+import { proxyRoutes } from './proxy.js'
+import { MAX_BODY_BYTES } from './request.js'
+import { eventRoutes } from './routes/events.js'
+import { logRoutes } from './routes/logs.js'
+import { observabilityRoutes } from './routes/observability.js'
+import { pluginRoutes } from './routes/plugins.js'
+import { streamRoutes } from './routes/stream.js'
+
+export function createApp(deps: ApiDependencies): Hono {
+  const app = new Hono()
+
+  // /healthz, /readyz and /metrics stay open: probes and scrapers carry no token.
+  app.route('/', observabilityRoutes(deps))
+
+  if (deps.apiToken !== undefined) {
+    const requireToken = bearerAuth(deps.apiToken)
+    app.use('/api/*', requireToken)
+    app.use('/plugins/*', requireToken)
+  }
+  // Only the API's own JSON bodies are capped; proxied plugin traffic streams through as sent.
+  app.use('/api/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: rejectLargeBody }))
+
+  app.route('/', streamRoutes(deps))
+  app.route('/', logRoutes(deps))
+  app.route('/', pluginRoutes(deps))
+  app.route('/', eventRoutes(deps))
+  app.route('/', openApiRoutes())
+  app.route('/', proxyRoutes(deps))
+
+  app.onError(function answerError(error, c) {
+    const answer = toErrorResponse(error)
+    if (answer.logLevel !== undefined) deps.logger[answer.logLevel]({ err: error, method: c.req.method, path: c.req.path }, 'request failed')
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value)
+    return c.json(answer.body, answer.status)
+  })
+  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404))
+  return app
+}
+
+function rejectLargeBody(_c: Context): never {
+  throw new ApiError(413, 'payload_too_large', `the request body is larger than ${MAX_BODY_BYTES / (1024 * 1024)} MiB`)
+}

@@ -1,0 +1,156 @@
+// Plugin documents in and out of the API: the answer shape, validation of incoming
+// documents (422 with field paths), keeping redacted secrets, and the guide's install body.
+import type { Plugin } from '../db/plugin-store.js'
+import type { PluginPhase } from '../db/schema.js'
+import { API_VERSION, KIND, REDACTED, secretKeys, toApiDocument, validateDocument, type FieldError, type PluginDocument } from '../spec/plugin-spec.js'
+import { ApiError } from './errors.js'
+import { isJsonObject } from './merge-patch.js'
+
+/** The API shape; a plugin whose deletion was requested shows `uninstalling` until its row is gone. */
+export function presentPlugin(plugin: Plugin): Record<string, unknown> {
+  const document = toApiDocument(plugin)
+  if (plugin.deletionRequestedAt === null) return document
+  return { ...document, status: { ...(document.status as Record<string, unknown>), phase: presentedPhase(plugin) } }
+}
+
+export function presentedPhase(plugin: Plugin): PluginPhase {
+  return plugin.deletionRequestedAt === null ? plugin.status : 'uninstalling'
+}
+
+const READ_ONLY_METADATA = ['uid', 'generation', 'resourceVersion', 'source', 'creationTimestamp', 'deletionTimestamp']
+
+/**
+ * A client may send back what it read: status and the metadata the server sets are dropped
+ * rather than refused. metadata.resourceVersion is not a precondition here: If-Match is.
+ */
+export function withoutReadOnlyFields(value: unknown): unknown {
+  if (!isJsonObject(value)) return value
+  const { status: _status, ...document } = value
+  if (!isJsonObject(document.metadata)) return document
+  const metadata = Object.fromEntries(Object.entries(document.metadata).filter(([key]) => !READ_ONLY_METADATA.includes(key)))
+  return { ...document, metadata }
+}
+
+export interface DocumentContext {
+  /** The name the URL gives (PUT, PATCH): metadata.name must equal it. */
+  name?: string
+  /** The stored plugin, whose real secret values replace `***` sent back by a client. */
+  stored?: Plugin
+}
+
+/** Validates a whole document; throws 422 listing every problem. */
+export function requireValidDocument(value: unknown, context: DocumentContext = {}): PluginDocument {
+  const nameErrors = nameMismatch(value, context.name)
+  const result = validateDocument(withoutReadOnlyFields(value))
+  if (!result.ok) throw invalidDocument([...nameErrors, ...result.errors])
+  if (nameErrors.length > 0) throw invalidDocument(nameErrors)
+  const restored = restoreRedactedSecrets(result.document, context.stored)
+  if (!restored.ok) throw invalidDocument(restored.errors)
+  return restored.document
+}
+
+export function invalidDocument(errors: FieldError[]): ApiError {
+  return new ApiError(422, 'invalid', 'the plugin document is not valid', errors)
+}
+
+function nameMismatch(value: unknown, name: string | undefined): FieldError[] {
+  if (name === undefined) return []
+  const given = isJsonObject(value) && isJsonObject(value.metadata) ? value.metadata.name : undefined
+  if (given === name) return []
+  return [{ field: 'metadata.name', message: `must be "${name}", the name in the URL (a plugin cannot be renamed)` }]
+}
+
+/**
+ * A client that read a plugin (secrets shown as `***`) and writes it back must not replace
+ * the secrets with `***`: such values are taken from the stored plugin. A `***` for a secret
+ * the plugin does not have yet is refused rather than stored.
+ */
+export function restoreRedactedSecrets(
+  document: PluginDocument,
+  stored: Plugin | undefined,
+): { ok: true; document: PluginDocument } | { ok: false; errors: FieldError[] } {
+  const environment = document.spec.environment
+  if (environment === undefined || !Object.values(environment).includes(REDACTED)) return { ok: true, document }
+  const storedSecrets = stored ? secretKeys(stored) : new Set<string>()
+  const wantedSecrets = secretKeys({ environment, manifest: document.spec.manifest as Plugin['manifest'] })
+  const restored: Record<string, string> = {}
+  const errors: FieldError[] = []
+  for (const [key, value] of Object.entries(environment)) {
+    const storedValue = stored?.environment[key]
+    if (value === REDACTED && storedSecrets.has(key) && storedValue !== undefined) {
+      restored[key] = storedValue
+      continue
+    }
+    if (value === REDACTED && wantedSecrets.has(key)) {
+      errors.push({ field: `spec.environment.${key}`, message: `"${REDACTED}" stands for a hidden secret, and this plugin has no value for it yet: send the real value` })
+    }
+    restored[key] = value
+  }
+  if (errors.length > 0) return { ok: false, errors }
+  return { ok: true, document: { ...document, spec: { ...document.spec, environment: restored } } }
+}
+
+/** The guide's POST /api/v1/plugins/install body. */
+interface InstallRequest {
+  manifest: Record<string, unknown>
+  config?: unknown
+  environment?: unknown
+  autoStart?: unknown
+}
+
+/**
+ * Turns the guide's install body into a document. The name comes from `manifest.id`, or else
+ * `manifest.name` made into a DNS label; errors name fields of the install body.
+ */
+export function installDocument(body: unknown): PluginDocument {
+  if (!isJsonObject(body) || !isJsonObject(body.manifest)) {
+    throw invalidDocument([{ field: 'manifest', message: 'the body must be an object with a "manifest" object' }])
+  }
+  const request = body as unknown as InstallRequest
+  if (request.autoStart !== undefined && typeof request.autoStart !== 'boolean') {
+    throw invalidDocument([{ field: 'autoStart', message: 'must be true or false' }])
+  }
+  const naming = nameFromManifest(request.manifest)
+  if (naming === undefined) throw invalidDocument([{ field: 'manifest.id', message: 'the manifest needs an "id" (or a "name") to name the plugin' }])
+  const result = validateDocument({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: naming.name },
+    spec: {
+      state: request.autoStart === false ? 'stopped' : 'running',
+      manifest: request.manifest,
+      ...(request.config !== undefined && request.config !== null ? { config: request.config } : {}),
+      ...(request.environment !== undefined && request.environment !== null ? { environment: request.environment } : {}),
+    },
+  })
+  if (!result.ok) throw invalidDocument(result.errors.map((error) => ({ ...error, field: installField(error.field, naming.field) })))
+  const restored = restoreRedactedSecrets(result.document, undefined)
+  if (!restored.ok) throw invalidDocument(restored.errors.map((error) => ({ ...error, field: installField(error.field, naming.field) })))
+  return restored.document
+}
+
+function nameFromManifest(manifest: Record<string, unknown>): { name: string; field: string } | undefined {
+  if (typeof manifest.id === 'string' && manifest.id !== '') return { name: manifest.id, field: 'manifest.id' }
+  if (typeof manifest.name !== 'string') return undefined
+  const name = toDnsLabel(manifest.name)
+  return name === '' ? undefined : { name, field: 'manifest.name' }
+}
+
+/** "Crypto Service v2!" → "crypto-service-v2": lower case, runs of other characters become "-". */
+export function toDnsLabel(text: string): string {
+  return text
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 63)
+    .replace(/-+$/, '')
+}
+
+// Document paths back to the install body's own fields.
+function installField(documentField: string, nameField: string): string {
+  if (documentField === 'metadata.name') return nameField
+  if (documentField === 'spec.state') return 'autoStart'
+  return documentField.startsWith('spec.') ? documentField.slice('spec.'.length) : documentField
+}

@@ -1,0 +1,104 @@
+// GET /api/v1/plugins/:id/logs?tail=&follow= — a plugin container's stdout and stderr:
+// the last lines as text, or (follow=true) those and every new line as server-sent events.
+import { Hono } from 'hono'
+import { streamSSE, type SSEStreamingApi } from 'hono/streaming'
+import { ContainerNotFoundError, RuntimeUnavailableError } from '../../runtime/container-runtime.js'
+import type { ApiDependencies } from '../deps.js'
+import { ApiError } from '../errors.js'
+import { QueryReader } from '../request.js'
+import { startHeartbeat, untilAborted } from './stream.js'
+
+export interface LogRouteOptions {
+  /** SSE comment heartbeat interval while following. Default 15_000 ms. */
+  heartbeatMs?: number
+}
+
+const DEFAULT_TAIL = 100
+const MAX_TAIL = 10_000
+const BOOLEAN_VALUES = ['true', 'false', '1', '0'] as const
+/** Output without a newline for this long is sent as a line of its own rather than held without end. */
+const MAX_LINE_CHARS = 64 * 1024
+
+export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}): Hono {
+  const heartbeatMs = options.heartbeatMs ?? 15_000
+  const app = new Hono()
+
+  app.get('/api/v1/plugins/:id/logs', async (c) => {
+    const query = new QueryReader(c)
+    const tail = query.integer('tail', 0, MAX_TAIL) ?? DEFAULT_TAIL
+    const followValue = query.one('follow', BOOLEAN_VALUES)
+    query.done()
+    const follow = followValue === 'true' || followValue === '1'
+    const { pluginName, containerId } = await containerOf(deps, c.req.param('id'))
+
+    if (!follow) {
+      const text = await runtimeCall(pluginName, () => deps.runtime.logs(containerId, { tail }))
+      return c.text(text)
+    }
+    // Checked before the stream opens, so a missing container is a 404 and not an error event.
+    const container = await runtimeCall(pluginName, () => deps.runtime.inspect(containerId))
+    if (!container) throw containerGone(pluginName)
+
+    return streamSSE(c, async (stream) => {
+      const following = new AbortController()
+      stream.onAbort(() => following.abort())
+      const stopHeartbeat = startHeartbeat(stream, deps.clock, heartbeatMs)
+      try {
+        await relayLogLines(stream, deps.runtime.followLogs(containerId, { tail, signal: following.signal }))
+        if (!following.signal.aborted) await stream.writeSSE({ event: 'end', data: `the container of ${pluginName} stopped` })
+      } catch (error) {
+        if (following.signal.aborted) return
+        deps.logger.warn({ err: error, plugin: pluginName }, 'following the logs of a plugin failed')
+        await stream.writeSSE({ event: 'error', data: error instanceof Error ? error.message : String(error) })
+      } finally {
+        stopHeartbeat()
+        following.abort()
+      }
+    })
+  })
+
+  return app
+}
+
+/** The plugin's container id; 404 for an unknown plugin or one without a container. */
+async function containerOf(deps: ApiDependencies, idOrName: string): Promise<{ pluginName: string; containerId: string }> {
+  const plugin = await deps.store.getPlugin(idOrName)
+  if (!plugin) throw new ApiError(404, 'not_found', `plugin ${idOrName} not found`)
+  if (!plugin.containerId) throw containerGone(plugin.forgehookId)
+  return { pluginName: plugin.forgehookId, containerId: plugin.containerId }
+}
+
+function containerGone(pluginName: string): ApiError {
+  return new ApiError(404, 'not_found', `plugin ${pluginName} has no container (not installed yet, or removed)`)
+}
+
+/** Driver errors a client can act on, as answers; anything else stays a 500. */
+async function runtimeCall<T>(pluginName: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (error) {
+    if (error instanceof ContainerNotFoundError) throw containerGone(pluginName)
+    if (error instanceof RuntimeUnavailableError) {
+      throw new ApiError(503, 'docker_unavailable', `the Docker engine is not reachable: ${error.message}`, [], { 'Retry-After': '5' })
+    }
+    throw error
+  }
+}
+
+/**
+ * One SSE message per log line. Chunks are not lines: a line cut between two chunks waits
+ * for its end. Awaiting each write holds the container's stream back for a slow client.
+ */
+async function relayLogLines(stream: SSEStreamingApi, chunks: AsyncIterable<string>): Promise<void> {
+  let partialLine = ''
+  for await (const chunk of chunks) {
+    const lines = (partialLine + chunk).split('\n')
+    partialLine = lines.pop() ?? ''
+    if (partialLine.length > MAX_LINE_CHARS) {
+      lines.push(partialLine.slice(0, MAX_LINE_CHARS))
+      partialLine = partialLine.slice(MAX_LINE_CHARS)
+    }
+    for (const line of lines) await stream.writeSSE({ data: line.endsWith('\r') ? line.slice(0, -1) : line })
+  }
+  if (partialLine) await stream.writeSSE({ data: partialLine })
+}

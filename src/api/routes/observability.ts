@@ -1,0 +1,130 @@
+// Liveness, readiness and Prometheus metrics. Mounted before authentication: probes and
+// scrapers carry no token, and nothing here reveals more than counts and phases.
+import { Hono } from 'hono'
+import { HEALTH_STATUSES, PLUGIN_PHASES } from '../../db/schema.js'
+import type { TimerHandle } from '../../util/clock.js'
+import type { ApiDependencies } from '../deps.js'
+
+/** How long /readyz waits for the database before calling it unreachable. */
+const DATABASE_PING_TIMEOUT_MS = 2_000
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+export function observabilityRoutes(deps: ApiDependencies): Hono {
+  const app = new Hono()
+
+  // Alive: the process answers HTTP. Never depends on the database or Docker, so an
+  // orchestrator does not restart the manager for an outage it cannot fix.
+  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+
+  app.get('/readyz', async (c) => {
+    const database = (await pingDatabase(deps)) ? 'ok' : 'unreachable'
+    const docker = deps.controller.snapshot().dockerConnected ? 'ok' : 'unreachable'
+    const ready = database === 'ok' && docker === 'ok'
+    return c.json({ status: ready ? 'ready' : 'degraded', database, docker }, ready ? 200 : 503)
+  })
+
+  app.get('/metrics', async (c) => {
+    const text = renderPrometheus(await collectMetrics(deps))
+    return c.body(text, 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE })
+  })
+
+  return app
+}
+
+async function pingDatabase(deps: ApiDependencies): Promise<boolean> {
+  let timer: TimerHandle | undefined
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = deps.clock.setTimeout(() => reject(new Error(`no answer within ${DATABASE_PING_TIMEOUT_MS} ms`)), DATABASE_PING_TIMEOUT_MS)
+  })
+  try {
+    await Promise.race([deps.database.ping(), timedOut])
+    return true
+  } catch (error) {
+    deps.logger.warn({ err: error }, 'readiness check: the database did not answer')
+    return false
+  } finally {
+    if (timer) deps.clock.clearTimeout(timer)
+  }
+}
+
+export interface MetricFamily {
+  name: string
+  help: string
+  type: 'counter' | 'gauge'
+  samples: { labels?: Record<string, string>; value: number }[]
+}
+
+async function collectMetrics(deps: ApiDependencies): Promise<MetricFamily[]> {
+  const stats = deps.controller.snapshot()
+  // One query for both breakdowns; the plugin count is small enough to group here.
+  const plugins = await deps.store.listPlugins()
+  const proxy = deps.proxyUsage.totals()
+  const countBy = <T extends string>(values: readonly T[], pick: (plugin: (typeof plugins)[number]) => T) =>
+    values.map((value) => ({ value, count: plugins.filter((plugin) => pick(plugin) === value).length }))
+  const families: MetricFamily[] = [
+    counter('flowforge_reconciles_total', 'Reconciles finished, successful or not.', stats.reconciles),
+    counter('flowforge_reconcile_errors_total', 'Reconciles that failed and were retried or recorded.', stats.reconcileErrors),
+    counter('flowforge_reconcile_duration_seconds_total', 'Time spent reconciling.', stats.reconcileSecondsTotal),
+    gauge('flowforge_work_queue_depth', 'Plugin keys waiting to be reconciled.', stats.queueDepth),
+    gauge('flowforge_reconciles_in_flight', 'Reconciles running now.', stats.processing),
+    counter('flowforge_resyncs_total', 'Full resyncs of every plugin with Docker.', stats.resyncs),
+    gauge('flowforge_docker_connected', 'Whether the Docker engine is reachable (1) or not (0).', stats.dockerConnected ? 1 : 0),
+    {
+      name: 'flowforge_plugins',
+      help: 'Plugins by status phase.',
+      type: 'gauge',
+      samples: countBy(PLUGIN_PHASES, (plugin) => plugin.status).map(({ value, count }) => ({ labels: { phase: value }, value: count })),
+    },
+    {
+      name: 'flowforge_plugins_by_health',
+      help: 'Plugins by health status.',
+      type: 'gauge',
+      samples: countBy(HEALTH_STATUSES, (plugin) => plugin.healthStatus).map(({ value, count }) => ({ labels: { health: value }, value: count })),
+    },
+    counter('flowforge_proxy_requests_total', 'Requests proxied to plugins.', proxy.requests),
+    counter('flowforge_proxy_errors_total', 'Proxied requests that failed: upstream unreachable, timed out or 5xx.', proxy.errors),
+    gauge('flowforge_event_stream_subscribers', 'Open WebSocket and SSE event streams.', deps.events.subscriberCount),
+    {
+      name: 'flowforge_database_info',
+      help: 'The database engine in use.',
+      type: 'gauge',
+      samples: [{ labels: { engine: deps.database.engine }, value: 1 }],
+    },
+  ]
+  if (stats.lastResyncAt) {
+    families.push(gauge('flowforge_last_resync_timestamp_seconds', 'When the last full resync finished.', stats.lastResyncAt.getTime() / 1000))
+  }
+  return families
+}
+
+function counter(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: 'counter', samples: [{ value }] }
+}
+
+function gauge(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: 'gauge', samples: [{ value }] }
+}
+
+/** The Prometheus text exposition format 0.0.4. */
+export function renderPrometheus(families: MetricFamily[]): string {
+  const lines: string[] = []
+  for (const family of families) {
+    lines.push(`# HELP ${family.name} ${family.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`)
+    lines.push(`# TYPE ${family.name} ${family.type}`)
+    for (const sample of family.samples) lines.push(`${family.name}${renderLabels(sample.labels)} ${renderValue(sample.value)}`)
+  }
+  return `${lines.join('\n')}\n`
+}
+
+function renderLabels(labels: Record<string, string> | undefined): string {
+  if (!labels || Object.keys(labels).length === 0) return ''
+  const pairs = Object.entries(labels).map(([key, value]) => `${key}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+  return `{${pairs.join(',')}}`
+}
+
+function renderValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN'
+  if (!Number.isFinite(value)) return value > 0 ? '+Inf' : '-Inf'
+  return String(value)
+}

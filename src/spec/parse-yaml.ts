@@ -1,0 +1,180 @@
+// Spec files as text: YAML documents (several per file, split by `---`) turned into plugin
+// documents, with every problem reported at its line and column so an author can find it.
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type YAMLError } from 'yaml'
+import type { SpecFileError } from '../api/deps.js'
+import { pluginNameSchema, validateDocument, type PluginDocument } from './plugin-spec.js'
+
+/** yaml has no input limit of its own: files are capped before parsing. */
+export const MAX_SPEC_FILE_BYTES = 1024 * 1024
+
+/** Aliases a document may expand; more is treated as an alias bomb ("billion laughs"). */
+const MAX_ALIAS_COUNT = 100
+
+export interface ParsedSpecText {
+  /** The valid documents, with their 0-based index in the file. */
+  documents: { index: number; document: PluginDocument }[]
+  /** Every plugin name the file declares, valid document or not (as far as it could be read), first occurrence order. */
+  names: string[]
+  errors: SpecFileError[]
+}
+
+type ParsedDocument = Document.Parsed
+
+/**
+ * Parses a spec file. Never throws on bad input: YAML and schema problems become errors,
+ * each with line, column, field and document index. Each document stands on its own, so
+ * one broken document does not hide the others.
+ */
+export function parseSpecText(text: string): ParsedSpecText {
+  const lineCounter = new LineCounter()
+  const yamlDocuments = parseAllDocuments(text, { lineCounter })
+  const result: ParsedSpecText = { documents: [], names: [], errors: [] }
+  const firstDocumentOfName = new Map<string, number>()
+  const position = (offset: number) => toLineColumn(lineCounter, offset)
+
+  yamlDocuments.forEach((yamlDocument, index) => {
+    if (isEmptyDocument(yamlDocument)) return
+    const plain = toPlainValue(yamlDocument)
+    const pluginName = readPluginName(yamlDocument, plain.ok ? plain.value : undefined)
+
+    const checked = checkDocument(yamlDocument, plain, position)
+    const documentErrors = checked.errors.map((error) => ({ ...error, document: index }))
+    if (pluginName !== undefined) {
+      const firstIndex = firstDocumentOfName.get(pluginName)
+      if (firstIndex === undefined) {
+        firstDocumentOfName.set(pluginName, index)
+        result.names.push(pluginName)
+      } else {
+        documentErrors.push({
+          message: `plugin "${pluginName}" is declared twice in this file (first in document ${firstIndex})`,
+          field: 'metadata.name',
+          document: index,
+          ...position(locateField(yamlDocument, 'metadata.name')),
+        })
+      }
+    }
+
+    if (documentErrors.length > 0) {
+      result.errors.push(...documentErrors)
+      return
+    }
+    if (checked.document) result.documents.push({ index, document: checked.document })
+  })
+  return result
+}
+
+type PlainValue = { ok: true; value: unknown } | { ok: false; message: string }
+
+/** YAML errors first; only a document that parsed cleanly is checked against the schema. */
+function checkDocument(
+  yamlDocument: ParsedDocument,
+  plain: PlainValue,
+  position: (offset: number) => LineColumn,
+): { document?: PluginDocument; errors: SpecFileError[] } {
+  if (yamlDocument.errors.length > 0) return { errors: yamlDocument.errors.map((error) => toYamlError(error, position)) }
+  if (!plain.ok) return { errors: [{ message: plain.message, ...position(yamlDocument.range[0]) }] }
+  const validated = validateDocument(plain.value)
+  if (validated.ok) return { document: validated.document, errors: [] }
+  const errors = validated.errors.map((error) => ({
+    message: error.message,
+    field: error.field,
+    ...position(locateField(yamlDocument, error.field)),
+  }))
+  return { errors }
+}
+
+function toPlainValue(yamlDocument: ParsedDocument): PlainValue {
+  try {
+    return { ok: true, value: yamlDocument.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) }
+  } catch (error) {
+    // yaml throws a ReferenceError when aliases expand past maxAliasCount; anything else is
+    // still a property of this document, reported on it rather than crashing the sync.
+    const reason = error instanceof Error ? error.message : String(error)
+    if (/alias/i.test(reason)) {
+      return { ok: false, message: `too many YAML alias expansions (more than ${MAX_ALIAS_COUNT}): refused as a possible alias bomb` }
+    }
+    return { ok: false, message: `could not read the YAML document: ${reason}` }
+  }
+}
+
+/** A trailing `---` or a document holding only comments: nothing was declared. */
+function isEmptyDocument(yamlDocument: ParsedDocument): boolean {
+  if (yamlDocument.errors.length > 0) return false
+  const contents = yamlDocument.contents
+  if (contents === null) return true
+  return isScalar(contents) && contents.value === null && contents.source === ''
+}
+
+/** metadata.name when it is a valid plugin name; anything else names no plugin. */
+function readPluginName(yamlDocument: ParsedDocument, value: unknown): string | undefined {
+  const fromValue = isRecord(value) && isRecord(value.metadata) ? value.metadata.name : undefined
+  const fromNode = yamlDocument.getIn(['metadata', 'name'], true)
+  const candidate = fromValue ?? (isScalar(fromNode) ? fromNode.value : undefined)
+  if (typeof candidate !== 'string') return undefined
+  return pluginNameSchema.safeParse(candidate).success ? candidate : undefined
+}
+
+function toYamlError(error: YAMLError, position: (offset: number) => LineColumn): SpecFileError {
+  // Pretty errors repeat the position and quote the source after the first line.
+  const firstLine = error.message.split('\n')[0] ?? error.message
+  const message = firstLine.replace(/ at line \d+, column \d+:?\s*$/, '')
+  const start = error.linePos?.[0]
+  return { message, ...(start ? { line: start.line, column: start.col } : position(error.pos[0])) }
+}
+
+interface LineColumn {
+  line: number
+  column: number
+}
+
+function toLineColumn(lineCounter: LineCounter, offset: number): LineColumn {
+  const { line, col } = lineCounter.linePos(offset)
+  return { line, column: col }
+}
+
+/**
+ * The source offset of a dotted field path: the key of the deepest entry that exists, so a
+ * missing field points at its parent and an unknown one at itself. Keys may contain dots
+ * (label keys such as example.com/team), so the longest key matching the next segments wins.
+ */
+export function locateField(yamlDocument: ParsedDocument, field: string): number {
+  const segments = field === '(document)' ? [] : field.split('.')
+  let node: unknown = yamlDocument.contents
+  let offset = rangeStart(node) ?? yamlDocument.range[0]
+  let consumed = 0
+  while (consumed < segments.length) {
+    const step = childAt(node, segments, consumed)
+    if (!step) break
+    offset = step.offset
+    node = step.value
+    consumed += step.segmentCount
+  }
+  return offset
+}
+
+function childAt(node: unknown, segments: string[], from: number): { offset: number; value: unknown; segmentCount: number } | undefined {
+  if (isSeq(node)) {
+    const item: unknown = node.items[Number(segments[from])]
+    const offset = rangeStart(item)
+    return offset === undefined ? undefined : { offset, value: item, segmentCount: 1 }
+  }
+  if (!isMap(node)) return undefined
+  for (let end = segments.length; end > from; end--) {
+    const key = segments.slice(from, end).join('.')
+    const pair = node.items.find((candidate) => isScalar(candidate.key) && String(candidate.key.value) === key)
+    const offset = pair ? (rangeStart(pair.key) ?? rangeStart(pair.value)) : undefined
+    // An alias is not followed: its target sits elsewhere in the file.
+    if (pair && offset !== undefined) return { offset, value: isAlias(pair.value) ? undefined : pair.value, segmentCount: end - from }
+  }
+  return undefined
+}
+
+function rangeStart(node: unknown): number | undefined {
+  if (typeof node !== 'object' || node === null || !('range' in node)) return undefined
+  const range = (node as { range?: unknown }).range
+  return Array.isArray(range) && typeof range[0] === 'number' ? range[0] : undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
