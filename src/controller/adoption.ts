@@ -6,6 +6,7 @@ import { AlreadyExistsError } from '../db/errors.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import { CONTAINER_NAME_PREFIX, isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
 import { readDeclaredSpec } from '../spec/container-spec.js'
+import { isUuid } from '../util/uuid.js'
 
 export interface AdoptionInput {
   store: PluginStore
@@ -23,7 +24,6 @@ export interface AdoptionResult {
 }
 
 export const DEFAULT_INSTANCE = 'default'
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** When a foreign container publishes no port, the plugin port is a guess; the spec can fix it. */
 const DEFAULT_CONTAINER_PORT = 8080
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
@@ -42,7 +42,7 @@ export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult
     // A row of that name exists under another id: the plugin's reconcile reports the conflict.
     return !rowNames.has(nameOf(container))
   })
-  const labelledIds = orphans.map((container) => container.labels[LABELS.pluginId] ?? '').filter((id) => UUID.test(id))
+  const labelledIds = orphans.map((container) => container.labels[LABELS.pluginId] ?? '').filter((id) => isUuid(id))
   const deleted = await store.deletedPluginIds(labelledIds)
 
   const result: AdoptionResult = { created: 0, removeContainersOf: [] }
@@ -74,7 +74,7 @@ async function adoptOne(store: PluginStore, container: ObservedContainer, logger
   try {
     const plugin = await store.createPlugin({
       // Keep a managed container's plugin id, so the container is recognised as ours.
-      ...(managed && labelledId && UUID.test(labelledId) ? { id: labelledId } : {}),
+      ...(managed && labelledId && isUuid(labelledId) ? { id: labelledId } : {}),
       forgehookId,
       source: 'adopted',
       manifest,

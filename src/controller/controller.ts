@@ -16,6 +16,7 @@ import { Reconciler } from './reconciler.js'
 import { needsReconcile } from './resync-check.js'
 import { WorkQueue } from './work-queue.js'
 import { runWorkers, type WorkerPool } from './worker-pool.js'
+import { isUuid } from '../util/uuid.js'
 
 export interface ControllerOptions {
   store: PluginStore
@@ -46,7 +47,6 @@ export interface ControllerStats {
   lastResyncAt?: Date
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export class Controller {
   readonly cache = new ContainerCache()
@@ -213,7 +213,7 @@ export class Controller {
       .all()
       .filter((container) => isManaged(container))
       .map((container) => container.labels[LABELS.pluginId] ?? '')
-      .filter((pluginId) => UUID.test(pluginId) && !pluginIds.has(pluginId))
+      .filter((pluginId) => isUuid(pluginId) && !pluginIds.has(pluginId))
     if (orphans.length === 0) return
     // Only tombstoned ones: an unknown id is an orphan to adopt at the next start, not to delete.
     for (const pluginId of await this.options.store.deletedPluginIds(orphans)) this.queue.add(pluginId)
@@ -254,7 +254,7 @@ export class Controller {
 
   private async onRuntimeEvent(event: RuntimeEvent): Promise<void> {
     const pluginId = event.labels[LABELS.pluginId]
-    if (!pluginId || !UUID.test(pluginId) || !this.isOurs(event)) return
+    if (!pluginId || !isUuid(pluginId) || !this.isOurs(event)) return
     if (event.action === 'destroy') {
       this.cache.removeById(event.containerId)
     } else {

@@ -55,6 +55,11 @@ export interface PlanInput {
   crashLoop?: CrashLoopPolicy
   /** Restart the running container once (health checks failing, an operator's restart). */
   restartRequested?: string
+  /**
+   * The container under our name is one of ours, left by a plugin whose row no longer
+   * exists (a database recreated while containers kept running): replace it, not a conflict.
+   */
+  containerOwnerGone?: boolean
 }
 
 export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy = DEFAULT_CRASH_LOOP): number {
@@ -64,7 +69,11 @@ export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy =
 export function plan(input: PlanInput): Plan {
   const { plugin, container } = input
   if (plugin.deletionRequestedAt) return planUninstall(plugin, container)
-  if (container && !belongsTo(container, plugin)) return planConflict(plugin, container)
+  if (container && !belongsTo(container, plugin)) {
+    if (!(input.containerOwnerGone && isManaged(container))) return planConflict(plugin, container)
+    if (!input.wanted.ok) return planInvalidSpec(plugin, input.wanted.error)
+    return planReplaceStale(input, container, input.wanted.spec, input.wanted.pullPolicy)
+  }
   if (!input.wanted.ok) return planInvalidSpec(plugin, input.wanted.error)
   if (plugin.desiredState === 'stopped') return planStopped(input, input.wanted.spec, input.wanted.pullPolicy)
   return planRunning(input, input.wanted.spec, input.wanted.pullPolicy)
@@ -88,6 +97,23 @@ function planUninstall(plugin: Plugin, container: ObservedContainer | undefined)
     transitionPhase: 'uninstalling',
     status: {},
     events: [{ type: 'plugin:uninstalled', data: { containerId: container && belongsTo(container, plugin) ? container.id : null } }],
+  }
+}
+
+function planReplaceStale(input: PlanInput, stale: ObservedContainer, spec: ContainerSpec, pullPolicy: ImagePullPolicy): Plan {
+  const cause = `container ${stale.id.slice(0, 12)} belongs to a deleted plugin (${stale.labels[LABELS.pluginId] ?? 'no id'})`
+  const running = input.plugin.desiredState === 'running'
+  const actions: Action[] = [{ kind: 'pull', image: spec.image, policy: pullPolicy, cause: `image for ${spec.name}` }]
+  if (stale.state === 'running') actions.push({ kind: 'stop', cause })
+  actions.push({ kind: 'remove', containerId: stale.id, cause }, { kind: 'create', spec, cause })
+  if (running) actions.push({ kind: 'start', cause: 'desired state is running' })
+  const events: PlannedEvent[] = [{ type: 'plugin:installed', data: { image: spec.image, hostPort: spec.hostPort, replacedContainerId: stale.id } }]
+  if (running) events.push({ type: 'plugin:started', data: { hostPort: spec.hostPort } })
+  return {
+    actions,
+    transitionPhase: 'installing',
+    status: { status: running ? 'running' : 'stopped', error: null, nextRestartAt: null, restartCount: 0 },
+    events,
   }
 }
 

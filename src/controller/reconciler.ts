@@ -26,6 +26,8 @@ import type { Clock } from '../util/clock.js'
 import type { ContainerCache } from './container-cache.js'
 import { CONFLICT_RETRY_MS, describePlan, plan, planOrphanRemoval, type Action, type CrashLoopPolicy, type Plan, type PlanInput } from './plan.js'
 import type { PortAllocator } from './port-allocator.js'
+import { isUuid } from '../util/uuid.js'
+
 
 export interface ReconcileResult {
   requeueAfterMs?: number
@@ -81,10 +83,24 @@ export class Reconciler {
       now: this.options.clock.now(),
       crashLoop: this.options.crashLoop,
       restartRequested: this.options.restarts.get(plugin.id),
+      containerOwnerGone: await this.ownerGone(container, plugin),
     })
     if (planned.events.some((event) => event.type === 'plugin:restarted')) this.options.restarts.delete(plugin.id)
     if (planned.actions.length > 0) pluginLog.info({ plan: describePlan(planned.actions) }, `reconciling ${plugin.forgehookId}`)
     return this.execute(plugin, planned, container, pluginLog)
+  }
+
+  /**
+   * Whether the container under the plugin's name is ours (this installation's label) but
+   * made for a plugin id that has no row any more. One read, only in that rare case.
+   */
+  private async ownerGone(container: ObservedContainer | undefined, plugin: Plugin): Promise<boolean> {
+    if (!container || !isManaged(container)) return false
+    if (container.labels[LABELS.instance] !== this.options.container.instance) return false
+    const ownerId = container.labels[LABELS.pluginId]
+    if (ownerId === plugin.id) return false
+    if (!ownerId || !isUuid(ownerId)) return true
+    return (await this.options.store.getPlugin(ownerId)) === undefined
   }
 
   private wanted(plugin: Plugin, hostPort: number): PlanInput['wanted'] {

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js'
 import type { ChangeFeed, ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
 import { AlreadyExistsError, ConflictError, InvalidValueError, NotFoundError } from './errors.js'
+import { isUuid } from '../util/uuid.js'
 import type {
   Database,
   DesiredState,
@@ -148,7 +149,6 @@ export interface PluginMetrics extends Required<Omit<MetricsSample, 'recordedAt'
   recordedAt: Date
 }
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const MAX_PAGE = 1000
 
 export class PluginStore {
@@ -182,7 +182,7 @@ export class PluginStore {
     const row = await this.db
       .selectFrom('plugins')
       .selectAll()
-      .where(UUID_PATTERN.test(idOrName) ? 'id' : 'forgehook_id', '=', idOrName)
+      .where(isUuid(idOrName) ? 'id' : 'forgehook_id', '=', idOrName)
       .executeTakeFirst()
     return row ? toPlugin(row) : undefined
   }
@@ -405,7 +405,7 @@ export class PluginStore {
 }
 
 function whereIdOrName(idOrName: string): 'id' | 'forgehook_id' {
-  return UUID_PATTERN.test(idOrName) ? 'id' : 'forgehook_id'
+  return isUuid(idOrName) ? 'id' : 'forgehook_id'
 }
 
 function toArray<T>(value: T | T[]): T[] {

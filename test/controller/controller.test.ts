@@ -272,6 +272,22 @@ describe('the controller on the in-memory runtime', () => {
     expect(runtime.mutatingCalls).toEqual([])
   })
 
+  test('a fresh database with old containers: a new row of the same name replaces our stale container', async () => {
+    // A container this installation made for a plugin id the (recreated) database never had.
+    const oldRow = { id: '55555555-5555-4555-8555-555555555555', forgehookId: 'reborn', manifest: manifest(), config: {}, environment: {}, labels: {}, requestedHostPort: null }
+    const parsed = parseManifest(oldRow.manifest)
+    if (!parsed.ok) throw new Error(parsed.error)
+    const staleId = await runtime.create(buildContainerSpec(oldRow as never, parsed.manifest, 4190, { hostIp: '127.0.0.1', instance: 'test' }))
+    await runtime.start(staleId)
+    // The spec folder writes its row before the controller has looked at Docker.
+    await install('reborn')
+    controller = await startController(database, runtime)
+    const plugin = await waitForConverged(database, 'reborn')
+    expect(plugin.containerId).not.toBe(staleId)
+    expect(await runtime.inspect(staleId)).toBeUndefined()
+    expect((await containerOf(runtime, 'reborn'))?.labels[LABELS.pluginId]).toBe(plugin.id)
+  })
+
   test('at start, the container of a plugin deleted while the manager was down is removed, not adopted', async () => {
     controller = await startController(database, runtime)
     const plugin = await install('gone-while-down')

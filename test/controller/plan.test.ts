@@ -228,6 +228,23 @@ describe('plan', () => {
     )
   })
 
+  test('our container left by a plugin whose row is gone is replaced, not a conflict', () => {
+    const row = plugin()
+    const stale = ourContainer(row, { id: 'aaaa00000000bbbb', labels: { ...ourContainer(row).labels, [LABELS.pluginId]: '22222222-2222-4222-8222-222222222222' } })
+    expect(describePlan(plan({ plugin: row, container: stale, wanted: wantedFor(row), now: NOW, containerOwnerGone: true }))).toBe(
+      [
+        'pull flowforge/crypto:1 (IfNotPresent)  # image for forgehook-crypto',
+        'stop  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
+        'remove aaaa00000000  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
+        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
+        'start  # desired state is running',
+        'status status="running" error=null nextRestartAt=null restartCount=0',
+        'event plugin:installed {"image":"flowforge/crypto:1","hostPort":4100,"replacedContainerId":"aaaa00000000bbbb"}',
+        'event plugin:started {"hostPort":4100}',
+      ].join('\n'),
+    )
+  })
+
   test('a managed container of another plugin id under our name is a conflict too', () => {
     const row = plugin()
     const other = ourContainer(row, { labels: { ...ourContainer(row).labels, [LABELS.pluginId]: '22222222-2222-4222-8222-222222222222' } })

@@ -6,9 +6,9 @@ import type { EventQuery, PluginEvent, PluginStore } from '../../db/plugin-store
 import type { ApiDependencies } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { QueryReader } from '../request.js'
+import { isUuid } from '../../util/uuid.js'
 
 const ORDERS = ['desc', 'asc'] as const
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export function eventRoutes(deps: ApiDependencies): Hono {
   const { store } = deps
@@ -26,7 +26,7 @@ export function eventRoutes(deps: ApiDependencies): Hono {
     const plugin = await store.getPlugin(idOrName)
     if (plugin) return c.json(await listEventPage(store, { ...query, pluginId: plugin.id }))
     // An uninstalled plugin keeps its history under its name (plugin_id is NULL then).
-    if (UUID_PATTERN.test(idOrName)) throw new ApiError(404, 'not_found', `plugin "${idOrName}" not found`)
+    if (isUuid(idOrName)) throw new ApiError(404, 'not_found', `plugin "${idOrName}" not found`)
     const page = await listEventPage(store, { ...query, forgehookId: idOrName })
     if (page.items.length === 0 && query.cursor === undefined) throw new ApiError(404, 'not_found', `plugin "${idOrName}" not found, and no events name it`)
     return c.json(page)
