@@ -1,5 +1,21 @@
-# Draft: completed and tested by the packaging issue (#5). No registry is reachable on our
-# build machines, so this image has not been built here yet.
+# FlowForge plugin manager: `forgectl serve` on Node 20.
+#
+#   docker build -t flowforge/plugin-manager .
+#   docker compose up -d            # see docker-compose.yml and .env.example
+#
+# The Docker socket. The manager creates plugin containers through the engine's API, so
+# the container needs the host's socket: mount it (-v /var/run/docker.sock:/var/run/docker.sock,
+# or set DOCKER_HOST). Access to that socket is root on the host, whoever holds it. The
+# process runs as root in this image, because that works on every host. Running it as the
+# image's `node` user instead (`--user node --group-add <gid of the socket>`) needs the
+# socket's group id, which differs from host to host. It protects the container's own files,
+# but not the host: that user can still start a privileged container through the socket.
+# Give this container to no one you would not give root on the host.
+#
+# test/packaging/packaging.test.ts checks that every path copied below exists after
+# `npm run build`.
+
+# --- build: compile TypeScript to dist/src --------------------------------------------
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -8,12 +24,28 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
+# --- runtime: production dependencies and the compiled code ----------------------------
 FROM node:20-slim
 ENV NODE_ENV=production
 WORKDIR /app
+# package.json marks the package root: the daemon finds migrations/ next to it
+# (src/config.ts packageRoot()). schema/ is for editors only and is not needed here.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# `forgectl` on the PATH, e.g. `docker compose exec plugin-manager forgectl migrate`.
+# specs/ is the default SPECS_DIR (mount your spec folder there); data/ is the embedded
+# database's DATA_DIR, used only when neither DATABASE_URL nor POSTGRES_HOST is set.
+RUN printf '#!/bin/sh\nexec node /app/dist/src/cli/forgectl.js "$@"\n' > /usr/local/bin/forgectl \
+ && chmod 755 /usr/local/bin/forgectl \
+ && mkdir -p specs data
 EXPOSE 4000
+# node itself: the slim image has no curl or wget. The start period covers the database
+# connection (DB_CONNECT_DEADLINE, 60 s by default) and the migrations.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"]
+# SIGTERM (docker stop) stops the daemon gracefully: it stops taking input, lets running
+# reconciles finish and closes the database. Plugin containers keep running.
+STOPSIGNAL SIGTERM
 CMD ["node", "dist/src/cli/forgectl.js", "serve"]

@@ -312,3 +312,35 @@ export function packageRoot(): string {
   }
   return dir
 }
+
+/** What forgectl's client commands need: where the daemon's HTTP API is, and its token. */
+export interface ClientConfig {
+  /** FORGE_URL without a trailing slash. Default http://127.0.0.1:4000 (the daemon's default PORT on loopback). */
+  url: string
+  /** FORGE_API_TOKEN, sent as `Authorization: Bearer <token>`. Default none. */
+  token?: string
+}
+
+/** Reads FORGE_URL and FORGE_API_TOKEN for forgectl; throws one ConfigError naming a bad value. */
+export function loadClientConfig(env: Env = process.env): ClientConfig {
+  const raw = nonEmpty(env.FORGE_URL) ?? 'http://127.0.0.1:4000'
+  const problem = checkApiUrl(raw)
+  if (problem) throw new ConfigError([`FORGE_URL ${problem}, got "${raw}"`])
+  const token = nonEmpty(env.FORGE_API_TOKEN)
+  // A path is kept (a daemon behind a reverse proxy at /forge); the API paths are appended to it.
+  const url = raw.replace(/\/+$/, '')
+  return token ? { url, token } : { url }
+}
+
+function checkApiUrl(value: string): string | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(value)
+  } catch {
+    return 'is not a URL; expected http://host:port such as http://127.0.0.1:4000'
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `must be an http:// or https:// URL (not ${parsed.protocol})`
+  if (parsed.search || parsed.hash) return 'must not have a query string or fragment'
+  if (parsed.username || parsed.password) return 'must not carry credentials: set FORGE_API_TOKEN instead'
+  return undefined
+}

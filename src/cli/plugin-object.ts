@@ -1,0 +1,92 @@
+// The API's plugin and event objects as forgectl reads them (see README "The HTTP API"), and
+// the one definition of "converged" the client uses: the controller has acted on the latest
+// spec (status.observedGeneration == metadata.generation) and the phase is the desired state.
+import { oneLine, shortValue, truncate } from './output.js'
+
+export interface PluginObject {
+  apiVersion: string
+  kind: string
+  metadata: {
+    name: string
+    uid: string
+    generation: number
+    resourceVersion: string
+    labels?: Record<string, string>
+    source: string
+    creationTimestamp: string
+    deletionTimestamp?: string
+  }
+  spec: {
+    state: 'running' | 'stopped'
+    hostPort?: number
+    manifest: Record<string, unknown>
+    config?: Record<string, unknown>
+    /** Secret-looking values read `***`. */
+    environment?: Record<string, string>
+  }
+  status: {
+    phase: string
+    health: string
+    containerId: string | null
+    containerName: string | null
+    hostPort: number | null
+    error: string | null
+    restartCount: number
+    observedGeneration: number
+    lastHealthCheck: string | null
+    installedAt: string | null
+    startedAt: string | null
+    stoppedAt: string | null
+    nextRestartAt?: string | null
+  }
+}
+
+export interface PluginEvent {
+  /** null for an event that is not stored (only on the live stream). */
+  id: number | null
+  pluginId: string | null
+  forgehookId: string | null
+  type: string
+  data: Record<string, unknown>
+  timestamp: string
+}
+
+export type Convergence =
+  | { state: 'converged' }
+  | { state: 'pending'; reason: string }
+  /** The controller acted on the latest spec and failed; it retries with backoff. */
+  | { state: 'error'; reason: string }
+
+export function convergenceOf(plugin: PluginObject): Convergence {
+  const { generation } = plugin.metadata
+  const { phase, observedGeneration } = plugin.status
+  if (plugin.metadata.deletionTimestamp) return { state: 'pending', reason: 'being uninstalled' }
+  // An error recorded for an older generation says nothing about the spec just written.
+  if (observedGeneration !== generation) {
+    return { state: 'pending', reason: `the controller has not acted on generation ${generation} yet (observed ${observedGeneration})` }
+  }
+  if (phase === 'error') return { state: 'error', reason: plugin.status.error ?? 'phase error' }
+  if (phase !== plugin.spec.state) return { state: 'pending', reason: `phase ${phase}, wants ${plugin.spec.state}` }
+  return { state: 'converged' }
+}
+
+/** The image the manifest names: a string, or the guide's { repository, tag } form. */
+export function manifestImage(manifest: Record<string, unknown>): string | undefined {
+  const image = manifest.image
+  if (typeof image === 'string') return image
+  if (typeof image !== 'object' || image === null) return undefined
+  const { repository, tag } = image as { repository?: unknown; tag?: unknown }
+  if (typeof repository !== 'string') return undefined
+  return typeof tag === 'string' ? `${repository}:${tag}` : repository
+}
+
+/** The host port in use, else the one requested. */
+export function hostPortOf(plugin: PluginObject): number | undefined {
+  return plugin.status.hostPort ?? plugin.spec.hostPort ?? undefined
+}
+
+/** An event's data on one short line: `key=value` pairs, strings as they are, the rest as JSON. */
+export function summarizeEventData(data: Record<string, unknown> | null | undefined, maxLength = 100): string {
+  const pairs = Object.entries(data ?? {}).map(([key, value]) => `${key}=${shortValue(value)}`)
+  return truncate(oneLine(pairs.join(' ')), maxLength)
+}
