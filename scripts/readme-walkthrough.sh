@@ -13,7 +13,7 @@ clone="$work/flowforge"
 cleanup() {
   local status=$?
   # Whatever is still running from the walk-through, and the containers it made.
-  jobs -p | xargs -r kill 2>/dev/null || true
+  for job in $(jobs -p); do kill -- "-$job" 2>/dev/null || true; done
   wait 2>/dev/null || true
   docker ps -aq --filter label=io.flowforge.instance=walkthrough | xargs -r docker rm -f >/dev/null 2>&1 || true
   if [ "$status" -ne 0 ] && [ -f "$clone/flowforge.log" ]; then
@@ -27,6 +27,9 @@ trap cleanup EXIT
 
 git clone --quiet "$repo" "$clone"
 cd "$clone"
+# Job control, as in a terminal: a background job gets its own process group, so the
+# README's `kill %1` stops the daemon and everything it runs, not only npm.
+set -m
 # The walk-through's daemon must not adopt or touch containers of anything else running on
 # this engine (CI runs other suites before it): its own installation name.
 export MANAGER_INSTANCE=walkthrough

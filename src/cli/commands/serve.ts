@@ -24,9 +24,24 @@ export const serveCommand: Command = {
 
 async function serve(config: Config, logger: Logger): Promise<number> {
   const daemon = await startDaemon(config, logger)
+  // The first signal starts a graceful stop. Further SIGTERMs are expected (a shell's
+  // `kill %1` signals the whole process group, and wrappers such as npm and tsx relay it
+  // again) and must not cut the stop short; a second Ctrl-C is the operator insisting.
+  let stopping = false
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-    process.once('SIGINT', () => resolve('SIGINT'))
+    const onSignal = (received: NodeJS.Signals) => {
+      if (!stopping) {
+        stopping = true
+        resolve(received)
+        return
+      }
+      if (received === 'SIGINT') {
+        logger.warn('second Ctrl-C: exiting without waiting for running reconciles')
+        process.exit(130)
+      }
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
   })
   logger.info({ signal }, `received ${signal}, stopping`)
   await daemon.stop()
