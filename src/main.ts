@@ -34,6 +34,8 @@ export interface DaemonDependencies {
   /** Default: the Docker engine at DOCKER_HOST. Tests pass the in-memory fake. */
   runtime?: ContainerRuntime
   clock?: Clock
+  /** Called once per database query (benchmarks count round trips). */
+  onQuery?: () => void
 }
 
 export async function startDaemon(config: Config, logger: Logger, dependencies: DaemonDependencies = {}): Promise<Daemon> {
@@ -43,7 +45,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
       `no DATABASE_URL or POSTGRES_HOST set: using the embedded Postgres (PGlite) in ${config.database.dataDir}`,
     )
   }
-  const database = await openDatabase(config, logger)
+  const database = await openDatabase(config, logger, { onQuery: dependencies.onQuery })
   try {
     await migrate(database.db, config.migrationsDir, logger)
   } catch (error) {

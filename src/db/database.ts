@@ -1,5 +1,6 @@
 // Opens the configured engine: a Postgres server, or the embedded default.
 import { Kysely, PostgresDialect, sql } from 'kysely'
+import { queryCounter } from './query-counter.js'
 import type { Config } from '../config.js'
 import { describeDatabase } from '../config.js'
 import type { Logger } from '../logger.js'
@@ -26,6 +27,8 @@ export interface OpenDatabaseOptions {
   sqlPortEphemeral?: boolean
   /** Postgres only: LISTEN heartbeat (default 10 s), shorter in tests. */
   listenHeartbeatMs?: number
+  /** Called once per query the store sends (benchmarks count database round trips). */
+  onQuery?: () => void
 }
 
 export async function openDatabase(config: Config, logger: Logger, options: OpenDatabaseOptions = {}): Promise<DatabaseHandle> {
@@ -36,6 +39,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
       sqlPort: config.database.sqlPort,
       sqlPortEphemeral: options.sqlPortEphemeral,
       logger,
+      onQuery: options.onQuery,
     })
     return {
       engine: 'embedded',
@@ -61,7 +65,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
     await pool.end()
     throw error
   }
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...queryCounter(options.onQuery) })
   const changes = new PostgresChangeFeed({ connectionString, logger, heartbeatMs: options.listenHeartbeatMs })
   changes.start()
   return {

@@ -11,6 +11,7 @@ import { EmbeddedSqlServer } from './embedded-sql-server.js'
 import { GatedPgliteDialect } from './pglite-dialect.js'
 import type { Database } from './schema.js'
 import { SessionGate } from './session-gate.js'
+import { queryCounter } from './query-counter.js'
 import { numericParsers } from './type-parsers.js'
 
 export interface EmbeddedOptions {
@@ -23,6 +24,8 @@ export interface EmbeddedOptions {
   logger: Logger
   /** See EmbeddedSqlServerOptions. Default 60 s. */
   idleInTransactionTimeoutMs?: number
+  /** Called once per query (benchmarks). */
+  onQuery?: () => void
 }
 
 export interface EmbeddedDatabase {
@@ -61,7 +64,7 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
     onNotification: (payload) => fanout.deliverPayload(payload),
     idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs,
   })
-  const db = new Kysely<Database>({ dialect: new GatedPgliteDialect(pglite, gate) })
+  const db = new Kysely<Database>({ dialect: new GatedPgliteDialect(pglite, gate), ...queryCounter(options.onQuery) })
   let closed = false
   const close = async () => {
     if (closed) return
