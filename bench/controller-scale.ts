@@ -1,40 +1,139 @@
-// Controller scale on the in-memory runtime: N plugins from empty to converged, on the
-// embedded engine and (with BENCH_DATABASE_URL or TEST_DATABASE_URL) a real server in the
-// same run. Measures the controller and the store, not Docker.
+// Controller scale on the in-memory runtime: N plugins (default 10,000) from empty to
+// converged, on the embedded engine and (with BENCH_DATABASE_URL or TEST_DATABASE_URL) a
+// real server in the same run. Measures the controller and the store, not Docker: plugins
+// per second, database round trips per plugin, and the cost of an idle resync afterwards.
+// Also home of the two helpers the other benchmarks share: a throwaway server database and
+// the JSON results file.
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { sql } from 'kysely'
 import pg from 'pg'
 import { Controller } from '../src/controller/controller.js'
-import { loadConfig, type Config } from '../src/config.js'
-import { openDatabase } from '../src/db/database.js'
+import { loadConfig, packageRoot, type Config } from '../src/config.js'
+import { openDatabase, type DatabaseHandle } from '../src/db/database.js'
 import { migrate } from '../src/db/migrator.js'
 import { PluginStore } from '../src/db/plugin-store.js'
 import { silentLogger } from '../src/logger.js'
 import { FakeRuntime } from '../src/runtime/fake-runtime.js'
 import { systemClock } from '../src/util/clock.js'
 
-const PLUGINS = Number(process.env.BENCH_SCALE_PLUGINS ?? 1000)
+const PLUGINS = Number(process.env.BENCH_SCALE_PLUGINS ?? 10_000)
+const WORKERS = Number(process.env.BENCH_SCALE_WORKERS ?? 8)
+const BENCH_IMAGE = 'flowforge/bench:1'
 const logger = silentLogger()
 
 export interface ScaleResult {
   engine: string
   plugins: number
+  workers: number
   seconds: number
   pluginsPerSecond: number
+  /** Queries the controller sent between the INSERT and convergence (ours excluded), per plugin. */
+  queriesPerPlugin: number
+  queriesDuringConverge: number
+  reconciles: number
   idleResyncMs: number
+  queriesInIdleResync: number
   dockerCallsInIdleResync: number
 }
 
+export const embeddedConfig = (): Config => ({ ...loadConfig({}), database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } })
+
+/** The Postgres server of BENCH_DATABASE_URL or TEST_DATABASE_URL, if one is configured. */
+export function serverUrl(): string | undefined {
+  return process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL
+}
+
+const interruptTasks = new Set<() => Promise<void>>()
+
+/**
+ * Runs `task` if the bench is interrupted (Ctrl-C), before the process exits: a run cut
+ * short must not leave containers or databases behind. Returns the unregister function.
+ */
+export function cleanupOnInterrupt(task: () => Promise<void>): () => void {
+  if (interruptTasks.size === 0) process.once('SIGINT', runInterruptTasks)
+  interruptTasks.add(task)
+  return () => {
+    interruptTasks.delete(task)
+    if (interruptTasks.size === 0) process.off('SIGINT', runInterruptTasks)
+  }
+}
+
+function runInterruptTasks(): void {
+  process.stderr.write('bench: interrupted, cleaning up\n')
+  const tasks = [...interruptTasks].map((task) =>
+    task().catch((error: unknown) => process.stderr.write(`bench: cleanup failed: ${(error as Error).message}\n`)),
+  )
+  void Promise.all(tasks).finally(() => process.exit(130))
+}
+
+/** Runs `work` with the URL of a fresh database on the server, dropped afterwards whatever happens. */
+export async function withServerDatabase<T>(url: string, prefix: string, work: (databaseUrl: string) => Promise<T>): Promise<T> {
+  const name = `${prefix}_${Date.now()}_${process.pid}`
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  const drop = async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  }
+  const unregister = cleanupOnInterrupt(drop)
+  try {
+    await admin.query(`CREATE DATABASE ${name}`)
+    const target = new URL(url)
+    target.pathname = `/${name}`
+    try {
+      return await work(target.toString())
+    } finally {
+      await drop()
+    }
+  } finally {
+    unregister()
+    await admin.end()
+  }
+}
+
+/** Writes bench/results/<case>-<time>.json and returns its path. */
+export async function writeResults(caseName: string, data: unknown): Promise<string> {
+  const dir = path.join(packageRoot(), 'bench', 'results')
+  await mkdir(dir, { recursive: true })
+  const file = path.join(dir, `${caseName}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  await writeFile(file, JSON.stringify(data, null, 2))
+  return file
+}
+
+/** Every plugin in one multi-row INSERT, as an operator would load them in SQL. */
+export async function insertPlugins(database: DatabaseHandle, count: number, manifest: object, prefix = 'bench'): Promise<void> {
+  const json = JSON.stringify(manifest).replaceAll("'", "''")
+  const values = Array.from({ length: count }, (_, index) => `('${prefix}-${index}', '${json}'::jsonb)`).join(',')
+  await sql.raw(`INSERT INTO plugins (forgehook_id, manifest) VALUES ${values}`).execute(database.db)
+}
+
+/** How many plugins run at their latest generation. */
+export async function convergedCount(database: DatabaseHandle): Promise<number> {
+  const row = await database.db
+    .selectFrom('plugins')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', '=', 'running')
+    .whereRef('observed_generation', '=', 'generation')
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
 async function measure(engine: string, config: Config): Promise<ScaleResult> {
-  const database = await openDatabase(config, logger)
+  let queries = 0
+  const database = await openDatabase(config, logger, { onQuery: () => (queries += 1) })
+  let controller: Controller | undefined
   try {
     await migrate(database.db, config.migrationsDir, logger)
     const store = new PluginStore(database.db, database.changes, logger)
-    const runtime = new FakeRuntime({ images: ['flowforge/bench:1'] })
-    const controller = new Controller({
+    const runtime = new FakeRuntime({ images: [BENCH_IMAGE] })
+    controller = new Controller({
       store,
       runtime,
       clock: systemClock,
       logger,
-      workers: 8,
+      workers: WORKERS,
       resyncIntervalMs: 3_600_000,
       container: { hostIp: '127.0.0.1', instance: 'bench' },
       stopTimeoutSeconds: 1,
@@ -43,67 +142,74 @@ async function measure(engine: string, config: Config): Promise<ScaleResult> {
       retryMaxMs: 1_000,
     })
     await controller.start()
+
     const started = performance.now()
-    const manifest = JSON.stringify({ image: 'flowforge/bench:1', port: 8080 })
-    // One multi-row INSERT, as an operator would load plugins in SQL.
-    const values = Array.from({ length: PLUGINS }, (_, index) => `('bench-${index}', '${manifest}'::jsonb)`).join(',')
-    const { sql } = await import('kysely')
-    await sql.raw(`INSERT INTO plugins (forgehook_id, manifest) VALUES ${values}`).execute(database.db)
+    const queriesBefore = queries
+    let ourQueries = 0
+    await insertPlugins(database, PLUGINS, { name: 'Bench', version: '1.0.0', image: BENCH_IMAGE, port: 8080, imagePullPolicy: 'Never' })
+    ourQueries += 1
+    // Watch the controller in memory and ask the database only when it looks done, so our
+    // own polling neither loads the engine (PGlite shares this thread) nor skews the count.
     for (;;) {
-      const converged = await database.db
-        .selectFrom('plugins')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('status', '=', 'running')
-        .whereRef('observed_generation', '=', 'generation')
-        .executeTakeFirstOrThrow()
-      if (Number(converged.n) >= PLUGINS) break
-      await new Promise((resolve) => setTimeout(resolve, 50))
+      const stats = controller.snapshot()
+      if (stats.reconciles >= PLUGINS && stats.processing === 0 && stats.queueDepth === 0) {
+        ourQueries += 1
+        if ((await convergedCount(database)) >= PLUGINS) break
+      }
+      await pause(stats.reconciles >= PLUGINS ? 50 : 10)
     }
     const seconds = (performance.now() - started) / 1000
-    while (controller.snapshot().processing > 0 || controller.queue.len() > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    const queriesDuringConverge = queries - queriesBefore - ourQueries
+    const reconciles = controller.snapshot().reconciles
 
     runtime.resetCalls()
-    const before = controller.snapshot().resyncs
+    const resyncsBefore = controller.snapshot().resyncs
+    const queriesBeforeResync = queries
     const resyncStarted = performance.now()
     controller.requestResync('bench')
-    while (controller.snapshot().resyncs === before) await new Promise((resolve) => setTimeout(resolve, 5))
+    while (controller.snapshot().resyncs === resyncsBefore) await pause(5)
     const idleResyncMs = performance.now() - resyncStarted
-    const dockerCalls = runtime.mutatingCalls.length + runtime.inspectCalls
-    await controller.stop()
-    return { engine, plugins: PLUGINS, seconds, pluginsPerSecond: PLUGINS / seconds, idleResyncMs, dockerCallsInIdleResync: dockerCalls }
+    const queriesInIdleResync = queries - queriesBeforeResync
+    const dockerCallsInIdleResync = runtime.mutatingCalls.length + runtime.inspectCalls
+    return {
+      engine,
+      plugins: PLUGINS,
+      workers: WORKERS,
+      seconds,
+      pluginsPerSecond: PLUGINS / seconds,
+      queriesPerPlugin: queriesDuringConverge / PLUGINS,
+      queriesDuringConverge,
+      reconciles,
+      idleResyncMs,
+      queriesInIdleResync,
+      dockerCallsInIdleResync,
+    }
   } finally {
+    await controller?.stop()
     await database.close()
   }
 }
 
-export async function benchControllerScale(): Promise<ScaleResult[]> {
-  const results: ScaleResult[] = []
-  results.push(await measure('embedded (PGlite)', { ...loadConfig({}), database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } }))
-  const url = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL
-  if (url) {
-    const name = `ff_bench_scale_${Date.now()}`
-    const admin = new pg.Client({ connectionString: url })
-    await admin.connect()
-    await admin.query(`CREATE DATABASE ${name}`)
-    const target = new URL(url)
-    target.pathname = `/${name}`
-    try {
-      results.push(await measure('Postgres server', loadConfig({ DATABASE_URL: target.toString() })))
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin.end()
-    }
-  }
-  const lines = [
-    `### Controller scale on the in-memory runtime (${PLUGINS} plugins, 8 workers)`,
+export function controllerScaleTable(results: ScaleResult[]): string {
+  return [
+    `### Controller scale on the in-memory runtime (${PLUGINS} plugins, ${WORKERS} workers)`,
     '',
-    '| engine | empty → converged (s) | plugins/s | idle resync (ms) | Docker calls in an idle resync (besides the one list) |',
-    '|---|---:|---:|---:|---:|',
+    '| engine | empty → converged (s) | plugins/s | DB round trips per plugin | reconciles | idle resync (ms) | queries in an idle resync | Docker calls in an idle resync (besides the one list) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (result) =>
-        `| ${result.engine} | ${result.seconds.toFixed(2)} | ${result.pluginsPerSecond.toFixed(0)} | ${result.idleResyncMs.toFixed(1)} | ${result.dockerCallsInIdleResync} |`,
+        `| ${result.engine} | ${result.seconds.toFixed(2)} | ${result.pluginsPerSecond.toFixed(0)} | ${result.queriesPerPlugin.toFixed(2)} | ` +
+        `${result.reconciles} | ${result.idleResyncMs.toFixed(1)} | ${result.queriesInIdleResync} | ${result.dockerCallsInIdleResync} |`,
     ),
-  ]
-  process.stdout.write(lines.join('\n') + '\n')
-  return results
+  ].join('\n')
+}
+
+export async function benchControllerScale(): Promise<{ results: ScaleResult[]; table: string }> {
+  const results: ScaleResult[] = [await measure('embedded (PGlite)', embeddedConfig())]
+  const url = serverUrl()
+  if (url) results.push(await withServerDatabase(url, 'ff_bench_scale', (databaseUrl) => measure('Postgres server', loadConfig({ DATABASE_URL: databaseUrl }))))
+  else process.stderr.write('bench: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to measure on a Postgres server too\n')
+  const table = controllerScaleTable(results)
+  await writeResults('controller-scale', { plugins: PLUGINS, workers: WORKERS, results })
+  return { results, table }
 }

@@ -1,8 +1,41 @@
-// npm run bench: every benchmark, each measuring its peer in the same run.
+// npm run bench [case ...]: every benchmark, each measuring its peer or limit in the same
+// run. Prints one markdown table per case; raw numbers go to bench/results/*.json.
+// Cases: store, scale, api, idle, converge, latency, recovery (default: all, in this order).
+// A real Postgres server is used beside the embedded one when BENCH_DATABASE_URL (or
+// TEST_DATABASE_URL) is set.
+import { benchApi } from './api.js'
 import { benchControllerScale } from './controller-scale.js'
+import { benchConverge } from './converge.js'
+import { benchIdle } from './idle.js'
+import { benchLatency } from './latency.js'
+import { benchRecovery } from './recovery.js'
 import { benchStore } from './store.js'
 
-const only = process.argv[2]
-if (!only || only === 'store') await benchStore()
-if (!only || only === 'controller') await benchControllerScale()
+const CASES: Record<string, () => Promise<{ table: string } | unknown>> = {
+  store: benchStore,
+  scale: benchControllerScale,
+  api: benchApi,
+  idle: benchIdle,
+  converge: () => benchConverge(),
+  latency: benchLatency,
+  recovery: benchRecovery,
+}
+
+const requested = process.argv.slice(2)
+const unknown = requested.filter((name) => !(name in CASES))
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown case(s) ${unknown.join(', ')}; known: ${Object.keys(CASES).join(', ')}\n`)
+  process.exit(2)
+}
+const tables: string[] = []
+for (const name of requested.length > 0 ? requested : Object.keys(CASES)) {
+  process.stderr.write(`\nbench: ${name}\n`)
+  const result = await CASES[name]!()
+  const table = (result as { table?: unknown }).table
+  if (typeof table === 'string') {
+    process.stdout.write(table + '\n')
+    tables.push(table)
+  }
+}
+if (tables.length > 1) process.stdout.write(`\n## All results\n\n${tables.join('\n\n')}\n`)
 process.exit(0)

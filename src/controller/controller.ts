@@ -4,7 +4,16 @@
 import type { Logger } from '../logger.js'
 import type { PluginChange } from '../db/change-feed.js'
 import type { PluginStore } from '../db/plugin-store.js'
-import { isManaged, LABELS, RuntimeUnavailableError, type ContainerHealth, type ContainerRuntime, type RuntimeEvent, type RuntimeInfo } from '../runtime/container-runtime.js'
+import {
+  isManaged,
+  LABELS,
+  RuntimeUnavailableError,
+  type ContainerHealth,
+  type ContainerRuntime,
+  type ObservedContainer,
+  type RuntimeEvent,
+  type RuntimeInfo,
+} from '../runtime/container-runtime.js'
 import { Backoff, formatDuration, sleep } from '../util/backoff.js'
 import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
@@ -255,13 +264,22 @@ export class Controller {
   private async onRuntimeEvent(event: RuntimeEvent): Promise<void> {
     const pluginId = event.labels[LABELS.pluginId]
     if (!pluginId || !isUuid(pluginId) || !this.isOurs(event)) return
+    let news = true
     if (event.action === 'destroy') {
       this.cache.removeById(event.containerId)
     } else {
       try {
         const inspected = await this.options.runtime.inspect(event.containerId)
-        if (inspected) this.cache.putDetailed(inspected)
-        else this.cache.removeById(event.containerId)
+        if (inspected) {
+          // The echo of our own create, start or stop: the reconcile that acted already put
+          // this very state in the cache (and a change it did not see is enqueued by the
+          // event that brought it), so looking again would change nothing.
+          const cached = this.cache.get(inspected.name)
+          news = !(cached?.detailed && sameObservation(cached.container, inspected))
+          this.cache.putDetailed(inspected)
+        } else {
+          this.cache.removeById(event.containerId)
+        }
       } catch (error) {
         // The reconcile will look for itself; the event still counts as a hint.
         this.log.debug({ err: error }, `could not inspect ${event.name} after ${event.action}`)
@@ -272,7 +290,7 @@ export class Controller {
       if (event.health) this.options.onDockerHealth?.(pluginId, event.health)
       return
     }
-    this.queue.add(pluginId)
+    if (news) this.queue.add(pluginId)
   }
 
   private async reconcileTimed(pluginId: string): Promise<{ requeueAfterMs?: number }> {
@@ -290,4 +308,27 @@ export class Controller {
     const retryInMs = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** this.queue.failures(pluginId))
     this.log.warn({ pluginId, err: error, retryInMs }, `reconcile of ${pluginId} failed: ${(error as Error).message}; retrying in ${formatDuration(retryInMs)}`)
   }
+}
+
+/** Two inspections of a container that tell the same: nothing changed in between. */
+function sameObservation(a: ObservedContainer, b: ObservedContainer): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    a.image === b.image &&
+    a.state === b.state &&
+    a.exitCode === b.exitCode &&
+    a.oomKilled === b.oomKilled &&
+    a.startedAt?.getTime() === b.startedAt?.getTime() &&
+    a.finishedAt?.getTime() === b.finishedAt?.getTime() &&
+    a.health === b.health &&
+    a.hostPort === b.hostPort &&
+    a.containerPort === b.containerPort &&
+    sameLabels(a.labels, b.labels)
+  )
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key])
 }

@@ -9,7 +9,7 @@
 // - Status is written only when it differs from the row; events only for what happened.
 import type { Logger } from '../logger.js'
 import { InvalidValueError } from '../db/errors.js'
-import type { Plugin, PluginStatusUpdate, PluginStore } from '../db/plugin-store.js'
+import type { NewPluginEvent, Plugin, PluginStatusUpdate, PluginStore } from '../db/plugin-store.js'
 import {
   containerNameFor,
   ImageNotFoundError,
@@ -140,13 +140,15 @@ export class Reconciler {
       containerId = outcome.containerId
     }
 
-    await store.logEvents(planned.events.map((event) => ({ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: event.type, data: event.data })))
+    const events = planned.events.map((event) => ({ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: event.type, data: event.data }))
     if (deleteRow) {
+      await store.logEvents(events)
       await store.deletePlugin(plugin.id)
       log.info(`uninstalled ${plugin.forgehookId}`)
       return {}
     }
-    await this.writeFinalStatus(plugin, current, { ...planned.status, ...facts, observedGeneration: plugin.generation }, planned.events.length === 0)
+    const wanted = { ...planned.status, ...facts, observedGeneration: plugin.generation }
+    await this.writeFinalStatus(plugin, current, wanted, events, planned.events.length === 0)
     return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {}
   }
 
@@ -252,19 +254,29 @@ export class Reconciler {
   /** A problem that retrying right away will not fix: status error, one event, maybe a later look. */
   private async recordProblem(plugin: Plugin, error: string, log: Logger, requeueAfterMs?: number): Promise<ReconcileResult> {
     log.warn({ error }, `${plugin.forgehookId}: ${error}`)
-    if (plugin.error !== error) {
-      await this.options.store.logEvent({ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: 'plugin:error', data: { error } })
-    }
-    await this.writeFinalStatus(plugin, plugin, { status: 'error', error, observedGeneration: plugin.generation }, false)
+    const events = plugin.error === error ? [] : [{ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: 'plugin:error', data: { error } }]
+    await this.writeFinalStatus(plugin, plugin, { status: 'error', error, observedGeneration: plugin.generation }, events, false)
     return requeueAfterMs !== undefined ? { requeueAfterMs } : {}
   }
 
-  /** Writes only the fields that differ; a phase change nobody described gets its own event. */
-  private async writeFinalStatus(original: Plugin, current: Plugin, wanted: PluginStatusUpdate, auditPhaseChange: boolean): Promise<void> {
+  /**
+   * Records the reconcile's events and writes only the status fields that differ, in one
+   * statement; a phase change no event describes gets its own event.
+   */
+  private async writeFinalStatus(
+    original: Plugin,
+    current: Plugin,
+    wanted: PluginStatusUpdate,
+    events: NewPluginEvent[],
+    auditPhaseChange: boolean,
+  ): Promise<void> {
     const changes = differingFields(current, wanted)
-    if (Object.keys(changes).length === 0) return
+    if (Object.keys(changes).length === 0) {
+      await this.options.store.logEvents(events)
+      return
+    }
     try {
-      await this.options.store.writeStatus(original.id, changes)
+      await this.options.store.writeStatusWithEvents(original.id, changes, events)
     } catch (error) {
       if (!(error instanceof InvalidValueError)) throw error
       throw new Error(`cannot record the status of ${original.forgehookId}: ${error.message}`)

@@ -231,6 +231,40 @@ export class PluginStore {
     return row ? toPlugin(row) : undefined
   }
 
+  /**
+   * The reconciler's last write of a reconcile: status columns and the events that explain
+   * them in one statement, so one round trip and one commit instead of two. If that
+   * statement fails (nothing of it is written then), the two writes are made apart, so each
+   * keeps its own contract: events never throw (see logEvent), status errors are typed as
+   * from writeStatus.
+   */
+  async writeStatusWithEvents(pluginId: string, update: PluginStatusUpdate, events: NewPluginEvent[]): Promise<void> {
+    const values = statusColumns(update)
+    const writesStatus = Object.keys(values).length > 0
+    if (events.length === 0 || !writesStatus) {
+      await this.logEvents(events)
+      if (writesStatus) await this.writeStatus(pluginId, update)
+      return
+    }
+    let recorded: PluginEvent[]
+    try {
+      const rows = await this.db
+        .with('updated', (db) => db.updateTable('plugins').set(values).where('id', '=', pluginId).returning('id'))
+        .with('inserted', (db) => db.insertInto('plugin_events').values(events.map(eventRow)).returningAll())
+        .selectFrom('inserted')
+        .selectAll()
+        .orderBy('id')
+        .execute()
+      recorded = rows.map(toEvent)
+    } catch (error) {
+      this.logger.debug({ err: error, plugin: events[0]!.forgehookId }, 'status and events in one statement failed; writing them apart')
+      await this.logEvents(events)
+      await this.writeStatus(pluginId, update)
+      return
+    }
+    for (const event of recorded) this.bus?.publish(event)
+  }
+
   /** Refreshes last_health_check of many plugins in one statement (health unchanged). */
   async touchHealthChecks(pluginIds: string[], checkedAt: Date): Promise<void> {
     if (pluginIds.length === 0) return
@@ -297,14 +331,7 @@ export class PluginStore {
     try {
       const rows = await this.db
         .insertInto('plugin_events')
-        .values(
-          events.map((event) => ({
-            plugin_id: event.pluginId,
-            forgehook_id: event.forgehookId,
-            event_type: event.type,
-            data: JSON.stringify(event.data ?? {}),
-          })),
-        )
+        .values(events.map(eventRow))
         .returningAll()
         .execute()
       const recorded = rows.map(toEvent)
@@ -478,6 +505,10 @@ export function toPlugin(row: PluginRow): Plugin {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   }
+}
+
+function eventRow(event: NewPluginEvent) {
+  return { plugin_id: event.pluginId, forgehook_id: event.forgehookId, event_type: event.type, data: JSON.stringify(event.data ?? {}) }
 }
 
 function toEvent(row: Selectable<PluginEventsTable>): PluginEvent {

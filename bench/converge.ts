@@ -1,0 +1,319 @@
+// Cases 1 and 2 of the Docker benchmarks, each contender in the same run on the same image,
+// the same N and the same host ports (5100 + i on 127.0.0.1):
+//   1. cold converge: N plugin specs → all running. Ours (the daemon, in-process) against the
+//      engine's limit (the same creates and starts straight through dockerode, at the same
+//      concurrency as our workers, nothing else) and against `docker-compose up -d`.
+//   2. no-op re-apply of the N unchanged specs: time and Docker calls that change anything,
+//      against a second `docker-compose up -d` of the unchanged project.
+// Between contenders every container is removed, so each starts cold (the image stays cached).
+import { execFile } from 'node:child_process'
+import { rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { sql } from 'kysely'
+import { LABELS, type ContainerSpec } from '../src/runtime/container-runtime.js'
+import { createOptionsFor } from '../src/runtime/docker-mapping.js'
+import {
+  BENCH_IMAGE,
+  BENCH_INSTANCE,
+  cleanupContainers,
+  dockerClient,
+  engineCpuSeconds,
+  fmt,
+  installCleanupHandlers,
+  makeTempDir,
+  MUTATING_ACTIONS,
+  onInterrupt,
+  runInPool,
+  serverUrl,
+  startBenchDaemon,
+  waitUntil,
+  watchDockerEvents,
+  writeResults,
+  type Engine,
+} from './docker-harness.js'
+
+const execFileAsync = promisify(execFile)
+const FIRST_PORT = 5100
+const CONVERGE_TIMEOUT_MS = 300_000
+const COMPOSE_TIMEOUT_MS = 300_000
+
+export interface ConvergeOptions {
+  /** Default BENCH_CONVERGE_N, else 50 and 100. */
+  sizes?: number[]
+  /** Our reconcile workers, and the limit's concurrency. Default BENCH_CONVERGE_WORKERS, else 4 (RECONCILE_WORKERS' default). */
+  workers?: number
+  /** Default: the server when BENCH_DATABASE_URL / TEST_DATABASE_URL is set, else embedded. */
+  engine?: Engine
+}
+
+export interface ConvergeResult {
+  n: number
+  workers: number
+  engine: Engine
+  oursSeconds: number
+  limitSeconds: number
+  composeSeconds: number
+  /** COMPOSE_PARALLEL_LIMIT used (see measureCompose). */
+  composeParallelLimit: number
+  oursOverLimit: number
+  oursOverCompose: number
+  /** Docker calls our daemon made while converging, by method. */
+  oursConvergeCalls: Record<string, number>
+  /** CPU seconds of dockerd + containerd while each contender converged, and of this process (our daemon) for ours. */
+  engineCpuSeconds: { ours?: number; limit?: number; compose?: number }
+  oursProcessCpuSeconds: number
+  noop: {
+    oursMs: number
+    /** Of which the full resync (list rows, list containers, compare). */
+    oursResyncMs: number
+    oursMutatingCalls: number
+    oursAllCalls: number
+    oursMutatingEvents: number
+    composeSeconds: number
+    composeMutatingEvents: number
+    composeUpToDateLines: number
+  }
+}
+
+function pluginName(index: number): string {
+  return `${BENCH_INSTANCE}-cv-${index}`
+}
+
+/** One YAML document per plugin, each pinned to its host port so all contenders bind the same ports. */
+function specDocuments(n: number): string {
+  return Array.from({ length: n }, (_, index) =>
+    [
+      'apiVersion: flowforge.io/v1',
+      'kind: Plugin',
+      `metadata: { name: ${pluginName(index)} }`,
+      'spec:',
+      '  state: running',
+      `  hostPort: ${FIRST_PORT + index}`,
+      `  manifest: { name: Bench ${index}, version: 1.0.0, image: "${BENCH_IMAGE}", imagePullPolicy: IfNotPresent, port: 8080 }`,
+    ].join('\n'),
+  ).join('\n---\n')
+}
+
+async function measureOurs(n: number, workers: number, engine: Engine) {
+  const bench = await startBenchDaemon({ engine, label: 'converge', workers, hostPortRange: '5100-5999' })
+  const { daemon, runtime } = bench
+  try {
+    // The spec folder is the declared input, and one file of N documents is how a batch is
+    // dropped in (like `kubectl apply -f` of a multi-document file): one watcher event, so
+    // this times the daemon's work rather than N separate write-settle waits.
+    const specFile = path.join(bench.specsDir, 'plugins.yaml')
+    const text = specDocuments(n)
+    runtime.reset()
+    const engineCpuBefore = engineCpuSeconds()
+    const processCpuBefore = process.cpuUsage()
+    const started = performance.now()
+    await writeFile(specFile, text)
+    await waitUntil(`${n} plugins running`, async () => {
+      const row = await sql<{ converged: string }>`
+        SELECT count(*) AS converged FROM plugins WHERE status = 'running' AND observed_generation = generation`.execute(daemon.database.db)
+      return Number(row.rows[0]?.converged) >= n ? true : undefined
+    }, CONVERGE_TIMEOUT_MS)
+    const seconds = (performance.now() - started) / 1000
+    const engineCpu = cpuSince(engineCpuBefore)
+    const processCpu = process.cpuUsage(processCpuBefore)
+    const convergeCalls = { ...runtime.calls }
+    await waitUntil('an idle queue', async () => (daemon.controller.queue.len() === 0 && daemon.controller.snapshot().processing === 0 ? true : undefined), 30_000, 20)
+
+    // Case 2: the same content written again, read again, and a full resync on top.
+    const events = await watchDockerEvents({ label: [`${LABELS.instance}=${BENCH_INSTANCE}`] })
+    runtime.reset()
+    const resyncsBefore = daemon.controller.snapshot().resyncs
+    const noopStarted = performance.now()
+    await writeFile(specFile, text)
+    await daemon.specs.rescan()
+    const resyncStarted = performance.now()
+    daemon.controller.requestResync('bench')
+    await waitUntil('the resync', async () => (daemon.controller.snapshot().resyncs > resyncsBefore ? true : undefined), 30_000, 2)
+    const resyncMs = performance.now() - resyncStarted
+    await waitUntil('an idle queue', async () => (daemon.controller.queue.len() === 0 && daemon.controller.snapshot().processing === 0 ? true : undefined), 30_000, 2)
+    const noopMs = performance.now() - noopStarted
+    // Anything the re-apply set off late (the watcher's own event after its settle time) counts too.
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    events.close()
+    return {
+      seconds,
+      engineCpu,
+      processCpuSeconds: (processCpu.user + processCpu.system) / 1e6,
+      convergeCalls,
+      noop: {
+        oursMs: noopMs,
+        oursResyncMs: resyncMs,
+        oursMutatingCalls: runtime.mutating.length,
+        oursAllCalls: runtime.totalCalls,
+        oursMutatingEvents: events.events.filter((event) => MUTATING_ACTIONS.has(event.action)).length,
+      },
+    }
+  } finally {
+    await bench.stop()
+    await cleanupContainers()
+  }
+}
+
+/** The same containers our daemon makes (same create body), created and started straight through dockerode. */
+async function measureLimit(n: number, workers: number): Promise<{ seconds: number; engineCpu?: number }> {
+  const docker = dockerClient()
+  const specs: ContainerSpec[] = Array.from({ length: n }, (_, index) => ({
+    name: `forgehook-${BENCH_INSTANCE}-limit-${index}`,
+    image: BENCH_IMAGE,
+    env: { FORGEHOOK_CONFIG: '{}' },
+    labels: { [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE, [LABELS.forgehookId]: `limit-${index}` },
+    containerPort: 8080,
+    hostPort: FIRST_PORT + index,
+    hostIp: '127.0.0.1',
+  }))
+  try {
+    const engineCpuBefore = engineCpuSeconds()
+    const started = performance.now()
+    await runInPool(specs, workers, async (spec) => {
+      const container = await docker.createContainer(createOptionsFor(spec))
+      await container.start()
+    })
+    return { seconds: (performance.now() - started) / 1000, engineCpu: cpuSince(engineCpuBefore) }
+  } finally {
+    await cleanupContainers()
+  }
+}
+
+function composeFile(n: number): string {
+  const services = Array.from({ length: n }, (_, index) =>
+    [
+      `  p${index}:`,
+      `    image: ${BENCH_IMAGE}`,
+      `    ports: ["127.0.0.1:${FIRST_PORT + index}:8080"]`,
+      // The default bridge, like ours, so the containers are alike and no network is made.
+      '    network_mode: bridge',
+      '    security_opt: [no-new-privileges]',
+      "    environment: { FORGEHOOK_CONFIG: '{}' }",
+    ].join('\n'),
+  )
+  return ["version: '2.4'", 'services:', ...services].join('\n') + '\n'
+}
+
+async function measureCompose(n: number) {
+  const dir = await makeTempDir('compose')
+  const project = `${BENCH_INSTANCE}-compose`
+  const file = path.join(dir, 'docker-compose.yml')
+  await writeFile(file, composeFile(n))
+  // Compose v1 deadlocks when a project has more services than COMPOSE_PARALLEL_LIMIT (default
+  // 64): services hold every slot while their own container tasks wait for one (docker/compose
+  // #5864, #8226). N + 1 slots is the known workaround; below 64 services it is the default.
+  const parallelLimit = Math.max(64, n + 1)
+  const compose = (...args: string[]) =>
+    execFileAsync('docker-compose', ['-p', project, '-f', file, ...args], {
+      maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, COMPOSE_PARALLEL_LIMIT: String(parallelLimit) },
+      // Never hang the benchmark: a stuck compose is killed and reported as a failure.
+      timeout: COMPOSE_TIMEOUT_MS,
+    })
+  const down = async () => void (await compose('down', '-t', '2'))
+  const unregister = onInterrupt(down)
+  try {
+    const engineCpuBefore = engineCpuSeconds()
+    let started = performance.now()
+    await compose('up', '-d')
+    const seconds = (performance.now() - started) / 1000
+    const engineCpu = cpuSince(engineCpuBefore)
+    const events = await watchDockerEvents({ label: [`com.docker.compose.project=${project}`] })
+    started = performance.now()
+    const again = await compose('up', '-d')
+    const againSeconds = (performance.now() - started) / 1000
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    events.close()
+    const output = again.stdout + again.stderr
+    return {
+      seconds,
+      engineCpu,
+      parallelLimit,
+      noopSeconds: againSeconds,
+      noopMutatingEvents: events.events.filter((event) => MUTATING_ACTIONS.has(event.action)).length,
+      upToDateLines: output.split('\n').filter((line) => line.includes('is up-to-date')).length,
+    }
+  } finally {
+    unregister()
+    await down()
+    await cleanupContainers()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+function cpuSince(before: number | undefined): number | undefined {
+  const now = engineCpuSeconds()
+  return before === undefined || now === undefined ? undefined : now - before
+}
+
+function sizesFromEnv(): number[] {
+  return (process.env.BENCH_CONVERGE_N ?? '50,100').split(',').map((value) => Number(value.trim())).filter((value) => value > 0)
+}
+
+export async function benchConverge(options: ConvergeOptions = {}): Promise<ConvergeResult[] & { table: string }> {
+  installCleanupHandlers()
+  const sizes = options.sizes ?? sizesFromEnv()
+  const workers = options.workers ?? Number(process.env.BENCH_CONVERGE_WORKERS ?? 4)
+  const engine = options.engine ?? (serverUrl ? 'postgres' : 'embedded')
+  await cleanupContainers()
+  const results: ConvergeResult[] = []
+  for (const n of sizes) {
+    const ours = await measureOurs(n, workers, engine)
+    const limit = await measureLimit(n, workers)
+    const limitSeconds = limit.seconds
+    const compose = await measureCompose(n)
+    results.push({
+      n,
+      workers,
+      engine,
+      oursSeconds: ours.seconds,
+      limitSeconds,
+      composeSeconds: compose.seconds,
+      composeParallelLimit: compose.parallelLimit,
+      oursOverLimit: ours.seconds / limitSeconds,
+      oursOverCompose: ours.seconds / compose.seconds,
+      oursConvergeCalls: ours.convergeCalls,
+      engineCpuSeconds: { ours: ours.engineCpu, limit: limit.engineCpu, compose: compose.engineCpu },
+      oursProcessCpuSeconds: ours.processCpuSeconds,
+      noop: { ...ours.noop, composeSeconds: compose.noopSeconds, composeMutatingEvents: compose.noopMutatingEvents, composeUpToDateLines: compose.upToDateLines },
+    })
+  }
+  const table = convergeTable(results)
+  process.stdout.write(table + '\n')
+  await writeResults('converge', { image: BENCH_IMAGE, results })
+  return Object.assign(results, { table })
+}
+
+function convergeTable(results: ConvergeResult[]): string {
+  const engine = results[0]?.engine === 'postgres' ? 'Postgres server' : 'embedded (PGlite)'
+  return [
+    `### Cold converge: N specs → all running (${engine}; ${results[0]?.workers ?? 4} workers = the limit's concurrency)`,
+    '',
+    '| N | ours (s) | limit: dockerode create+start (s) | docker-compose up -d (s) [COMPOSE_PARALLEL_LIMIT] | ours / limit | ours / compose | target: ≤ 1.15× limit, < compose |',
+    '|---:|---:|---:|---:|---:|---:|---|',
+    ...results.map(
+      (r) =>
+        `| ${r.n} | ${fmt(r.oursSeconds, 2)} | ${fmt(r.limitSeconds, 2)} | ${fmt(r.composeSeconds, 2)} [${r.composeParallelLimit}] | ${fmt(r.oursOverLimit, 2)}× | ` +
+        `${fmt(r.oursOverCompose, 2)}× | ${r.oursOverLimit <= 1.15 && r.oursOverCompose < 1 ? 'met' : 'missed'} |`,
+    ),
+    '',
+    '| N | dockerd + containerd CPU (s): ours / limit / compose | Docker calls per plugin, ours (limit: 2) | our daemon process CPU (s) |',
+    '|---:|---:|---:|---:|',
+    ...results.map((r) => {
+      const cpu = r.engineCpuSeconds
+      const perPlugin = Object.values(r.oursConvergeCalls).reduce((sum, count) => sum + count, 0) / r.n
+      return `| ${r.n} | ${fmt(cpu.ours ?? Number.NaN)} / ${fmt(cpu.limit ?? Number.NaN)} / ${fmt(cpu.compose ?? Number.NaN)} | ${fmt(perPlugin)} | ${fmt(r.oursProcessCpuSeconds)} |`
+    }),
+    '',
+    '### No-op re-apply of N unchanged specs',
+    '',
+    '| N | ours: rewrite + re-read + full resync (ms) | of which the resync (ms) | ours: Docker calls that change anything (counted / engine events) | ours: all Docker calls | docker-compose up -d again (s) | compose: engine events that change anything | compose "is up-to-date" |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map(
+      (r) =>
+        `| ${r.n} | ${fmt(r.noop.oursMs, 0)} | ${fmt(r.noop.oursResyncMs, 1)} | ${r.noop.oursMutatingCalls} / ${r.noop.oursMutatingEvents} | ${r.noop.oursAllCalls} | ` +
+        `${fmt(r.noop.composeSeconds, 2)} | ${r.noop.composeMutatingEvents} | ${r.noop.composeUpToDateLines} / ${r.n} |`,
+    ),
+  ].join('\n')
+}

@@ -1,0 +1,274 @@
+// Idle cost: the daemon in-process on the real Docker engine with N running plugins
+// (flowforge-test/http:1, HTTP health checks) and default intervals. After the plugins run
+// and are healthy, the bench sleeps for BENCH_IDLE_SECONDS (default 60) and measures what
+// the daemon spent meanwhile: CPU time of the process (the daemon and its embedded
+// database run in it), RSS, database queries per minute and Docker stats calls. Sizes 0
+// (the peer: an idle daemon with nothing to manage), 20 and 200 run in the same run, so
+// the table shows whether queries grow with the number of unchanged plugins. One full
+// resync is measured after each window, apart from it. Each size runs in a child process
+// of its own: RSS and CPU are then that daemon's, not what earlier sizes left behind.
+import { spawn } from 'node:child_process'
+import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Docker from 'dockerode'
+import { loadConfig, type Config } from '../src/config.js'
+import type { DatabaseHandle } from '../src/db/database.js'
+import { silentLogger } from '../src/logger.js'
+import { startDaemon, type Daemon } from '../src/main.js'
+import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
+import { DockerRuntime } from '../src/runtime/docker-runtime.js'
+import { insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
+
+const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
+const SIZES = (process.env.BENCH_IDLE_PLUGINS ?? '0,20,200').split(',').map(Number)
+const IMAGE = 'flowforge-test/http:1'
+/** One id per run, handed to the child processes: the containers of every size share it. */
+const RUN_ID = process.env.BENCH_IDLE_RUN ?? String(process.pid)
+/** Every container of this run carries this installation label... */
+const INSTANCE = `bench-idle-${RUN_ID}`
+/** ...and a name starting forgehook-<prefix>-, so cleanup finds them either way. */
+const NAME_PREFIX = `idle${RUN_ID}`
+const HOST_PORT_RANGE = '6100-6999'
+const CONVERGE_TIMEOUT_MS = 10 * 60_000
+const logger = silentLogger()
+/** The daemon being measured, stopped first on Ctrl-C so it creates nothing after the cleanup. */
+let running: Daemon | undefined
+
+export interface IdleResult {
+  engine: 'embedded (PGlite)' | 'Postgres server'
+  plugins: number
+  windowSeconds: number
+  cpuSeconds: number
+  cpuPercentOfOneCore: number
+  rssMiB: number
+  queries: number
+  queriesPerMinute: number
+  dockerStatsCalls: number
+  /** CPU of the Docker engine meanwhile; the engine is shared, so others' work counts too. */
+  dockerdCpuPercentOfOneCore?: number
+  /** From the INSERT to every plugin running and healthy (the first health round is 30 s in). */
+  readySeconds: number
+  resyncMs: number
+  resyncQueries: number
+  resyncCpuMs: number
+}
+
+/** The Docker runtime, counting stats calls: the metrics sampler makes one per running plugin. */
+class CountingDockerRuntime extends DockerRuntime {
+  statsCalls = 0
+
+  override async stats(containerId: string): Promise<ContainerStats> {
+    this.statsCalls += 1
+    return super.stats(containerId)
+  }
+}
+
+/** Embedded unless the parent handed a server database over (BENCH_IDLE_DATABASE_URL). */
+function idleConfig(specsDir: string): Config {
+  const databaseUrl = process.env.BENCH_IDLE_DATABASE_URL
+  const config = loadConfig({ PORT: '0', SPECS_DIR: specsDir, MANAGER_INSTANCE: INSTANCE, HOST_PORT_RANGE, LOG_LEVEL: 'silent', DATABASE_URL: databaseUrl })
+  return databaseUrl ? config : { ...config, database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } }
+}
+
+function dockerClient(config: Config): Docker {
+  const host = config.controller.dockerHost
+  return new Docker({ socketPath: host.startsWith('unix://') ? host.slice('unix://'.length) : '/var/run/docker.sock' })
+}
+
+/** Force-removes every container of this run, found by installation label or by name. */
+async function removeContainers(docker: Docker): Promise<number> {
+  const byLabel = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${INSTANCE}`] } })
+  const byName = await docker.listContainers({ all: true, filters: { name: [`^/forgehook-${NAME_PREFIX}-`] } })
+  const ids = [...new Set([...byLabel, ...byName].map((container) => container.Id))]
+  const removeEach = async (): Promise<void> => {
+    for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
+      await docker
+        .getContainer(id)
+        .remove({ force: true })
+        .catch((error: { statusCode?: number }) => {
+          // Already gone, or already being removed by a cleanup racing this one.
+          if (error.statusCode !== 404 && error.statusCode !== 409) throw error
+        })
+    }
+  }
+  const found = ids.length
+  await Promise.all(Array.from({ length: 8 }, removeEach))
+  return found
+}
+
+/** CPU seconds of dockerd so far, or undefined when /proc does not tell (another OS, no access). */
+async function dockerdCpuSeconds(): Promise<number | undefined> {
+  const ticksPerSecond = 100 // USER_HZ on Linux
+  for (const entry of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(entry)) continue
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')
+    if (comm.trim() !== 'dockerd') continue
+    const fields = (await readFile(`/proc/${entry}/stat`, 'utf8')).split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+  }
+  return undefined
+}
+
+async function runningAndHealthy(database: DatabaseHandle): Promise<number> {
+  const row = await database.db
+    .selectFrom('plugins')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', '=', 'running')
+    .where('health_status', '=', 'healthy')
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const cpuMicros = (usage: NodeJS.CpuUsage) => usage.user + usage.system
+
+async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
+  const specsDir = await mkdtemp(path.join(os.tmpdir(), 'ff-bench-idle-'))
+  const config = idleConfig(specsDir)
+  let queries = 0
+  const runtime = new CountingDockerRuntime({ dockerHost: config.controller.dockerHost, requestTimeoutMs: config.controller.dockerTimeoutMs, logger })
+  const daemon = await startDaemon(config, logger, { runtime, onQuery: () => (queries += 1) })
+  running = daemon
+  try {
+    await daemon.ready
+    const readyStarted = performance.now()
+    if (plugins > 0) {
+      const manifest = { name: 'Idle', version: '1.0.0', image: IMAGE, imagePullPolicy: 'Never', port: 8080, healthCheck: { path: '/health' } }
+      await insertPlugins(daemon.database, plugins, manifest, NAME_PREFIX)
+    }
+    // The window starts in steady state: every plugin running and its health recorded once.
+    while ((await runningAndHealthy(daemon.database)) < plugins) {
+      if (performance.now() - readyStarted > CONVERGE_TIMEOUT_MS) throw new Error(`${plugins} plugins were not running and healthy after ${CONVERGE_TIMEOUT_MS / 1000} s`)
+      await pause(1000)
+    }
+    const readySeconds = (performance.now() - readyStarted) / 1000
+
+    const queriesBefore = queries
+    const statsBefore = runtime.statsCalls
+    const dockerdBefore = await dockerdCpuSeconds()
+    const cpuBefore = process.cpuUsage()
+    const windowStarted = performance.now()
+    await pause(WINDOW_SECONDS * 1000)
+    const cpuSeconds = cpuMicros(process.cpuUsage(cpuBefore)) / 1e6
+    const windowSeconds = (performance.now() - windowStarted) / 1000
+    const dockerdAfter = await dockerdCpuSeconds()
+    const windowQueries = queries - queriesBefore
+    const rssMiB = process.memoryUsage().rss / 2 ** 20
+
+    // One full resync, apart from the window: the periodic one (5 min) would fall outside it.
+    const resyncsBefore = daemon.controller.snapshot().resyncs
+    const resyncQueriesBefore = queries
+    const resyncCpuBefore = process.cpuUsage()
+    const resyncStarted = performance.now()
+    daemon.controller.requestResync('bench')
+    while (daemon.controller.snapshot().resyncs === resyncsBefore) await pause(5)
+    const resyncMs = performance.now() - resyncStarted
+
+    return {
+      engine: config.database.kind === 'embedded' ? 'embedded (PGlite)' : 'Postgres server',
+      plugins,
+      windowSeconds,
+      cpuSeconds,
+      cpuPercentOfOneCore: (cpuSeconds / windowSeconds) * 100,
+      rssMiB,
+      queries: windowQueries,
+      queriesPerMinute: (windowQueries / windowSeconds) * 60,
+      dockerStatsCalls: runtime.statsCalls - statsBefore,
+      ...(dockerdBefore !== undefined && dockerdAfter !== undefined
+        ? { dockerdCpuPercentOfOneCore: ((dockerdAfter - dockerdBefore) / windowSeconds) * 100 }
+        : {}),
+      readySeconds,
+      resyncMs,
+      resyncQueries: queries - resyncQueriesBefore,
+      resyncCpuMs: cpuMicros(process.cpuUsage(resyncCpuBefore)) / 1000,
+    }
+  } finally {
+    running = undefined
+    await daemon.stop()
+    await removeContainers(docker)
+    await rm(specsDir, { recursive: true, force: true })
+  }
+}
+
+export function idleTable(results: IdleResult[]): string {
+  const fmt = (value: number | undefined, digits = 1) => (value === undefined ? 'n/a' : value.toFixed(digits))
+  return [
+    `### Idle cost on Docker (${IMAGE}, HTTP health checks, default intervals, ${WINDOW_SECONDS} s window in steady state)`,
+    '',
+    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | RSS at end (MiB) | DB queries/min | docker stats calls in window | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map(
+      (result) =>
+        `| ${result.engine} | ${result.plugins}${result.plugins === 0 ? ' (idle daemon, the peer)' : ''} | ${fmt(result.cpuPercentOfOneCore, 2)} | ${fmt(result.cpuSeconds, 2)} | ` +
+        `${fmt(result.rssMiB, 0)} | ${fmt(result.queriesPerMinute)} | ${result.dockerStatsCalls} | ${fmt(result.dockerdCpuPercentOfOneCore)} | ` +
+        `${fmt(result.readySeconds, 0)} | ${fmt(result.resyncMs)} / ${result.resyncQueries} / ${fmt(result.resyncCpuMs, 0)} |`,
+    ),
+  ].join('\n')
+}
+
+/** Measures one size in a child process (this file run as a script) and returns its result. */
+function measureInChild(plugins: number, databaseUrl?: string): Promise<IdleResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), String(plugins)], {
+    env: { ...process.env, BENCH_IDLE_RUN: RUN_ID, BENCH_IDLE_DATABASE_URL: databaseUrl ?? '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  current = child
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      current = undefined
+      if (code !== 0) return reject(new Error(`the idle bench for ${plugins} plugins exited with code ${code}`))
+      resolve(JSON.parse(output.trim().split('\n').pop()!) as IdleResult)
+    })
+  })
+}
+
+/** The child measuring now; Ctrl-C is passed on to it so it stops its daemon first. */
+let current: ReturnType<typeof spawn> | undefined
+
+export async function benchIdle(): Promise<{ results: IdleResult[]; table: string }> {
+  const docker = dockerClient(loadConfig({ DOCKER_HOST: process.env.DOCKER_HOST }))
+  const images = await docker.listImages({ filters: { reference: [IMAGE] } })
+  if (images.length === 0) throw new Error(`the image ${IMAGE} is missing: run bash test/images/build.sh first`)
+  // Ctrl-C must not leave 200 containers behind: the child cleans up, then so do we.
+  const onInterrupt = () => {
+    process.stderr.write(`bench: interrupted, removing the containers of ${INSTANCE}\n`)
+    const child = current
+    const childGone = child && child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : Promise.resolve()
+    child?.kill('SIGINT')
+    void childGone.then(() => removeContainers(docker)).finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onInterrupt)
+  try {
+    const results: IdleResult[] = []
+    for (const plugins of SIZES) results.push(await measureInChild(plugins))
+    // The largest size once more on a server: the manager's own cost without PGlite in it.
+    const url = serverUrl()
+    if (url) results.push(await withServerDatabase(url, 'ff_bench_idle', (databaseUrl) => measureInChild(Math.max(...SIZES), databaseUrl)))
+    const table = idleTable(results)
+    await writeResults('idle', { windowSeconds: WINDOW_SECONDS, image: IMAGE, results })
+    return { results, table }
+  } finally {
+    process.off('SIGINT', onInterrupt)
+    await removeContainers(docker)
+  }
+}
+
+/** As a script (the child): measure one size, print its result as one JSON line. */
+async function measureOneSize(plugins: number): Promise<void> {
+  const docker = dockerClient(loadConfig({ DOCKER_HOST: process.env.DOCKER_HOST }))
+  process.once('SIGINT', () => {
+    void (async () => {
+      await running?.stop()
+      await removeContainers(docker)
+    })().finally(() => process.exit(130))
+  })
+  process.stdout.write(JSON.stringify(await measure(plugins, docker)) + '\n')
+  process.exit(0)
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await measureOneSize(Number(process.argv[2]))

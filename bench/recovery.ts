@@ -1,0 +1,240 @@
+// Case 7: restart recovery. N running plugins (BENCH_RECOVERY_N, default 200), `kill -9` of
+// the daemon, start it again: how long until /readyz answers and until the start resync has
+// verified every status against Docker; and that no container was recreated or restarted.
+// The daemon is a real process here (SIGKILL), run the way test/helpers/forgectl.ts does: node
+// itself with tsx's loader, so the pid we kill is the daemon's.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import path from 'node:path'
+import pg from 'pg'
+import { packageRoot } from '../src/config.js'
+import { containerNameFor, LABELS } from '../src/runtime/container-runtime.js'
+import {
+  BENCH_IMAGE,
+  BENCH_INSTANCE,
+  cleanupContainers,
+  createServerDatabase,
+  dockerClient,
+  fmt,
+  installCleanupHandlers,
+  makeTempDir,
+  MUTATING_ACTIONS,
+  onInterrupt,
+  runInPool,
+  serverUrl,
+  waitUntil,
+  watchDockerEvents,
+  writeResults,
+  type Engine,
+} from './docker-harness.js'
+
+const PLUGINS = Number(process.env.BENCH_RECOVERY_N ?? 200)
+const manifest = { name: 'Recovery', version: '1.0.0', image: BENCH_IMAGE, imagePullPolicy: 'IfNotPresent', port: 8080 }
+
+export interface RecoveryResult {
+  engine: Engine
+  plugins: number
+  /** Loading N plugins until all were running (first daemon; not the measured part). */
+  loadSeconds: number
+  /** From spawning the second daemon: its first log line (the process and its modules loaded). */
+  firstLogMs: number
+  readyzMs: number
+  controllerRunningMs: number
+  resyncStartMs: number
+  /** The start resync itself, as the daemon logs it (list containers, load rows, compare). */
+  resyncOwnMs: number
+  /** Containers whose id changed or vanished: expected 0. */
+  recreated: number
+  /** Same id, new StartedAt: expected 0. */
+  restarted: number
+  /** Engine events that change anything, from the second spawn until verified. */
+  mutatingEvents: number
+  /** "reconciling <plugin>" lines of the second daemon for our plugins: expected 0. */
+  reconcilesPlanned: number
+  runningAfter: number
+}
+
+interface DaemonProcess {
+  child: ChildProcess
+  output: () => string
+  /** performance.now() when a log line containing `text` first arrived. */
+  seen: (text: string) => number | undefined
+  exited: Promise<void>
+}
+
+function spawnDaemon(env: Record<string, string>, watchFor: string[]): DaemonProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(packageRoot(), 'src', 'cli', 'forgectl.ts'), 'serve'], {
+    cwd: packageRoot(),
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  // A daemon outliving the benchmark would recreate the containers the cleanup removes.
+  const killOnExit = () => child.kill('SIGKILL')
+  process.on('exit', killOnExit)
+  const unregister = onInterrupt(async () => void child.kill('SIGKILL'))
+  const exited = new Promise<void>((resolve) => child.on('exit', () => (process.off('exit', killOnExit), unregister(), resolve())))
+  let output = ''
+  const seenAt = new Map<string, number>()
+  const collect = (chunk: Buffer) => {
+    if (!seenAt.has('')) seenAt.set('', performance.now())
+    output += chunk.toString()
+    for (const text of watchFor) if (!seenAt.has(text) && output.includes(text)) seenAt.set(text, performance.now())
+  }
+  child.stdout!.on('data', collect)
+  child.stderr!.on('data', collect)
+  return { child, output: () => output, seen: (text) => seenAt.get(text), exited }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+async function readyzAnswers(apiBase: string): Promise<boolean> {
+  try {
+    return (await fetch(`${apiBase}/readyz`, { signal: AbortSignal.timeout(1_000) })).status === 200
+  } catch (error) {
+    // Not listening yet (connection refused) or slow: not ready; anything else is a bug here.
+    if (error instanceof TypeError || (error as Error).name === 'TimeoutError') return false
+    throw error
+  }
+}
+
+async function loadPlugins(engine: Engine, names: string[], apiBase: string, connectionString: string | undefined): Promise<void> {
+  if (engine === 'postgres') {
+    // One statement, as an operator would load plugins in SQL.
+    const client = new pg.Client({ connectionString })
+    await client.connect()
+    const json = JSON.stringify(manifest)
+    await client.query(`INSERT INTO plugins (forgehook_id, manifest) VALUES ${names.map((name) => `('${name}', '${json}'::jsonb)`).join(', ')}`).finally(() => client.end())
+    return
+  }
+  // Embedded: the SQL port is off, so the documents go through the API.
+  await runInPool(names, 8, async (name) => {
+    const response = await fetch(`${apiBase}/api/v1/plugins/${name}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ apiVersion: 'flowforge.io/v1', kind: 'Plugin', metadata: { name }, spec: { manifest } }),
+    })
+    if (response.status !== 201) throw new Error(`PUT ${name} answered ${response.status}: ${await response.text()}`)
+  })
+}
+
+async function countRunning(apiBase: string): Promise<number> {
+  const response = await fetch(`${apiBase}/api/v1/plugins?status=running`)
+  const body = (await response.json()) as { items: { metadata: { name: string } }[] }
+  return body.items.filter((item) => item.metadata.name.startsWith(`${BENCH_INSTANCE}-`)).length
+}
+
+/** Container id and State.StartedAt of each of our containers, by name. */
+async function containerStates(): Promise<Map<string, { id: string; startedAt: string }>> {
+  const docker = dockerClient()
+  const listed = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${BENCH_INSTANCE}`] } })
+  const states = new Map<string, { id: string; startedAt: string }>()
+  await runInPool(listed, 8, async (entry) => {
+    const info = await docker.getContainer(entry.Id).inspect()
+    states.set(info.Name.replace(/^\//, ''), { id: info.Id, startedAt: info.State.StartedAt })
+  })
+  return states
+}
+
+async function measure(engine: Engine): Promise<RecoveryResult> {
+  const server = engine === 'postgres' ? await createServerDatabase('recovery') : undefined
+  const dataDir = engine === 'embedded' ? await makeTempDir('recovery-data') : undefined
+  const specsDir = await makeTempDir('recovery-specs')
+  const port = await freePort()
+  const apiBase = `http://127.0.0.1:${port}`
+  const env: Record<string, string> = {
+    ...(server ? { DATABASE_URL: server.connectionString } : { DATA_DIR: dataDir!, SQL_PORT: '0' }),
+    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+    PORT: String(port),
+    SPECS_DIR: specsDir,
+    MANAGER_INSTANCE: BENCH_INSTANCE,
+    HOST_PORT_RANGE: '5500-5999',
+    STOP_TIMEOUT: '2',
+    LOG_LEVEL: 'info',
+  }
+  const names = Array.from({ length: PLUGINS }, (_, index) => `${BENCH_INSTANCE}-rc-${index}`)
+  const daemons: DaemonProcess[] = []
+  try {
+    const first = spawnDaemon(env, ['controller running'])
+    daemons.push(first)
+    await waitUntil('the first daemon', async () => (first.seen('controller running') ? true : undefined), 60_000)
+    const loadStarted = performance.now()
+    await loadPlugins(engine, names, apiBase, server?.connectionString)
+    await waitUntil(`${PLUGINS} plugins running`, async () => ((await countRunning(apiBase)) >= PLUGINS ? true : undefined), 600_000, 500)
+    const loadSeconds = (performance.now() - loadStarted) / 1000
+    const before = await containerStates()
+
+    first.child.kill('SIGKILL')
+    await first.exited
+    const events = await watchDockerEvents({ label: [`${LABELS.instance}=${BENCH_INSTANCE}`] })
+    const spawnedAt = performance.now()
+    const second = spawnDaemon(env, ['controller running', 'resync (start)'])
+    daemons.push(second)
+    const readyAt = await waitUntil('/readyz', async () => ((await readyzAnswers(apiBase)) ? performance.now() : undefined), 60_000, 20)
+    const resyncAt = await waitUntil('the start resync', async () => second.seen('resync (start)'), 60_000, 5)
+    // Whatever the restart would set off (a recreate, a restart) shows within moments of the resync.
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    events.close()
+
+    const after = await containerStates()
+    let recreated = 0
+    let restarted = 0
+    for (const name of names.map(containerNameFor)) {
+      const was = before.get(name)
+      const now = after.get(name)
+      if (!was || !now || was.id !== now.id) recreated += 1
+      else if (was.startedAt !== now.startedAt) restarted += 1
+    }
+    const resyncLine = second.output().split('\n').find((line) => line.includes('resync (start)'))
+    const resyncOwnMs = resyncLine ? Number((JSON.parse(resyncLine) as { ms?: number }).ms) : Number.NaN
+    const reconcilesPlanned = second.output().split('\n').filter((line) => line.includes(`"msg":"reconciling ${BENCH_INSTANCE}-rc-`)).length
+    return {
+      engine,
+      plugins: PLUGINS,
+      loadSeconds,
+      firstLogMs: (second.seen('') ?? Number.NaN) - spawnedAt,
+      readyzMs: readyAt - spawnedAt,
+      controllerRunningMs: (second.seen('controller running') ?? Number.NaN) - spawnedAt,
+      resyncStartMs: resyncAt - spawnedAt,
+      resyncOwnMs,
+      recreated,
+      restarted,
+      mutatingEvents: events.events.filter((event) => MUTATING_ACTIONS.has(event.action)).length,
+      reconcilesPlanned,
+      runningAfter: await countRunning(apiBase),
+    }
+  } finally {
+    for (const daemon of daemons) daemon.child.kill('SIGKILL')
+    await Promise.all(daemons.map((daemon) => daemon.exited))
+    await cleanupContainers()
+    await server?.drop()
+    await Promise.all([dataDir, specsDir].map((dir) => dir && rm(dir, { recursive: true, force: true })))
+  }
+}
+
+/** `engine` defaults to the server when BENCH_DATABASE_URL / TEST_DATABASE_URL is set, else embedded. */
+export async function benchRecovery(options: { engine?: Engine } = {}): Promise<RecoveryResult[] & { table: string }> {
+  installCleanupHandlers()
+  await cleanupContainers()
+  const results = [await measure(options.engine ?? (serverUrl ? 'postgres' : 'embedded'))]
+  const table = [
+    `### Restart recovery: ${PLUGINS} running plugins, kill -9 of the daemon, started again (times from the spawn)`,
+    '',
+    '| engine | first log line (ms) | /readyz 200 (ms) | every status verified: resync (start) logged (ms) | of which the resync itself (ms) | containers recreated | restarted | engine events that change anything | reconciles planned | running after | target: none recreated |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    ...results.map(
+      (r) =>
+        `| ${r.engine === 'postgres' ? 'Postgres server' : 'embedded (PGlite)'} | ${fmt(r.firstLogMs, 0)} | ${fmt(r.readyzMs, 0)} | ${fmt(r.resyncStartMs, 0)} | ${fmt(r.resyncOwnMs, 0)} | ` +
+        `${r.recreated} | ${r.restarted} | ${r.mutatingEvents} | ${r.reconcilesPlanned} | ${r.runningAfter} / ${r.plugins} | ${r.recreated === 0 && r.restarted === 0 ? 'met' : 'missed'} |`,
+    ),
+  ].join('\n')
+  process.stdout.write(table + '\n')
+  await writeResults('recovery', { image: BENCH_IMAGE, results })
+  return Object.assign(results, { table })
+}
