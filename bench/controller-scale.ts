@@ -51,15 +51,25 @@ const interruptTasks = new Set<() => Promise<void>>()
  * short must not leave containers or databases behind. Returns the unregister function.
  */
 export function cleanupOnInterrupt(task: () => Promise<void>): () => void {
-  if (interruptTasks.size === 0) process.once('SIGINT', runInterruptTasks)
+  if (interruptTasks.size === 0) process.on('SIGINT', runInterruptTasks)
   interruptTasks.add(task)
   return () => {
     interruptTasks.delete(task)
-    if (interruptTasks.size === 0) process.off('SIGINT', runInterruptTasks)
+    if (interruptTasks.size === 0 && !interrupted) process.off('SIGINT', runInterruptTasks)
   }
 }
 
+let interrupted = false
+
+/** True once Ctrl-C started the cleanup: work failing after that is the cleanup's doing. */
+export function cleaningUpAfterInterrupt(): boolean {
+  return interrupted
+}
+
 function runInterruptTasks(): void {
+  // A second Ctrl-C (or the parent passing one on) must not cut the cleanup short.
+  if (interrupted) return
+  interrupted = true
   process.stderr.write('bench: interrupted, cleaning up\n')
   const tasks = [...interruptTasks].map((task) =>
     task().catch((error: unknown) => process.stderr.write(`bench: cleanup failed: ${(error as Error).message}\n`)),

@@ -19,7 +19,7 @@ import { silentLogger } from '../src/logger.js'
 import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
-import { insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
+import { cleaningUpAfterInterrupt, cleanupOnInterrupt, insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
 
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
 const SIZES = (process.env.BENCH_IDLE_PLUGINS ?? '0,20,200').split(',').map(Number)
@@ -208,6 +208,9 @@ export function idleTable(results: IdleResult[]): string {
   ].join('\n')
 }
 
+/** The child measuring now; Ctrl-C is passed on to it so it stops its daemon first. */
+let current: ReturnType<typeof spawn> | undefined
+
 /** Measures one size in a child process (this file run as a script) and returns its result. */
 function measureInChild(plugins: number, databaseUrl?: string): Promise<IdleResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), String(plugins)], {
@@ -227,22 +230,20 @@ function measureInChild(plugins: number, databaseUrl?: string): Promise<IdleResu
   })
 }
 
-/** The child measuring now; Ctrl-C is passed on to it so it stops its daemon first. */
-let current: ReturnType<typeof spawn> | undefined
-
 export async function benchIdle(): Promise<{ results: IdleResult[]; table: string }> {
   const docker = dockerClient(loadConfig({ DOCKER_HOST: process.env.DOCKER_HOST }))
   const images = await docker.listImages({ filters: { reference: [IMAGE] } })
   if (images.length === 0) throw new Error(`the image ${IMAGE} is missing: run bash test/images/build.sh first`)
   // Ctrl-C must not leave 200 containers behind: the child cleans up, then so do we.
-  const onInterrupt = () => {
-    process.stderr.write(`bench: interrupted, removing the containers of ${INSTANCE}\n`)
+  const unregister = cleanupOnInterrupt(async () => {
     const child = current
-    const childGone = child && child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : Promise.resolve()
-    child?.kill('SIGINT')
-    void childGone.then(() => removeContainers(docker)).finally(() => process.exit(130))
-  }
-  process.once('SIGINT', onInterrupt)
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGINT')
+      await exited
+    }
+    await removeContainers(docker)
+  })
   try {
     const results: IdleResult[] = []
     for (const plugins of SIZES) results.push(await measureInChild(plugins))
@@ -253,7 +254,7 @@ export async function benchIdle(): Promise<{ results: IdleResult[]; table: strin
     await writeResults('idle', { windowSeconds: WINDOW_SECONDS, image: IMAGE, results })
     return { results, table }
   } finally {
-    process.off('SIGINT', onInterrupt)
+    unregister()
     await removeContainers(docker)
   }
 }
@@ -261,13 +262,18 @@ export async function benchIdle(): Promise<{ results: IdleResult[]; table: strin
 /** As a script (the child): measure one size, print its result as one JSON line. */
 async function measureOneSize(plugins: number): Promise<void> {
   const docker = dockerClient(loadConfig({ DOCKER_HOST: process.env.DOCKER_HOST }))
-  process.once('SIGINT', () => {
-    void (async () => {
-      await running?.stop()
-      await removeContainers(docker)
-    })().finally(() => process.exit(130))
+  cleanupOnInterrupt(async () => {
+    // The containers go even if the daemon cannot stop cleanly (its database dropped meanwhile).
+    await running?.stop().catch((error: unknown) => process.stderr.write(`bench: the daemon did not stop cleanly: ${(error as Error).message}\n`))
+    await removeContainers(docker)
   })
-  process.stdout.write(JSON.stringify(await measure(plugins, docker)) + '\n')
+  try {
+    process.stdout.write(JSON.stringify(await measure(plugins, docker)) + '\n')
+  } catch (error) {
+    // Interrupted: the cleanup stopped the daemon under the measurement, and exits when done.
+    if (cleaningUpAfterInterrupt()) return
+    throw error
+  }
   process.exit(0)
 }
 
