@@ -4,7 +4,9 @@
 // per second, database round trips per plugin, and the cost of an idle resync afterwards.
 // Also home of the two helpers the other benchmarks share: a throwaway server database and
 // the JSON results file.
+import { createHash } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -21,6 +23,8 @@ const PLUGINS = Number(process.env.BENCH_SCALE_PLUGINS ?? 10_000)
 const WORKERS = Number(process.env.BENCH_SCALE_WORKERS ?? 8)
 const BENCH_IMAGE = 'flowforge/bench:1'
 const logger = silentLogger()
+/** Marks the server databases of runs on this machine: only their process ids can be checked here. */
+const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8)
 
 export interface ScaleResult {
   engine: string
@@ -81,9 +85,12 @@ function runInterruptTasks(): void {
 
 /** Runs `work` with the URL of a fresh database on the server, dropped afterwards whatever happens. */
 export async function withServerDatabase<T>(url: string, prefix: string, work: (databaseUrl: string) => Promise<T>): Promise<T> {
-  const name = `${prefix}_${Date.now()}_${process.pid}`
+  const name = `${prefix}_${HOST_TAG}_${Date.now()}_${process.pid}`
   const admin = new pg.Client({ connectionString: url })
+  // A lost admin connection fails the next query; as an unhandled event it would kill the run.
+  admin.on('error', (error) => process.stderr.write(`bench: the admin connection to Postgres failed: ${error.message}\n`))
   await admin.connect()
+  await dropDatabasesOfDeadRuns(admin, prefix)
   const drop = async () => {
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
   }
@@ -100,6 +107,27 @@ export async function withServerDatabase<T>(url: string, prefix: string, work: (
   } finally {
     unregister()
     await admin.end()
+  }
+}
+
+/** A run killed outright (SIGKILL, a crash) cannot drop its database: the next run here does. */
+async function dropDatabasesOfDeadRuns(admin: pg.Client, prefix: string): Promise<void> {
+  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${prefix}\\_${HOST_TAG}\\_%`])
+  for (const { datname } of rows) {
+    const pid = Number(/_(\d+)$/.exec(datname)?.[1])
+    if (!Number.isInteger(pid) || processAlive(pid)) continue
+    process.stderr.write(`bench: dropping ${datname}, left by an earlier run that did not finish\n`)
+    await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`)
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: it exists but is not ours to signal; ESRCH: it is gone.
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
