@@ -22,6 +22,9 @@ export class PortAllocator {
    * costs one query per allocation at most rather than a table scan each time.
    */
   private reserved: Set<number> | undefined
+  private loading: Promise<Set<number>> | undefined
+  /** Ports picked by allocations whose write has not finished yet. */
+  private readonly claimed = new Set<number>()
 
   constructor(
     private readonly store: PluginStore,
@@ -57,8 +60,8 @@ export class PortAllocator {
   private async allocate(plugin: Plugin): Promise<PortResolution> {
     for (let attempt = 0; attempt < ALLOCATION_ATTEMPTS; attempt++) {
       const fresh = this.reserved === undefined
-      this.reserved ??= await this.store.reservedHostPorts()
-      const hostPort = this.firstFree(this.reserved)
+      const reserved = await this.reservedPorts()
+      const hostPort = this.firstFree(reserved)
       if (hostPort === undefined) {
         if (!fresh) {
           // Ports of deleted plugins are free again: look at the store before giving up.
@@ -67,22 +70,37 @@ export class PortAllocator {
         }
         return { ok: false, error: `no free host port left in HOST_PORT_RANGE ${this.range.from}-${this.range.to}` }
       }
-      this.reserved.add(hostPort)
+      // Claimed before the write: a concurrent allocation (or a reload of the set while
+      // this write is in flight) must not hand out the same port.
+      this.claimed.add(hostPort)
       try {
         const updated = await this.store.writeStatus(plugin.id, { hostPort })
+        this.reserved?.add(hostPort)
         return { ok: true, plugin: updated ?? plugin, hostPort }
       } catch (error) {
-        // Someone else (another reconcile, an SQL edit) holds it: read the store again.
+        // Someone outside this process (another manager, an SQL edit) holds it: read the store again.
         if (!(error instanceof InvalidValueError)) throw error
         this.reserved = undefined
+      } finally {
+        this.claimed.delete(hostPort)
       }
     }
     throw new Error(`could not allocate a host port for ${plugin.forgehookId} after ${ALLOCATION_ATTEMPTS} attempts`)
   }
 
+  /** The reserved set, loaded once for all concurrent allocations. */
+  private async reservedPorts(): Promise<Set<number>> {
+    if (this.reserved) return this.reserved
+    this.loading ??= this.store.reservedHostPorts().finally(() => (this.loading = undefined))
+    const loaded = await this.loading
+    // Another allocation may have installed (and added to) a set meanwhile: keep that one.
+    this.reserved ??= loaded
+    return this.reserved
+  }
+
   private firstFree(used: Set<number>): number | undefined {
     for (let port = this.range.from; port <= this.range.to; port++) {
-      if (!used.has(port) && !this.takenOutside.has(port)) return port
+      if (!used.has(port) && !this.claimed.has(port) && !this.takenOutside.has(port)) return port
     }
     return undefined
   }

@@ -331,6 +331,17 @@ describe('the controller on the in-memory runtime', () => {
     expect((await database.store.requirePlugin('quiet')).resourceVersion).toBe(converged.resourceVersion)
   })
 
+  test('concurrent workers allocate distinct host ports without losing races to each other', async () => {
+    const names = Array.from({ length: 24 }, (_, index) => `port-${index}`)
+    for (const name of names) await install(name)
+    controller = await startController(database, runtime, { workers: 8 })
+    const converged = await Promise.all(names.map((name) => waitForConverged(database, name, 10_000)))
+    const ports = converged.map((plugin) => plugin.hostPort)
+    expect(new Set(ports).size).toBe(names.length)
+    // Each allocation found a free port on the first try: no reconcile failed and retried.
+    expect(controller.snapshot().reconcileErrors).toBe(0)
+  })
+
   test('never creates two containers for one plugin under concurrent triggers', async () => {
     controller = await startController(database, runtime, { workers: 8 })
     const plugin = await install('racy')
