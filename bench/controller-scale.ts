@@ -5,19 +5,20 @@
 // Also home of the two helpers the other benchmarks share: a throwaway server database and
 // the JSON results file.
 import { createHash } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
-import path from 'node:path'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { Controller } from '../src/controller/controller.js'
-import { loadConfig, packageRoot, type Config } from '../src/config.js'
+import { loadConfig, type Config } from '../src/config.js'
 import { openDatabase, type DatabaseHandle } from '../src/db/database.js'
 import { migrate } from '../src/db/migrator.js'
 import { PluginStore } from '../src/db/plugin-store.js'
 import { silentLogger } from '../src/logger.js'
 import { FakeRuntime } from '../src/runtime/fake-runtime.js'
 import { systemClock } from '../src/util/clock.js'
+import { writeResults } from './results.js'
+
+export { writeResults }
 
 const PLUGINS = Number(process.env.BENCH_SCALE_PLUGINS ?? 10_000)
 const WORKERS = Number(process.env.BENCH_SCALE_WORKERS ?? 8)
@@ -129,15 +130,6 @@ function processAlive(pid: number): boolean {
     // EPERM: it exists but is not ours to signal; ESRCH: it is gone.
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
-}
-
-/** Writes bench/results/<case>-<time>.json and returns its path. */
-export async function writeResults(caseName: string, data: unknown): Promise<string> {
-  const dir = path.join(packageRoot(), 'bench', 'results')
-  await mkdir(dir, { recursive: true })
-  const file = path.join(dir, `${caseName}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  await writeFile(file, JSON.stringify(data, null, 2))
-  return file
 }
 
 /** Every plugin in one multi-row INSERT, as an operator would load them in SQL. */

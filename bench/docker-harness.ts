@@ -4,12 +4,12 @@
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Docker from 'dockerode'
 import pg from 'pg'
-import { loadConfig, packageRoot } from '../src/config.js'
+import { loadConfig } from '../src/config.js'
 import { createLogger, silentLogger, type Logger } from '../src/logger.js'
 import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerRuntime, type ContainerSpec, type ImagePullPolicy, type RuntimeStreamItem } from '../src/runtime/container-runtime.js'
@@ -285,12 +285,8 @@ export const MUTATING_ACTIONS = new Set(['create', 'start', 'stop', 'kill', 'die
 
 // ---- numbers and small helpers ----
 
-/** Nearest-rank percentile. */
-export function percentile(samples: number[], fraction: number): number {
-  if (samples.length === 0) return Number.NaN
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!
-}
+export { fmt, percentile, runInPool, writeResults } from './results.js'
+import { percentile, runInPool } from './results.js'
 
 export interface Summary {
   p50: number
@@ -302,18 +298,6 @@ export interface Summary {
 
 export function summarize(samples: number[]): Summary {
   return { p50: percentile(samples, 0.5), p95: percentile(samples, 0.95), min: Math.min(...samples), max: Math.max(...samples), samples }
-}
-
-export async function runInPool<T>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<unknown>): Promise<void> {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++
-        await work(items[index]!, index)
-      }
-    }),
-  )
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -329,13 +313,3 @@ export async function waitUntil<T>(what: string, check: () => Promise<T | undefi
   }
 }
 
-/** Appends the raw numbers as bench/results/<name>-<time>.json; returns the path. */
-export async function writeResults(name: string, data: unknown): Promise<string> {
-  const dir = path.join(packageRoot(), 'bench', 'results')
-  await mkdir(dir, { recursive: true })
-  const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  await writeFile(file, JSON.stringify(data, null, 2))
-  return file
-}
-
-export const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a')

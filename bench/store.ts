@@ -1,14 +1,13 @@
 // Store benchmark: the same operations on the embedded engine and, in the same run, on a
 // real Postgres server (BENCH_DATABASE_URL, or TEST_DATABASE_URL), so the numbers compare.
 // Prints a markdown table and writes the raw numbers to bench/results/store-<time>.json.
-import { mkdir, writeFile } from 'node:fs/promises'
-import path from 'node:path'
 import pg from 'pg'
-import { loadConfig, packageRoot, type Config } from '../src/config.js'
+import { loadConfig, type Config } from '../src/config.js'
 import { openDatabase, type DatabaseHandle } from '../src/db/database.js'
 import { migrate } from '../src/db/migrator.js'
 import { PluginStore } from '../src/db/plugin-store.js'
 import { silentLogger } from '../src/logger.js'
+import { fmt, percentile, runInPool, writeResults } from './results.js'
 
 const PLUGINS = Number(process.env.BENCH_PLUGINS ?? 1000)
 const CONCURRENCY = 8
@@ -25,20 +24,6 @@ interface EngineResult {
   notifyP95Ms: number
   sqlPortNotifyP50Ms?: number
   sqlPortNotifyP95Ms?: number
-}
-
-async function runInPool<T>(items: T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) await work(items[next++]!)
-    }),
-  )
-}
-
-function percentile(samples: number[], fraction: number): number {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!
 }
 
 /** Time from a committed write to the subscriber hearing of it. */
@@ -127,10 +112,6 @@ async function serverConfig(url: string): Promise<{ config: Config; drop: () => 
   }
 }
 
-function fmt(value: number | undefined, digits = 1): string {
-  return value === undefined ? 'n/a' : value.toFixed(digits)
-}
-
 export async function benchStore(): Promise<EngineResult[]> {
   const results: EngineResult[] = []
   const embedded = { ...loadConfig({}), database: { kind: 'embedded' as const, dataDir: 'memory', sqlPort: 0 } }
@@ -160,8 +141,6 @@ export async function benchStore(): Promise<EngineResult[]> {
     ),
   ]
   process.stdout.write(lines.join('\n') + '\n')
-  const dir = path.join(packageRoot(), 'bench', 'results')
-  await mkdir(dir, { recursive: true })
-  await writeFile(path.join(dir, `store-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2))
+  await writeResults('store', results)
   return results
 }
