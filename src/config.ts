@@ -54,6 +54,8 @@ export interface SpecsConfig {
   dir: string
   /** Full re-scan period (watch events are only hints). Default 60 s. */
   rescanIntervalMs: number
+  /** How long a file must stay unchanged before it is read (a half-written file is never applied). Default 50 ms. */
+  settleMs: number
 }
 
 export interface ControllerConfig {
@@ -127,6 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
     specs: {
       dir: path.resolve(nonEmpty(env.SPECS_DIR) ?? './specs'),
       rescanIntervalMs: read.seconds('SPECS_RESCAN_INTERVAL', 60) * 1000,
+      settleMs: Math.round(read.seconds('SPECS_SETTLE', 0.05) * 1000),
     },
   }
   if (problems.length > 0) throw new ConfigError(problems)

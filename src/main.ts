@@ -98,7 +98,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   })
 
   // Inputs write desired state only; they work while Docker is still being reached.
-  const specs = new SpecFolder({ dir: config.specs.dir, store, events: bus, logger, clock, rescanIntervalMs: config.specs.rescanIntervalMs })
+  const specs = new SpecFolder({ dir: config.specs.dir, store, events: bus, logger, clock, rescanIntervalMs: config.specs.rescanIntervalMs, awaitWriteFinishMs: config.specs.settleMs })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
   const app = createApp({
     store,

@@ -113,6 +113,12 @@ describe('configuration', () => {
     ])
   })
 
+  test('the spec folder settles files for 50 ms unless SPECS_SETTLE says otherwise', () => {
+    expect(loadConfig({}).specs.settleMs).toBe(50)
+    expect(loadConfig({ SPECS_SETTLE: '250ms' }).specs.settleMs).toBe(250)
+    expect(() => loadConfig({ SPECS_SETTLE: 'soon' })).toThrow(/SPECS_SETTLE must be a positive duration/)
+  })
+
   test('durations take plain seconds or a unit', () => {
     expect(parseDurationSeconds('30')).toBe(30)
     expect(parseDurationSeconds('500ms')).toBe(0.5)

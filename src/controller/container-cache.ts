@@ -1,43 +1,117 @@
 // The controller's view of Docker: filled by one list call per resync, kept current by the
 // event stream and by the results of our own actions, so that reconciling an unchanged
 // plugin costs no Docker call.
+//
+// The cache is *complete* after a list: a name it does not hold has no container, so a
+// reconcile need not ask Docker (a container made behind our back meets its create as a
+// name conflict, which inspects). It stops being complete when an entry had to be dropped
+// without knowing the container's fate (a failed inspect), until the next list.
 import { LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
 
 interface Entry {
   container: ObservedContainer
-  /** From inspect (exit code, start time, health), not only from a list. */
+  /** From inspect (exit code, start time, health), or from our own create: not only from a list. */
   detailed: boolean
+  /** The change counter when it was put: newer than a list means the list did not see it. */
+  seq: number
 }
+
+/** Taken before a list call; replaceAll keeps what changed after it. */
+export type ListToken = number
 
 export class ContainerCache {
   private readonly byName = new Map<string, Entry>()
+  private readonly nameById = new Map<string, string>()
+  /** Names removed since the last list, with the change counter of the removal. */
+  private readonly removed = new Map<string, number>()
+  /** Our own start or stop in flight, by container id. */
+  private readonly acting = new Map<string, 'start' | 'stop'>()
+  private seq = 0
+  private listed = false
+  private incomplete = false
 
-  /** Replaces everything with a fresh list; keeps inspect details where nothing changed. */
-  replaceAll(listed: ObservedContainer[]): void {
-    const previous = new Map(this.byName)
-    this.byName.clear()
-    for (const container of listed) {
-      const before = previous.get(container.name)
-      const unchanged = before?.detailed && before.container.id === container.id && before.container.state === container.state
-      this.byName.set(container.name, unchanged ? before : { container, detailed: false })
-    }
+  /** Call right before listing the containers; pass the token to replaceAll. */
+  beginList(): ListToken {
+    this.incomplete = false
+    return this.seq
   }
 
-  /** Records what inspect returned. */
+  /**
+   * Replaces everything with a fresh list; keeps inspect details where nothing changed,
+   * and whatever was put or removed after `token` (the list cannot know of it).
+   */
+  replaceAll(listed: ObservedContainer[], token: ListToken = this.seq): void {
+    const previous = new Map(this.byName)
+    this.byName.clear()
+    this.nameById.clear()
+    for (const container of listed) {
+      const removedAt = this.removed.get(container.name)
+      if (removedAt !== undefined && removedAt > token) continue
+      const before = previous.get(container.name)
+      const unchanged = before?.detailed && before.container.id === container.id && before.container.state === container.state
+      this.set(unchanged || (before && before.seq > token) ? before : { container, detailed: false, seq: this.seq })
+    }
+    for (const entry of previous.values()) if (entry.seq > token && !this.byName.has(entry.container.name)) this.set(entry)
+    this.removed.clear()
+    this.listed = true
+  }
+
+  /** Records what inspect returned, or what our own create made. */
   putDetailed(container: ObservedContainer): void {
-    this.byName.set(container.name, { container, detailed: true })
+    this.set({ container, detailed: true, seq: ++this.seq })
   }
 
   removeByName(name: string): void {
+    const entry = this.byName.get(name)
+    if (entry) this.nameById.delete(entry.container.id)
     this.byName.delete(name)
+    this.removed.set(name, ++this.seq)
   }
 
   removeById(containerId: string): void {
-    for (const [name, entry] of this.byName) if (entry.container.id === containerId) this.byName.delete(name)
+    const name = this.nameById.get(containerId)
+    if (name !== undefined) this.removeByName(name)
+  }
+
+  /** Drops an entry whose container may still exist: names not held are no longer known to be free. */
+  forget(containerId: string): void {
+    this.removeById(containerId)
+    this.incomplete = true
   }
 
   get(name: string): { container: ObservedContainer; detailed: boolean } | undefined {
     return this.byName.get(name)
+  }
+
+  getById(containerId: string): { container: ObservedContainer; detailed: boolean } | undefined {
+    const name = this.nameById.get(containerId)
+    return name === undefined ? undefined : this.byName.get(name)
+  }
+
+  /**
+   * Runs our own start or stop (and the inspect after it). Meanwhile the container's events
+   * of that action are echoes (see isOwnAction): the inspect afterwards records the outcome.
+   */
+  async whileActing<T>(containerId: string, action: 'start' | 'stop', operation: () => Promise<T>): Promise<T> {
+    this.acting.set(containerId, action)
+    try {
+      return await operation()
+    } finally {
+      this.acting.delete(containerId)
+    }
+  }
+
+  /** Whether a Docker event is what our start or stop in flight on that container causes. */
+  isOwnAction(containerId: string, eventAction: string): boolean {
+    const acting = this.acting.get(containerId)
+    if (acting === 'start') return eventAction === 'start'
+    if (acting === 'stop') return eventAction === 'kill' || eventAction === 'die' || eventAction === 'stop'
+    return false
+  }
+
+  /** Whether a name the cache does not hold is known to have no container. */
+  get complete(): boolean {
+    return this.listed && !this.incomplete
   }
 
   findByPluginId(pluginId: string): ObservedContainer | undefined {
@@ -51,5 +125,12 @@ export class ContainerCache {
 
   get size(): number {
     return this.byName.size
+  }
+
+  private set(entry: Entry): void {
+    const stale = this.byName.get(entry.container.name)
+    if (stale) this.nameById.delete(stale.container.id)
+    this.byName.set(entry.container.name, entry)
+    this.nameById.set(entry.container.id, entry.container.name)
   }
 }

@@ -187,12 +187,13 @@ export class Controller {
   private async resyncOnce(reason: string, adopt: boolean): Promise<void> {
     const { store, runtime } = this.options
     const started = this.options.clock.now()
+    const token = this.cache.beginList()
     // At start, list by name too: unlabelled forgehook-* containers are orphans to adopt.
     const listed = adopt ? await runtime.listByNamePrefix() : await runtime.listManaged()
     // Containers another installation manages on this engine are not ours to look at.
     const containers = listed.filter((container) => !isManaged(container) || this.isOurs(container))
     this.stats.dockerConnected = true
-    this.cache.replaceAll(containers)
+    this.cache.replaceAll(containers, token)
     let rows = await store.listPlugins()
     if (adopt) {
       const adopted = await adoptOrphans({ store, instance: this.options.container.instance, containers, rows, logger: this.log })
@@ -267,13 +268,15 @@ export class Controller {
     let news = true
     if (event.action === 'destroy') {
       this.cache.removeById(event.containerId)
+    } else if (this.cache.isOwnAction(event.containerId, event.action) || isEcho(event, this.cache.getById(event.containerId))) {
+      // The echo of our own create, start or stop: the reconcile that acts put (or is about
+      // to put) this very state in the cache, so looking again would change nothing.
+      news = false
     } else {
       try {
         const inspected = await this.options.runtime.inspect(event.containerId)
         if (inspected) {
-          // The echo of our own create, start or stop: the reconcile that acted already put
-          // this very state in the cache (and a change it did not see is enqueued by the
-          // event that brought it), so looking again would change nothing.
+          // An echo that overtook the reconcile's own inspect, or a real change.
           const cached = this.cache.get(inspected.name)
           news = !(cached?.detailed && sameObservation(cached.container, inspected))
           this.cache.putDetailed(inspected)
@@ -283,7 +286,7 @@ export class Controller {
       } catch (error) {
         // The reconcile will look for itself; the event still counts as a hint.
         this.log.debug({ err: error }, `could not inspect ${event.name} after ${event.action}`)
-        this.cache.removeById(event.containerId)
+        this.cache.forget(event.containerId)
       }
     }
     if (event.action === 'health_status') {
@@ -307,6 +310,28 @@ export class Controller {
     this.stats.reconcileErrors += 1
     const retryInMs = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** this.queue.failures(pluginId))
     this.log.warn({ pluginId, err: error, retryInMs }, `reconcile of ${pluginId} failed: ${(error as Error).message}; retrying in ${formatDuration(retryInMs)}`)
+  }
+}
+
+/**
+ * Whether an event only confirms what the cache already says of that container: created,
+ * started while cached as running, stopped or died while cached as stopped (with the same
+ * exit code). Anything else (kill, oom, health, a state the cache does not show) is news.
+ */
+function isEcho(event: RuntimeEvent, cached: { container: ObservedContainer; detailed: boolean } | undefined): boolean {
+  if (!cached?.detailed) return false
+  const { state, exitCode } = cached.container
+  switch (event.action) {
+    case 'create':
+      return true
+    case 'start':
+      return state === 'running'
+    case 'stop':
+      return state === 'exited'
+    case 'die':
+      return state === 'exited' && (event.exitCode === undefined || event.exitCode === exitCode)
+    default:
+      return false
   }
 }
 

@@ -118,11 +118,15 @@ function planReplaceStale(input: PlanInput, stale: ObservedContainer, spec: Cont
 }
 
 function planConflict(plugin: Plugin, container: ObservedContainer): Plan {
+  return withError(plugin, nameConflictMessage(container), { requeueAfterMs: CONFLICT_RETRY_MS })
+}
+
+/** The error of a plugin whose container name is held by a container that is not its own. */
+export function nameConflictMessage(container: ObservedContainer): string {
   const owner = isManaged(container)
     ? `a FlowForge container of another plugin id (${container.labels[LABELS.pluginId] ?? 'unknown'})`
     : 'a container not managed by FlowForge'
-  const error = `container name ${container.name} is held by ${owner} (id ${container.id.slice(0, 12)}); remove or rename it — FlowForge will not touch it`
-  return withError(plugin, error, { requeueAfterMs: CONFLICT_RETRY_MS })
+  return `container name ${container.name} is held by ${owner} (id ${container.id.slice(0, 12)}); remove or rename it — FlowForge will not touch it`
 }
 
 function planInvalidSpec(plugin: Plugin, error: string): Plan {

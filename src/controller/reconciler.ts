@@ -18,13 +18,14 @@ import {
   NameConflictError,
   PortInUseError,
   type ContainerRuntime,
+  type ContainerSpec,
   type ObservedContainer,
 } from '../runtime/container-runtime.js'
 import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
 import type { Clock } from '../util/clock.js'
 import type { ContainerCache } from './container-cache.js'
-import { CONFLICT_RETRY_MS, describePlan, plan, planOrphanRemoval, type Action, type CrashLoopPolicy, type Plan, type PlanInput } from './plan.js'
+import { CONFLICT_RETRY_MS, describePlan, nameConflictMessage, plan, planOrphanRemoval, type Action, type CrashLoopPolicy, type Plan, type PlanInput } from './plan.js'
 import type { PortAllocator } from './port-allocator.js'
 import { isUuid } from '../util/uuid.js'
 
@@ -112,8 +113,10 @@ export class Reconciler {
 
   /** The cached container, inspected once if the cache only has list data for it. */
   private async observe(containerName: string): Promise<ObservedContainer | undefined> {
-    const cached = this.options.cache.get(containerName)
+    const { cache } = this.options
+    const cached = cache.get(containerName)
     if (cached?.detailed) return cached.container
+    if (!cached && cache.complete) return undefined
     const inspected = await this.options.runtime.inspect(cached?.container.id ?? containerName)
     if (inspected) this.options.cache.putDetailed(inspected)
     else this.options.cache.removeByName(containerName)
@@ -126,6 +129,8 @@ export class Reconciler {
     const facts: Facts = {}
     let containerId = container?.id
     let deleteRow = false
+    // An image that may already be there is not looked up: create says when it is missing.
+    let deferredPull: Extract<Action, { kind: 'pull' }> | undefined
 
     for (const action of planned.actions) {
       if (planned.transitionPhase && current.status !== planned.transitionPhase) {
@@ -135,7 +140,11 @@ export class Reconciler {
         deleteRow = true
         continue
       }
-      const outcome = await this.perform(action, current, containerId, facts, log)
+      if (action.kind === 'pull' && action.policy !== 'Always') {
+        deferredPull = action
+        continue
+      }
+      const outcome = await this.perform(action, current, containerId, facts, log, deferredPull)
       if (outcome.kind === 'problem') return this.recordProblem(current, outcome.error, log, outcome.requeueAfterMs)
       containerId = outcome.containerId
     }
@@ -158,18 +167,26 @@ export class Reconciler {
     containerId: string | undefined,
     facts: Facts,
     log: Logger,
+    deferredPull?: Extract<Action, { kind: 'pull' }>,
   ): Promise<{ kind: 'done'; containerId: string | undefined } | { kind: 'problem'; error: string; requeueAfterMs?: number }> {
     const { runtime, cache, clock } = this.options
     switch (action.kind) {
       case 'pull':
-        // ImageNotFoundError propagates: recorded as the plugin's error, retried with backoff.
-        await runtime.ensureImage(action.image, action.policy).catch(async (error: unknown) => {
-          if (error instanceof ImageNotFoundError) await this.recordProblem(plugin, error.message, log)
-          throw error
-        })
+        await this.pull(action, plugin, log)
         return { kind: 'done', containerId }
       case 'create': {
-        const created = await this.create(action.spec.name, () => runtime.create(action.spec), plugin)
+        const { spec } = action
+        const createContainer = async () => {
+          try {
+            return await runtime.create(spec)
+          } catch (error) {
+            // As `docker run` does: pull (per the policy) only when create finds no image.
+            if (!(error instanceof ImageNotFoundError) || !deferredPull) throw error
+            await this.pull(deferredPull, plugin, log)
+            return runtime.create(spec)
+          }
+        }
+        const created = await this.create(spec, createContainer, plugin)
         if (created.kind === 'problem') return created
         facts.containerId = created.containerId
         facts.containerName = action.spec.name
@@ -178,18 +195,25 @@ export class Reconciler {
       }
       case 'start': {
         if (!containerId) throw new Error('start planned without a container')
-        const started = await this.start(containerId, plugin)
-        if (started) return started
+        const id = containerId
+        const problem = await cache.whileActing(id, 'start', async () => {
+          const refused = await this.start(id, plugin)
+          if (!refused) await this.refresh(id)
+          return refused
+        })
+        if (problem) return problem
         facts.startedAt = new Date(clock.now())
         facts.containerId = containerId
-        await this.refresh(containerId)
         return { kind: 'done', containerId }
       }
       case 'stop':
         if (!containerId) throw new Error('stop planned without a container')
-        await runtime.stop(containerId, this.options.stopTimeoutSeconds)
+        const id = containerId
+        await cache.whileActing(id, 'stop', async () => {
+          await runtime.stop(id, this.options.stopTimeoutSeconds)
+          await this.refresh(id)
+        })
         facts.stoppedAt = new Date(clock.now())
-        await this.refresh(containerId)
         return { kind: 'done', containerId }
       case 'remove':
         await runtime.remove(action.containerId)
@@ -207,13 +231,16 @@ export class Reconciler {
    * anyone else's → a conflict, left untouched.
    */
   private async create(
-    name: string,
+    spec: ContainerSpec,
     createContainer: () => Promise<string>,
     plugin: Plugin,
   ): Promise<{ kind: 'done'; containerId: string } | { kind: 'problem'; error: string; requeueAfterMs?: number }> {
+    const { name } = spec
     try {
       const containerId = await createContainer()
-      await this.refresh(containerId)
+      // What we just made, as inspect would tell it: no second look needed.
+      const { image, labels, hostPort, containerPort } = spec
+      this.options.cache.putDetailed({ id: containerId, name, image, state: 'created', labels, hostPort, containerPort })
       return { kind: 'done', containerId }
     } catch (error) {
       if (!(error instanceof NameConflictError)) throw error
@@ -221,11 +248,7 @@ export class Reconciler {
       if (!existing) throw error
       this.options.cache.putDetailed(existing)
       if (isManaged(existing) && existing.labels[LABELS.pluginId] === plugin.id) return { kind: 'done', containerId: existing.id }
-      return {
-        kind: 'problem',
-        error: `container name ${name} is held by a container not managed by this plugin (id ${existing.id.slice(0, 12)}); remove or rename it — FlowForge will not touch it`,
-        requeueAfterMs: CONFLICT_RETRY_MS,
-      }
+      return { kind: 'problem', error: nameConflictMessage(existing), requeueAfterMs: CONFLICT_RETRY_MS }
     }
   }
 
@@ -243,6 +266,14 @@ export class Reconciler {
       await this.options.ports.release(plugin)
       throw error
     }
+  }
+
+  /** ImageNotFoundError propagates: recorded as the plugin's error, retried with backoff. */
+  private async pull(action: Extract<Action, { kind: 'pull' }>, plugin: Plugin, log: Logger): Promise<void> {
+    await this.options.runtime.ensureImage(action.image, action.policy).catch(async (error: unknown) => {
+      if (error instanceof ImageNotFoundError) await this.recordProblem(plugin, error.message, log)
+      throw error
+    })
   }
 
   private async refresh(containerId: string): Promise<void> {

@@ -61,7 +61,7 @@ export class SpecFolder implements SpecFolderView {
 
   constructor(private readonly options: SpecFolderOptions) {
     this.dir = path.resolve(options.dir)
-    this.awaitWriteFinishMs = options.awaitWriteFinishMs ?? 200
+    this.awaitWriteFinishMs = options.awaitWriteFinishMs ?? 50
     this.logger = options.logger.child({ component: 'spec-folder', dir: this.dir })
   }
 

@@ -26,7 +26,8 @@ export async function watchSpecFolder(options: SpecWatcherOptions): Promise<FSWa
   const watcher = watch(dir, {
     ignoreInitial: true,
     // Report a file only once it has stopped changing, so a half-written spec is never applied.
-    awaitWriteFinish: { stabilityThreshold: options.awaitWriteFinishMs, pollInterval: 50 },
+    // Polled five times per settle period, so the wait is not much longer than the period.
+    awaitWriteFinish: { stabilityThreshold: options.awaitWriteFinishMs, pollInterval: Math.max(10, Math.round(options.awaitWriteFinishMs / 5)) },
     // Like the rescans, never descend into symlinked folders (they may lead outside).
     followSymlinks: false,
     ignored: (candidate: string, stats?: Stats) => isIgnored(dir, candidate, stats),

@@ -1,0 +1,63 @@
+// The controller's container cache: what a list may and may not overwrite, and when a
+// name it does not hold means "no container".
+import { describe, expect, test } from 'vitest'
+import { ContainerCache } from '../../src/controller/container-cache.js'
+import type { ObservedContainer } from '../../src/runtime/container-runtime.js'
+
+function container(name: string, id: string, state: ObservedContainer['state'] = 'running'): ObservedContainer {
+  return { id, name, image: 'img:1', state, labels: {} }
+}
+
+describe('ContainerCache', () => {
+  test('is not complete until a list has been taken, and stops being complete when an entry is forgotten', () => {
+    const cache = new ContainerCache()
+    expect(cache.complete).toBe(false)
+    cache.replaceAll([container('forgehook-a', 'a1')], cache.beginList())
+    expect(cache.complete).toBe(true)
+    cache.forget('a1')
+    expect(cache.get('forgehook-a')).toBeUndefined()
+    expect(cache.complete).toBe(false)
+    cache.replaceAll([], cache.beginList())
+    expect(cache.complete).toBe(true)
+  })
+
+  test('a list taken before our create does not drop the container we made meanwhile', () => {
+    const cache = new ContainerCache()
+    const token = cache.beginList()
+    cache.putDetailed(container('forgehook-new', 'n1', 'created'))
+    cache.replaceAll([container('forgehook-old', 'o1')], token)
+    expect(cache.get('forgehook-new')).toMatchObject({ container: container('forgehook-new', 'n1', 'created'), detailed: true })
+    expect(cache.get('forgehook-old')?.detailed).toBe(false)
+    expect(cache.getById('n1')?.container.name).toBe('forgehook-new')
+  })
+
+  test('a list taken before a change keeps the newer state, and does not bring back what was removed meanwhile', () => {
+    const cache = new ContainerCache()
+    cache.replaceAll([container('forgehook-a', 'a1', 'running'), container('forgehook-b', 'b1')], cache.beginList())
+    const token = cache.beginList()
+    cache.putDetailed(container('forgehook-a', 'a1', 'exited'))
+    cache.removeById('b1')
+    cache.replaceAll([container('forgehook-a', 'a1', 'running'), container('forgehook-b', 'b1')], token)
+    expect(cache.get('forgehook-a')?.container.state).toBe('exited')
+    expect(cache.get('forgehook-b')).toBeUndefined()
+    // The next list is believed again.
+    cache.replaceAll([container('forgehook-a', 'a1', 'running'), container('forgehook-b', 'b1')], cache.beginList())
+    expect(cache.get('forgehook-a')?.container.state).toBe('running')
+    expect(cache.get('forgehook-b')).toBeDefined()
+  })
+
+  test('during our own start or stop, only the events that action causes are echoes', async () => {
+    const cache = new ContainerCache()
+    let during: boolean[] = []
+    await cache.whileActing('c1', 'stop', async () => {
+      during = ['kill', 'die', 'stop', 'start', 'oom'].map((action) => cache.isOwnAction('c1', action))
+    })
+    expect(during).toEqual([true, true, true, false, false])
+    expect(cache.isOwnAction('c1', 'die')).toBe(false)
+    await cache.whileActing('c1', 'start', async () => {
+      expect(cache.isOwnAction('c1', 'start')).toBe(true)
+      expect(cache.isOwnAction('c1', 'die')).toBe(false)
+      expect(cache.isOwnAction('c2', 'start')).toBe(false)
+    })
+  })
+})
