@@ -1,6 +1,7 @@
 // The one place that reads process.env. Everything else receives a typed Config.
 import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -64,6 +65,11 @@ export interface ControllerConfig {
    * share one Docker engine without touching each other's containers. Default "default".
    */
   instance: string
+  /**
+   * This manager among several on one database (MANAGER_ID): shown as the leader in
+   * /readyz and /metrics. Default <hostname>-<pid>.
+   */
+  managerId: string
   /** Docker endpoint: unix:///path or tcp://host:port. Default unix:///var/run/docker.sock. */
   dockerHost: string
   /** Timeout of each Docker call (not of the event stream). Default 10 s. */
@@ -113,6 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     controller: {
       instance: readInstance(env, problems),
+      managerId: readManagerId(env, problems),
       dockerHost: readDockerHost(env, problems),
       dockerTimeoutMs: read.seconds('DOCKER_TIMEOUT', 10) * 1000,
       pluginBindAddress: readAddress(env, 'PLUGIN_BIND_ADDRESS', '127.0.0.1', problems),
@@ -189,6 +196,14 @@ function readInstance(env: Env, problems: string[]): string {
   const value = nonEmpty(env.MANAGER_INSTANCE) ?? 'default'
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) {
     problems.push(`MANAGER_INSTANCE must be a DNS label (lower-case letters, digits and "-"), got "${value}"`)
+  }
+  return value
+}
+
+function readManagerId(env: Env, problems: string[]): string {
+  const value = nonEmpty(env.MANAGER_ID) ?? `${os.hostname()}-${process.pid}`
+  if (!/^[\x21-\x7e]{1,40}$/.test(value)) {
+    problems.push(`MANAGER_ID must be 1 to 40 printable characters without spaces, got "${value}"`)
   }
   return value
 }

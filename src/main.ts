@@ -3,7 +3,10 @@
 // load plugins and sync with Docker (adopting orphans), then serve.
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
-import { Controller } from './controller/controller.js'
+import { Controller, type ControllerStats } from './controller/controller.js'
+import { LeaderElection, type LeadershipStatus } from './controller/leader-election.js'
+import { postgresLeaderLock, type LeaderLockBackend } from './db/leader-lock.js'
+import { ApiError } from './api/errors.js'
 import { HealthMonitor } from './controller/health-monitor.js'
 import { MetricsSampler } from './controller/metrics-sampler.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
@@ -21,11 +24,15 @@ import { SpecFolder } from './sources/spec-folder.js'
 export interface Daemon {
   database: DatabaseHandle
   store: PluginStore
+  /** The running controller; throws on a manager that is not leading. */
   controller: Controller
+  /** The watched spec folder; throws on a manager that is not leading. */
   specs: SpecFolder
+  /** Who leads among the managers on this database (always this one on the embedded engine). */
+  leadership(): LeadershipStatus
   /** Where the HTTP API listens. */
   apiAddress: { host: string; port: number }
-  /** Resolves once Docker was reached and the first sync is done. */
+  /** Resolves once the election decided and, when leading, Docker was reached and the first sync is done. */
   ready: Promise<void>
   stop(): Promise<void>
 }
@@ -36,6 +43,8 @@ export interface DaemonDependencies {
   clock?: Clock
   /** Called once per database query (benchmarks count round trips). */
   onQuery?: () => void
+  /** Default: the advisory lock on the Postgres server. */
+  leaderLock?: LeaderLockBackend
 }
 
 export async function startDaemon(config: Config, logger: Logger, dependencies: DaemonDependencies = {}): Promise<Daemon> {
@@ -63,42 +72,97 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   const store = new PluginStore(database.db, database.changes, logger, bus)
   const runtime =
     dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger })
-  let health: HealthMonitor | undefined
-  const controller = new Controller({
-    store,
-    runtime,
-    clock,
-    logger,
-    workers: settings.workers,
-    resyncIntervalMs: settings.resyncIntervalMs,
-    container: { hostIp: settings.pluginBindAddress, instance: settings.instance },
-    stopTimeoutSeconds: settings.stopTimeoutSeconds,
-    portRange: settings.hostPortRange,
-    retryBaseMs: settings.retryBaseMs,
-    retryMaxMs: settings.retryMaxMs,
-    onDockerHealth: (pluginId, status) => void health?.onDockerHealth(pluginId, status),
-  })
-  health = new HealthMonitor({
-    store,
-    cache: controller.cache,
-    clock,
-    logger,
-    intervalMs: settings.healthIntervalMs,
-    probeHost: probeHostFor(settings.pluginBindAddress),
-    requestRestart: (pluginId, reason) => controller.requestRestart(pluginId, reason),
-  })
-  const metrics = new MetricsSampler({
-    store,
-    runtime,
-    cache: controller.cache,
-    clock,
-    logger,
-    intervalMs: settings.healthIntervalMs,
-    retentionMs: settings.metricsRetentionMs,
-  })
 
-  // Inputs write desired state only; they work while Docker is still being reached.
-  const specs = new SpecFolder({ dir: config.specs.dir, store, events: bus, logger, clock, rescanIntervalMs: config.specs.rescanIntervalMs, awaitWriteFinishMs: config.specs.settleMs })
+  // What only the leader runs: the controller, its health and metrics loops, the spec folder.
+  // A term is built fresh each time this manager starts leading.
+  const startTerm = (): LeaderTerm => {
+    let health: HealthMonitor | undefined
+    const controller = new Controller({
+      store,
+      runtime,
+      clock,
+      logger,
+      workers: settings.workers,
+      resyncIntervalMs: settings.resyncIntervalMs,
+      container: { hostIp: settings.pluginBindAddress, instance: settings.instance },
+      stopTimeoutSeconds: settings.stopTimeoutSeconds,
+      portRange: settings.hostPortRange,
+      retryBaseMs: settings.retryBaseMs,
+      retryMaxMs: settings.retryMaxMs,
+      onDockerHealth: (pluginId, status) => void health?.onDockerHealth(pluginId, status),
+    })
+    health = new HealthMonitor({
+      store,
+      cache: controller.cache,
+      clock,
+      logger,
+      intervalMs: settings.healthIntervalMs,
+      probeHost: probeHostFor(settings.pluginBindAddress),
+      requestRestart: (pluginId, reason) => controller.requestRestart(pluginId, reason),
+    })
+    const metrics = new MetricsSampler({
+      store,
+      runtime,
+      cache: controller.cache,
+      clock,
+      logger,
+      intervalMs: settings.healthIntervalMs,
+      retentionMs: settings.metricsRetentionMs,
+    })
+    // Inputs write desired state only; they work while Docker is still being reached.
+    const specs = new SpecFolder({
+      dir: config.specs.dir,
+      store,
+      events: bus,
+      logger,
+      clock,
+      rescanIntervalMs: config.specs.rescanIntervalMs,
+      awaitWriteFinishMs: config.specs.settleMs,
+    })
+    const specsStarted = specs.start()
+    const ready = specsStarted
+      .then(() => controller.start())
+      .then(() => {
+        health.start()
+        metrics.start()
+        logger.info('controller running: Docker observed, orphans adopted, workers started')
+      })
+    ready.catch((error: unknown) => logger.error({ err: error }, `the controller did not start: ${(error as Error).message}`))
+    return {
+      controller,
+      specs,
+      specsStarted,
+      ready,
+      stop: async () => {
+        await specsStarted.catch(() => undefined)
+        await specs.stop()
+        await Promise.all([controller.stop(), health.stop(), metrics.stop()])
+      },
+    }
+  }
+
+  let term: LeaderTerm | undefined
+  let termStopping: Promise<void> | undefined
+  const stopTerm = async () => {
+    const ending = term
+    term = undefined
+    if (ending) await ending.stop()
+  }
+  // The embedded engine is single-process (its data folder is locked): no election.
+  const election =
+    database.engine === 'postgres' && config.database.kind === 'postgres'
+      ? new LeaderElection({
+          backend: dependencies.leaderLock ?? postgresLeaderLock(config.database.connectionString, settings.instance, settings.managerId),
+          managerId: settings.managerId,
+          logger,
+          onStartedLeading: () => void (term = startTerm()),
+          onStoppedLeading: () => (termStopping = stopTerm()),
+        })
+      : undefined
+  const startedAt = new Date()
+  const leadership = (): LeadershipStatus =>
+    election?.status() ?? { role: 'leader', managerId: settings.managerId, leader: settings.managerId, since: startedAt, terms: 1 }
+
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
   const app = createApp({
     store,
@@ -107,18 +171,29 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     logger,
     clock,
     database: { engine: database.engine, ping: () => database.ping() },
-    controller,
-    specs,
+    controller: {
+      snapshot: () => term?.controller.snapshot() ?? STANDBY_STATS,
+      requestRestart: (pluginId, reason) => {
+        if (!term) throw notLeading(leadership())
+        term.controller.requestRestart(pluginId, reason)
+      },
+    },
+    specs: { list: () => term?.specs.list() ?? [] },
+    leadership,
     proxyUsage,
     apiToken: config.api.token,
     pluginHost: probeHostFor(settings.pluginBindAddress),
   })
   let server: Awaited<ReturnType<typeof startApiServer>> | undefined
   try {
-    await specs.start()
+    if (election) election.start()
+    else term = startTerm()
+    // A spec folder that cannot be watched is a start-up error, as is a taken port.
+    if (term) await term.specsStarted
     server = await startApiServer({ app, host: config.api.host, port: config.api.port, logger })
   } catch (error) {
-    await specs.stop()
+    await election?.stop()
+    await stopTerm()
     await database.close()
     throw error
   }
@@ -127,14 +202,9 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     logger.warn(`FORGE_API_TOKEN is not set: the API asks for no authentication, so it listens on ${config.api.host} only`)
   }
 
-  const ready = controller.start().then(() => {
-    health.start()
-    metrics.start()
-    logger.info('controller running: Docker observed, orphans adopted, workers started')
-  })
-  ready.catch((error: unknown) => logger.error({ err: error }, `the controller did not start: ${(error as Error).message}`))
+  const ready = election ? election.firstDecision.then(() => term?.ready) : term!.ready
   logger.info(
-    { database: database.description, api: `http://${server.address.host}:${server.address.port}`, specs: config.specs.dir },
+    { database: database.description, api: `http://${server.address.host}:${server.address.port}`, specs: config.specs.dir, managerId: settings.managerId },
     'FlowForge plugin manager started',
   )
 
@@ -143,22 +213,55 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   return {
     database,
     store,
-    controller,
-    specs,
+    get controller() {
+      if (!term) throw new Error(`manager ${settings.managerId} is not leading: it runs no controller`)
+      return term.controller
+    },
+    get specs() {
+      if (!term) throw new Error(`manager ${settings.managerId} is not leading: it watches no spec folder`)
+      return term.specs
+    },
+    leadership,
     apiAddress: api.address,
     ready,
     stop: () => {
       stopping ??= (async () => {
         // Stop taking input first, then let running reconciles finish. Containers keep running.
         await api.close()
-        await specs.stop()
-        await Promise.all([controller.stop(), health.stop(), metrics.stop(), proxyUsage.stop()])
+        if (election) await election.stop()
+        await termStopping
+        await stopTerm()
+        await proxyUsage.stop()
         await database.close()
         logger.info('FlowForge plugin manager stopped')
       })()
       return stopping
     },
   }
+}
+
+interface LeaderTerm {
+  controller: Controller
+  specs: SpecFolder
+  specsStarted: Promise<void>
+  ready: Promise<void>
+  stop(): Promise<void>
+}
+
+/** What a follower reports for the controller it does not run. */
+const STANDBY_STATS: ControllerStats = {
+  dockerConnected: false,
+  queueDepth: 0,
+  processing: 0,
+  reconciles: 0,
+  reconcileErrors: 0,
+  reconcileSecondsTotal: 0,
+  resyncs: 0,
+}
+
+function notLeading(status: LeadershipStatus): ApiError {
+  const leader = status.leader ? `manager ${status.leader} leads` : 'no manager leads right now'
+  return new ApiError(503, 'not_leader', `manager ${status.managerId} does not reconcile (${leader}); send this request to the leader`)
 }
 
 /** Plugins published on every address (0.0.0.0) are still reached on loopback. */

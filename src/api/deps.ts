@@ -1,6 +1,7 @@
 // What the HTTP API is built from. Every side effect is injected, so routes are tested
 // with app.request() on the in-memory runtime and an embedded database.
 import type { ControllerStats } from '../controller/controller.js'
+import type { LeadershipStatus } from '../controller/leader-election.js'
 import type { EventBus } from '../db/event-bus.js'
 import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
@@ -54,6 +55,8 @@ export interface ApiDependencies {
     /** Restarts the running container once (POST /plugins/:id/restart). */
     requestRestart(pluginId: string, reason: string): void
   }
+  /** Who leads among the managers on this database: /readyz and /metrics say it. */
+  leadership(): LeadershipStatus
   /** Absent when no spec folder is watched. */
   specs?: SpecFolderView
   proxyUsage: ProxyUsageRecorder

@@ -4,6 +4,7 @@ import type { Hono } from 'hono'
 import { createApp } from '../../src/api/app.js'
 import type { ApiDependencies } from '../../src/api/deps.js'
 import type { ControllerStats } from '../../src/controller/controller.js'
+import type { LeadershipStatus } from '../../src/controller/leader-election.js'
 import { EventBus } from '../../src/db/event-bus.js'
 import { silentLogger } from '../../src/logger.js'
 import type { FakeRuntime } from '../../src/runtime/fake-runtime.js'
@@ -33,6 +34,11 @@ export interface ApiHarness {
   controller: ControllerStub
 }
 
+/** What a manager on the embedded engine reports: it alone leads. */
+export function soleLeader(): LeadershipStatus {
+  return { role: 'leader', managerId: 'test-manager', leader: 'test-manager', since: new Date(0), terms: 1 }
+}
+
 export function apiHarness(database: TestDatabase, overrides: Partial<ApiDependencies> = {}): ApiHarness {
   const runtime = fakeRuntime()
   const controller = controllerStub()
@@ -44,6 +50,7 @@ export function apiHarness(database: TestDatabase, overrides: Partial<ApiDepende
     clock: systemClock,
     database: { engine: 'embedded', ping: () => database.handle.ping() },
     controller,
+    leadership: soleLeader,
     proxyUsage: { record: () => undefined, totals: () => ({ requests: 0, errors: 0 }) },
     pluginHost: '127.0.0.1',
     ...overrides,

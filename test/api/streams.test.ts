@@ -4,6 +4,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Hono } from 'hono'
+import { soleLeader } from './api-harness.js'
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import type { ApiDependencies } from '../../src/api/deps.js'
@@ -58,6 +59,7 @@ beforeAll(async () => {
     store,
     runtime,
     events,
+    leadership: soleLeader,
     logger,
     clock: systemClock,
     database: { engine: 'embedded', ping: () => database.handle.ping() },
@@ -314,18 +316,33 @@ describe('probes and metrics', () => {
   test('/readyz is 200 with the database and Docker up, 503 naming whichever is not', async () => {
     const ready = await app.request('/readyz')
     expect(ready.status).toBe(200)
-    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', docker: 'ok' })
+    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', docker: 'ok', role: 'leader', manager: 'test-manager', leader: 'test-manager' })
 
     controllerStats.dockerConnected = false
     const degraded = await app.request('/readyz')
     expect(degraded.status).toBe(503)
-    expect(await degraded.json()).toEqual({ status: 'degraded', database: 'ok', docker: 'unreachable' })
+    expect(await degraded.json()).toMatchObject({ status: 'degraded', database: 'ok', docker: 'unreachable' })
 
     controllerStats.dockerConnected = true
     const databaseDown = observabilityRoutes({ ...deps, database: { engine: 'embedded', ping: () => Promise.reject(new Error('connection refused')) } })
     const noDatabase = await databaseDown.request('/readyz')
     expect(noDatabase.status).toBe(503)
-    expect(await noDatabase.json()).toEqual({ status: 'degraded', database: 'unreachable', docker: 'ok' })
+    expect(await noDatabase.json()).toMatchObject({ status: 'degraded', database: 'unreachable', docker: 'ok' })
+  })
+
+  test('/readyz on a follower: ready without Docker (standby), naming the leader; /metrics says it follows', async () => {
+    controllerStats.dockerConnected = false
+    const follower = observabilityRoutes({
+      ...deps,
+      leadership: () => ({ role: 'follower', managerId: 'm2', leader: 'm1', since: new Date(0), terms: 0 }),
+    })
+    const ready = await follower.request('/readyz')
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', docker: 'standby', role: 'follower', manager: 'm2', leader: 'm1' })
+    const metrics = await (await follower.request('/metrics')).text()
+    expect(metrics).toContain('flowforge_leader{manager="m2",leader="m1"} 0')
+    controllerStats.dockerConnected = true
+    expect(await (await app.request('/metrics')).text()).toContain('flowforge_leader{manager="test-manager",leader="test-manager"} 1')
   })
 
   test('/metrics is Prometheus text with controller, plugin, proxy and stream figures', async () => {

@@ -1,6 +1,5 @@
 // The daemon as a real process: kill -9 it while plugins run, start it again, and nothing is
 // recreated, restarted or duplicated.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -8,42 +7,17 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createServerDatabase, eventually, postgresUrl } from '../helpers/databases.js'
 import { buildTestImages, docker, probeEngine, removeContainers } from '../helpers/docker.js'
-import { forgectlCommand, root } from '../helpers/forgectl.js'
+import { killAllManagers, spawnManager, waitForLog } from '../helpers/manager-process.js'
 
 const engine = await probeEngine()
 const PREFIX = 'kill9-'
 const NAMES = ['a', 'b', 'c'].map((suffix) => `${PREFIX}${suffix}`)
-
-interface Daemon {
-  child: ChildProcess
-  output: () => string
-  exited: Promise<number | null>
-}
-
-function startDaemon(env: Record<string, string>): Daemon {
-  const [command, args] = forgectlCommand('serve')
-  const child = spawn(command, args, {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  return { child, output: () => output, exited }
-}
-
-async function waitForLog(daemon: Daemon, text: string, occurrences = 1): Promise<void> {
-  await eventually(() => (daemon.output().split(text).length - 1 >= occurrences ? true : undefined), 30_000, `log line "${text}"`)
-}
 
 // A real server: the embedded engine is single-process by design and is covered by the
 // lock tests; CI always has the server.
 describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKILL and started again', () => {
   let database: { connectionString: string; drop: () => Promise<void> }
   let client: pg.Client
-  const daemons: Daemon[] = []
 
   beforeAll(async () => {
     await buildTestImages()
@@ -53,7 +27,7 @@ describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKI
     await client.connect()
   }, 120_000)
   afterAll(async () => {
-    for (const daemon of daemons) daemon.child.kill('SIGKILL')
+    await killAllManagers()
     await client?.end()
     await removeContainers(`forgehook-${PREFIX}`)
     await database?.drop()
@@ -76,8 +50,7 @@ describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKI
       STOP_TIMEOUT: '1',
       LOG_LEVEL: 'info',
     }
-    const first = startDaemon(env)
-    daemons.push(first)
+    const first = spawnManager(env)
     await waitForLog(first, 'controller running')
     for (const name of NAMES) {
       await client.query(`INSERT INTO plugins (forgehook_id, manifest) VALUES ($1, $2)`, [
@@ -94,8 +67,7 @@ describe.skipIf(!engine.reachable || !postgresUrl)('the daemon killed with SIGKI
 
     first.child.kill('SIGKILL')
     await first.exited
-    const second = startDaemon(env)
-    daemons.push(second)
+    const second = spawnManager(env)
     await waitForLog(second, 'controller running')
     await waitForLog(second, 'resync (start)')
 

@@ -17,11 +17,18 @@ export function observabilityRoutes(deps: ApiDependencies): Hono {
   // orchestrator does not restart the manager for an outage it cannot fix.
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
 
+  // Ready: the database answers and, on the leader, Docker too. A follower does not use
+  // Docker (it serves the API; the leader reconciles), so its Docker is "standby".
   app.get('/readyz', async (c) => {
+    const leadership = deps.leadership()
     const database = (await pingDatabase(deps)) ? 'ok' : 'unreachable'
-    const docker = deps.controller.snapshot().dockerConnected ? 'ok' : 'unreachable'
-    const ready = database === 'ok' && docker === 'ok'
-    return c.json({ status: ready ? 'ready' : 'degraded', database, docker }, ready ? 200 : 503)
+    const leading = leadership.role === 'leader'
+    const docker = !leading ? 'standby' : deps.controller.snapshot().dockerConnected ? 'ok' : 'unreachable'
+    const ready = database === 'ok' && docker !== 'unreachable'
+    return c.json(
+      { status: ready ? 'ready' : 'degraded', database, docker, role: leadership.role, manager: leadership.managerId, leader: leadership.leader ?? null },
+      ready ? 200 : 503,
+    )
   })
 
   app.get('/metrics', async (c) => {
@@ -57,6 +64,7 @@ export interface MetricFamily {
 
 async function collectMetrics(deps: ApiDependencies): Promise<MetricFamily[]> {
   const stats = deps.controller.snapshot()
+  const leadership = deps.leadership()
   // One query for both breakdowns; the plugin count is small enough to group here.
   const plugins = await deps.store.listPlugins()
   const proxy = deps.proxyUsage.totals()
@@ -70,6 +78,13 @@ async function collectMetrics(deps: ApiDependencies): Promise<MetricFamily[]> {
     gauge('flowforge_reconciles_in_flight', 'Reconciles running now.', stats.processing),
     counter('flowforge_resyncs_total', 'Full resyncs of every plugin with Docker.', stats.resyncs),
     gauge('flowforge_docker_connected', 'Whether the Docker engine is reachable (1) or not (0).', stats.dockerConnected ? 1 : 0),
+    {
+      name: 'flowforge_leader',
+      help: 'Whether this manager leads (1: it reconciles) or follows (0), by manager id and the current leader.',
+      type: 'gauge',
+      samples: [{ labels: { manager: leadership.managerId, leader: leadership.leader ?? '' }, value: leadership.role === 'leader' ? 1 : 0 }],
+    },
+    counter('flowforge_leader_terms_total', 'Times this manager started leading.', leadership.terms),
     {
       name: 'flowforge_plugins',
       help: 'Plugins by status phase.',
