@@ -3,8 +3,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The README walk-through has its own run (npm run test:walkthrough).
-    exclude: ['test/walkthrough/**', 'node_modules/**'],
+    // The README walk-through and the fault suite have their own runs (npm run test:walkthrough, test:faults).
+    exclude: ['test/walkthrough/**', 'test/faults/**', 'node_modules/**'],
     // Database suites open their own engines; a fresh PGlite takes a few seconds.
     testTimeout: 60_000,
     hookTimeout: 120_000,
