@@ -1,3 +1,4 @@
+import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { ConfigError, describeDatabase, loadConfig, parseDurationSeconds, redactConnectionString } from '../src/config.js'
@@ -89,6 +90,7 @@ describe('configuration', () => {
   test('controller settings have documented defaults and are checked', () => {
     expect(loadConfig({}).controller).toEqual({
       instance: 'default',
+      managerId: `${os.hostname()}-${process.pid}`,
       dockerHost: 'unix:///var/run/docker.sock',
       dockerTimeoutMs: 10_000,
       pluginBindAddress: '127.0.0.1',
@@ -101,6 +103,8 @@ describe('configuration', () => {
       retryBaseMs: 1_000,
       retryMaxMs: 300_000,
     })
+    expect(loadConfig({ MANAGER_ID: 'node-a' }).controller.managerId).toBe('node-a')
+    expect(problemsOf({ MANAGER_ID: 'has space' })).toEqual(['MANAGER_ID must be 1 to 40 printable characters without spaces, got "has space"'])
     expect(loadConfig({ METRICS_RETENTION: '2d', HOST_PORT_RANGE: '5000-5010' }).controller).toMatchObject({
       metricsRetentionMs: 2 * 24 * 3600_000,
       hostPortRange: { from: 5000, to: 5010 },

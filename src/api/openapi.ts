@@ -42,7 +42,7 @@ const documentBody = { mediaTypes: ['application/json'], schema: ref('PluginDocu
 
 const OPERATIONS: Operation[] = [
   { method: 'get', path: '/healthz', id: 'healthz', summary: 'Liveness', tag: 'observability', open: true, responses: { '200': { description: 'The process is up' } } },
-  { method: 'get', path: '/readyz', id: 'readyz', summary: 'Readiness: database and Docker reachable', tag: 'observability', open: true, responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } },
+  { method: 'get', path: '/readyz', id: 'readyz', summary: 'Readiness: database and (on the leader) Docker reachable; role and leader', tag: 'observability', open: true, responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } },
   { method: 'get', path: '/metrics', id: 'metrics', summary: 'Prometheus metrics', tag: 'observability', open: true, responses: { '200': { description: 'Text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } } },
   {
     method: 'get', path: '/api/v1/plugins', id: 'listPlugins', summary: 'List plugins', tag: 'plugins',
@@ -50,8 +50,13 @@ const OPERATIONS: Operation[] = [
       queryParam('status', 'Phases, comma-separated', { type: 'string' }),
       queryParam('health', 'Health states, comma-separated', { type: 'string' }),
       queryParam('state', 'Desired state', { type: 'string', enum: ['running', 'stopped'] }),
+      { name: 'If-None-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'The ETag of a list the client holds; 304 while it is current' },
     ],
-    responses: { '200': json(ref('PluginList'), 'The plugins, by name'), ...errors(400, ...common) },
+    responses: {
+      '200': { ...json(ref('PluginList'), 'The plugins, by name'), headers: { ETag: { schema: { type: 'string' }, description: 'A digest of the body' } } },
+      '304': { description: 'Not modified: the list named by If-None-Match is current' },
+      ...errors(400, ...common),
+    },
   },
   { method: 'post', path: '/api/v1/plugins', id: 'createPlugin', summary: 'Create a plugin from a document', tag: 'plugins', body: documentBody, responses: { ...plugin('201', 'Created'), ...errors(400, 409, 413, 415, 422, ...common) } },
   {

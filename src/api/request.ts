@@ -1,5 +1,5 @@
-// Reading requests: JSON bodies (415/400), If-Match preconditions (412) and query
-// parameters (400 with one detail per bad parameter).
+// Reading requests: JSON bodies (415/400), If-Match preconditions (412), If-None-Match
+// (304) and query parameters (400 with one detail per bad parameter).
 import type { Context } from 'hono'
 import { ApiError, type ErrorDetail } from './errors.js'
 
@@ -18,12 +18,36 @@ export async function readJsonBody(c: Context, acceptedTypes: readonly string[])
   }
   const text = await c.req.text()
   if (text.trim() === '') throw new ApiError(400, 'malformed_json', 'the request body is empty: a JSON document is required')
+  let body: unknown
   try {
-    return JSON.parse(text) as unknown
+    body = JSON.parse(text) as unknown
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
     throw new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${reason}`)
   }
+  if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+    throw new ApiError(400, 'too_deep', `the request body is nested more than ${MAX_JSON_DEPTH} levels deep`)
+  }
+  return body
+}
+
+/**
+ * How deeply a JSON body may nest objects and arrays. JSON.parse takes any depth, but what
+ * follows recurses (JSON.stringify when the row is written, the merge patch, the spec hash)
+ * and overflows the stack from about 4,000 levels: a body of a few kilobytes then answered
+ * 500 (fault case 12). No plugin document needs more than a few dozen levels.
+ */
+export const MAX_JSON_DEPTH = 100
+
+/** Iterative, so that the check itself cannot overflow the stack. */
+function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  const pending: { value: unknown; depth: number }[] = [{ value, depth: 0 }]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue
+    if (next.depth >= maxDepth) return true
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 })
+  }
+  return false
 }
 
 /** What an If-Match header allows: any current version (`*`) or the listed resourceVersions. */
@@ -64,8 +88,22 @@ export function preconditionFailed(message: string): ApiError {
   return new ApiError(412, 'precondition_failed', message)
 }
 
-export function entityTag(resourceVersion: number): string {
-  return `"${resourceVersion}"`
+/** A strong ETag: a plugin's resourceVersion, or a digest of a list body. */
+export function entityTag(version: number | string): string {
+  return `"${version}"`
+}
+
+/**
+ * True when If-None-Match names `currentTag` (or is `*`): the client's copy is current, answer
+ * 304. Weak comparison (RFC 9110 13.1.2): a W/ prefix is ignored.
+ */
+export function notModified(c: Context, currentTag: string): boolean {
+  const header = c.req.header('if-none-match')
+  if (header === undefined) return false
+  return header.split(',').some((part) => {
+    const tag = part.trim()
+    return tag === '*' || tag.replace(/^W\//, '') === currentTag
+  })
 }
 
 /** Collects query-parameter problems so that one 400 names all of them. */

@@ -28,6 +28,11 @@ export interface ChangeListener {
 
 export interface ChangeFeed {
   subscribe(listener: ChangeListener): () => void
+  /**
+   * True while notifications are being received. While false (not listening yet, or the
+   * connection is lost) writes may go unnoticed; onResync follows once it is back.
+   */
+  readonly connected: boolean
   close(): Promise<void>
 }
 

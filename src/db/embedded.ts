@@ -83,7 +83,14 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
       db,
       pglite,
       sqlAddress,
-      changes: { subscribe: (listener) => fanout.subscribe(listener), close: async () => undefined },
+      changes: {
+        subscribe: (listener) => fanout.subscribe(listener),
+        // In-process LISTEN cannot be lost; it ends with the database.
+        get connected() {
+          return !closed
+        },
+        close: async () => undefined,
+      },
       close,
     }
   } catch (error) {

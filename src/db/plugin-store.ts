@@ -421,6 +421,11 @@ export class PluginStore {
     return this.changes.subscribe(listener)
   }
 
+  /** False while writes may go unnoticed by subscribers (see ChangeFeed.connected). */
+  get changeFeedConnected(): boolean {
+    return this.changes.connected
+  }
+
   /** Runs a write, turning constraint violations into typed errors. */
   private async run<T>(what: string, write: () => Promise<T>): Promise<T> {
     try {

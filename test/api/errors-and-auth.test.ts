@@ -69,6 +69,21 @@ describe('request errors', () => {
     expect(declared.status).toBe(413)
   })
 
+  test('JSON nested more than 100 levels deep answers 400, not a stack overflow (500)', async () => {
+    // document › spec › config › n arrays: 3 + n levels.
+    const nestedBody = (name: string, arrays: number) =>
+      JSON.stringify(pluginDocument(name, { config: { deep: 0 } })).replace('"deep":0', `"deep":${'['.repeat(arrays)}${']'.repeat(arrays)}`)
+    expect((await send(api.app, 'POST', '/api/v1/plugins', { rawBody: nestedBody('edge', 97) })).status).toBe(201)
+    for (const arrays of [98, 5_000, 500_000]) {
+      const response = await send(api.app, 'PUT', '/api/v1/plugins/deep', { rawBody: nestedBody('deep', arrays) })
+      expect(response.status, `${arrays} arrays`).toBe(400)
+      expectErrorShape(await errorOf(response), 'too_deep')
+    }
+    const patch = await send(api.app, 'PATCH', '/api/v1/plugins/edge', { rawBody: `{"spec":{"config":${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}}}`, contentType: 'application/merge-patch+json' })
+    expect(patch.status).toBe(400)
+    expect(await database.store.getPlugin('deep')).toBeUndefined()
+  })
+
   test('an unknown route answers 404 in the error shape', async () => {
     const response = await send(api.app, 'GET', '/api/v1/nothing')
     expect(response.status).toBe(404)

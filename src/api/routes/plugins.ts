@@ -1,19 +1,22 @@
 // /api/v1/plugins: read, declare (POST, PUT, PATCH, the guide's install), desired-state
 // actions and uninstall. Routes write desired state only; the controller does the rest.
+// The list is answered from a ListCache (see list-cache.ts for when it is current).
 import { Hono, type Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { ConflictError } from '../../db/errors.js'
 import type { Plugin, PluginStore } from '../../db/plugin-store.js'
-import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES, type DesiredState } from '../../db/schema.js'
+import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES, type DesiredState, type HealthStatus, type PluginPhase } from '../../db/schema.js'
 import { specDiffers, toNewPlugin, toSpecDocument, toSpecFields, type PluginDocument } from '../../spec/plugin-spec.js'
 import type { ApiDependencies } from '../deps.js'
 import { ApiError } from '../errors.js'
+import { ListCache } from '../list-cache.js'
 import { applyMergePatch } from '../merge-patch.js'
 import { installDocument, presentedPhase, presentPlugin, requireValidDocument } from '../plugin-documents.js'
 import {
   entityTag,
   JSON_MEDIA_TYPE,
   MERGE_PATCH_MEDIA_TYPE,
+  notModified,
   preconditionFailed,
   QueryReader,
   readIfMatch,
@@ -29,15 +32,24 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
   const { store, controller } = deps
   const routes = new Hono()
 
+  const lists = new ListCache(store, { clock: deps.clock })
+
+  // Rule 2 of list-cache.ts: whatever a write answered here changed is in the next list.
+  routes.use('/api/v1/plugins/*', async function invalidateListsAfterWrites(c, next) {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next()
+    try {
+      await next()
+    } finally {
+      lists.invalidate()
+    }
+  })
+
   routes.get('/api/v1/plugins', async (c) => {
-    const query = new QueryReader(c)
-    const status = query.list('status', PLUGIN_PHASES)
-    const health = query.list('health', HEALTH_STATUSES)
-    const desiredState = query.one('state', DESIRED_STATES)
-    query.done()
-    // The phase is filtered as shown (uninstalling once deletion is requested), not as stored.
-    const plugins = (await store.listPlugins({ health, desiredState })).filter((plugin) => status === undefined || status.includes(presentedPhase(plugin)))
-    return c.json({ items: plugins.map(presentPlugin) })
+    const filter = readListFilter(c)
+    const list = await lists.read(listKey(filter), async () => JSON.stringify({ items: (await listFiltered(store, filter)).map(presentPlugin) }))
+    c.header('ETag', list.etag)
+    if (notModified(c, list.etag)) return c.body(null, 304)
+    return c.body(list.body, 200, { 'Content-Type': JSON_MEDIA_TYPE })
   })
 
   routes.get('/api/v1/plugins/:id', async (c) => pluginAnswer(c, await store.requirePlugin(c.req.param('id'))))
@@ -121,6 +133,33 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
   routes.get('/api/v1/specs', (c) => c.json({ items: deps.specs?.list() ?? [] }))
 
   return routes
+}
+
+interface ListFilter {
+  status?: PluginPhase[]
+  health?: HealthStatus[]
+  desiredState?: DesiredState
+}
+
+function readListFilter(c: Context): ListFilter {
+  const query = new QueryReader(c)
+  const status = query.list('status', PLUGIN_PHASES)
+  const health = query.list('health', HEALTH_STATUSES)
+  const desiredState = query.one('state', DESIRED_STATES)
+  query.done()
+  return { status, health, desiredState }
+}
+
+/** One key per distinct filter: order and repeats of the values do not matter. */
+function listKey(filter: ListFilter): string {
+  const values = (list: string[] | undefined) => [...new Set(list)].sort().join(',')
+  return `status=${values(filter.status)}&health=${values(filter.health)}&state=${filter.desiredState ?? ''}`
+}
+
+async function listFiltered(store: PluginStore, filter: ListFilter): Promise<Plugin[]> {
+  const plugins = await store.listPlugins({ health: filter.health, desiredState: filter.desiredState })
+  // The phase is filtered as shown (uninstalling once deletion is requested), not as stored.
+  return plugins.filter((plugin) => filter.status === undefined || filter.status.includes(presentedPhase(plugin)))
 }
 
 function pluginAnswer(c: Context, plugin: Plugin, status: ContentfulStatusCode = 200): Response {
