@@ -202,8 +202,8 @@ function readInstance(env: Env, problems: string[]): string {
 
 function readManagerId(env: Env, problems: string[]): string {
   const value = nonEmpty(env.MANAGER_ID) ?? `${os.hostname()}-${process.pid}`
-  if (!/^[\x21-\x7e]{1,40}$/.test(value)) {
-    problems.push(`MANAGER_ID must be 1 to 40 printable characters without spaces, got "${value}"`)
+  if (!/^[A-Za-z0-9][-A-Za-z0-9._]{0,39}$/.test(value)) {
+    problems.push(`MANAGER_ID must be 1 to 40 letters, digits, ".", "_" or "-", got "${value}"`)
   }
   return value
 }

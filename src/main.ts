@@ -19,6 +19,7 @@ import { createApp } from './api/app.js'
 import { ProxyUsage } from './api/proxy.js'
 import { startApiServer } from './api/server.js'
 import { EventBus } from './db/event-bus.js'
+import { EventRelay } from './db/event-relay.js'
 import { SpecFolder } from './sources/spec-folder.js'
 
 export interface Daemon {
@@ -70,6 +71,9 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   const clock = dependencies.clock ?? systemClock
   const bus = new EventBus()
   const store = new PluginStore(database.db, database.changes, logger, bus)
+  // Events other managers (or psql) record reach this manager's live streams too.
+  const relay = new EventRelay(store, bus, logger)
+  relay.start()
   const runtime =
     dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger })
 
@@ -232,6 +236,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
         await termStopping
         await stopTerm()
         await proxyUsage.stop()
+        await relay.stop()
         await database.close()
         logger.info('FlowForge plugin manager stopped')
       })()

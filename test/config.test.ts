@@ -104,7 +104,7 @@ describe('configuration', () => {
       retryMaxMs: 300_000,
     })
     expect(loadConfig({ MANAGER_ID: 'node-a' }).controller.managerId).toBe('node-a')
-    expect(problemsOf({ MANAGER_ID: 'has space' })).toEqual(['MANAGER_ID must be 1 to 40 printable characters without spaces, got "has space"'])
+    expect(problemsOf({ MANAGER_ID: 'has space' })).toEqual(['MANAGER_ID must be 1 to 40 letters, digits, ".", "_" or "-", got "has space"'])
     expect(loadConfig({ METRICS_RETENTION: '2d', HOST_PORT_RANGE: '5000-5010' }).controller).toMatchObject({
       metricsRetentionMs: 2 * 24 * 3600_000,
       hostPortRange: { from: 5000, to: 5010 },

@@ -2,6 +2,8 @@ import type { Logger } from '../logger.js'
 
 /** The NOTIFY channel the plugins trigger writes to (migrations/001). */
 export const PLUGIN_CHANGES_CHANNEL = 'plugin_changes'
+/** The NOTIFY channel of recorded audit events (migrations/003): {id, origin}. */
+export const PLUGIN_EVENTS_CHANNEL = 'plugin_events'
 
 /** One committed write to the plugins table, as sent by the trigger. */
 export interface PluginChange {
@@ -24,6 +26,11 @@ export interface ChangeListener {
    * once at start anyway.
    */
   onResync(reason: string): void
+  /**
+   * An audit event recorded by another writer (another manager, psql): its plugin_events.id.
+   * Only the Postgres server feed sends these; the embedded engine has one writer.
+   */
+  onEvent?(eventId: number): void
 }
 
 export interface ChangeFeed {
@@ -58,6 +65,10 @@ export class ChangeFanout {
       return
     }
     for (const listener of this.listeners) this.callSafely(() => listener.onChange(change))
+  }
+
+  deliverEvent(eventId: number): void {
+    for (const listener of this.listeners) if (listener.onEvent) this.callSafely(() => listener.onEvent!(eventId))
   }
 
   resync(reason: string): void {

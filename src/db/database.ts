@@ -58,6 +58,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
     max: config.dbPoolMax,
     statementTimeoutMs: config.dbStatementTimeoutMs,
     logger,
+    managerId: config.controller.managerId,
   })
   try {
     await waitForPostgres(pool, { connectionString, logger, deadlineMs: config.dbConnectDeadlineMs })
@@ -66,7 +67,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
     throw error
   }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...queryCounter(options.onQuery) })
-  const changes = new PostgresChangeFeed({ connectionString, logger, heartbeatMs: options.listenHeartbeatMs })
+  const changes = new PostgresChangeFeed({ connectionString, logger, heartbeatMs: options.listenHeartbeatMs, managerId: config.controller.managerId })
   changes.start()
   return {
     engine: 'postgres',

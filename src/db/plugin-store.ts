@@ -359,6 +359,13 @@ export class PluginStore {
     return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.id) } : { items }
   }
 
+  /** The events with these ids, oldest first (the live relay of other writers' events). */
+  async eventsByIds(ids: number[]): Promise<PluginEvent[]> {
+    if (ids.length === 0) return []
+    const rows = await this.db.selectFrom('plugin_events').selectAll().where('id', 'in', ids).orderBy('id').execute()
+    return rows.map(toEvent)
+  }
+
   async recordMetrics(pluginId: string, sample: MetricsSample): Promise<void> {
     await this.recordMetricsBatch([{ pluginId, sample }])
   }

@@ -4,7 +4,7 @@ import pg from 'pg'
 import type { Logger } from '../logger.js'
 import { redactConnectionString } from '../config.js'
 import { Backoff, formatDuration, sleep } from '../util/backoff.js'
-import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
+import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, PLUGIN_EVENTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import { DatabaseUnavailableError } from './errors.js'
 import { numericParsers } from './type-parsers.js'
 
@@ -15,6 +15,8 @@ export interface PostgresPoolOptions {
   /** Server-side statement_timeout; the client gives up 5 s later. Default 30 s. */
   statementTimeoutMs?: number
   logger: Logger
+  /** Set as the session's flowforge.manager: the event trigger names the writer with it (migrations/003). */
+  managerId?: string
 }
 
 export const POOL_APPLICATION_NAME = 'flowforge'
@@ -44,6 +46,7 @@ function clientConfig(connectionString: string, statementTimeoutMs: number, appl
 export function createPool(options: PostgresPoolOptions): pg.Pool {
   const pool = new pg.Pool({
     ...clientConfig(options.connectionString, options.statementTimeoutMs ?? 30_000, POOL_APPLICATION_NAME),
+    ...(options.managerId ? { options: `-c flowforge.manager=${options.managerId}` } : {}),
     max: options.max ?? 20,
     idleTimeoutMillis: 30_000,
   })
@@ -134,6 +137,8 @@ export interface PostgresChangeFeedOptions {
   heartbeatTimeoutMs?: number
   /** Reconnect delays. Default 250 ms doubling to 15 s. */
   reconnect?: { initialMs: number; maxMs: number }
+  /** This manager: its own events' notifications are not delivered (it published them as it wrote them). */
+  managerId?: string
 }
 
 /**
@@ -198,7 +203,18 @@ export class PostgresChangeFeed implements ChangeFeed {
     }
   }
 
-  /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
+  /** An event another writer recorded: `{"id": 42, "origin": "<manager id or empty>"}`. */
+  private deliverEvent(payload: string): void {
+    try {
+      const { id, origin } = JSON.parse(payload) as { id?: unknown; origin?: unknown }
+      if (typeof id !== 'number' || origin === this.options.managerId) return
+      this.fanout.deliverEvent(id)
+    } catch {
+      this.options.logger.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed plugin_events notification')
+    }
+  }
+
+    /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
   private async listenOnce(): Promise<{ lost: Promise<string> }> {
     const client = new pg.Client(clientConfig(this.options.connectionString, 10_000, LISTEN_APPLICATION_NAME))
     this.client = client
@@ -209,9 +225,10 @@ export class PostgresChangeFeed implements ChangeFeed {
     client.on('end', () => markLost('connection ended'))
     client.on('notification', (message) => {
       if (message.channel === PLUGIN_CHANGES_CHANNEL && message.payload) this.fanout.deliverPayload(message.payload)
+      if (message.channel === PLUGIN_EVENTS_CHANNEL && message.payload) this.deliverEvent(message.payload)
     })
     await client.connect()
-    await client.query(`LISTEN ${PLUGIN_CHANGES_CHANNEL}`)
+    await client.query(`LISTEN ${PLUGIN_CHANGES_CHANNEL}; LISTEN ${PLUGIN_EVENTS_CHANNEL}`)
     this.connected = true
     if (this.connectedOnce) this.reconnects += 1
     if (this.connectedOnce) {

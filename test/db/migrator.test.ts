@@ -8,6 +8,7 @@ import { migrate, readMigrationFiles } from '../../src/db/migrator.js'
 import { silentLogger } from '../../src/logger.js'
 import { engines, migrationsDir, openTestDatabase, type TestDatabase } from '../helpers/databases.js'
 
+const ALL_MIGRATIONS = ['001_create_plugins_table.sql', '002_controller_state.sql', '003_event_notifications.sql']
 const logger = silentLogger()
 
 async function migrationsCopy(extra: Record<string, string> = {}): Promise<string> {
@@ -46,7 +47,7 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
   test('creates the three tables, the drift view and the migrations record', async () => {
     database = await openTestDatabase(engine, { migrate: false })
     const result = await migrate(database.handle.db, migrationsDir, logger)
-    expect(result.applied).toEqual(['001_create_plugins_table.sql', '002_controller_state.sql'])
+    expect(result.applied).toEqual(ALL_MIGRATIONS)
     expect(await tableNames(database)).toEqual([
       'plugin_drift',
       'plugin_events',
@@ -62,7 +63,7 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
     await migrate(database.handle.db, migrationsDir, logger)
     const before = await database.handle.db.selectFrom('schema_migrations').selectAll().execute()
     const again = await migrate(database.handle.db, migrationsDir, logger)
-    expect(again).toEqual({ applied: [], alreadyApplied: 2 })
+    expect(again).toEqual({ applied: [], alreadyApplied: ALL_MIGRATIONS.length })
     expect(await database.handle.db.selectFrom('schema_migrations').selectAll().execute()).toEqual(before)
   })
 
@@ -73,8 +74,8 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
       migrate(database.handle.db, migrationsDir, logger),
       migrate(database.handle.db, migrationsDir, logger),
     ])
-    expect(results.flatMap((result) => result.applied).sort()).toEqual(['001_create_plugins_table.sql', '002_controller_state.sql'])
-    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toHaveLength(2)
+    expect(results.flatMap((result) => result.applied).sort()).toEqual(ALL_MIGRATIONS)
+    expect(await database.handle.db.selectFrom('schema_migrations').select('name').execute()).toHaveLength(ALL_MIGRATIONS.length)
   })
 
   test('a failing file leaves the database unchanged and names the file and the error', async () => {
@@ -90,10 +91,7 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
     const columns = await sql<{ column_name: string }>`
       SELECT column_name FROM information_schema.columns WHERE table_name = 'plugins' AND column_name = 'owner'`.execute(database.handle.db)
     expect(columns.rows).toHaveLength(0)
-    expect(await database.handle.db.selectFrom('schema_migrations').select('name').orderBy('name').execute()).toEqual([
-      { name: '001_create_plugins_table.sql' },
-      { name: '002_controller_state.sql' },
-    ])
+    expect(await database.handle.db.selectFrom('schema_migrations').select('name').orderBy('name').execute()).toEqual(ALL_MIGRATIONS.map((name) => ({ name })))
   })
 
   test('refuses to run when an applied file was edited', async () => {
