@@ -214,7 +214,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     }
   }
 
-    /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
+  /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
   private async listenOnce(): Promise<{ lost: Promise<string> }> {
     const client = new pg.Client(clientConfig(this.options.connectionString, 10_000, LISTEN_APPLICATION_NAME))
     this.client = client
