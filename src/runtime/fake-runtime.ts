@@ -1,14 +1,9 @@
-// An in-memory ContainerRuntime for fast tests. It behaves like Docker wherever the
-// contract suite (test/runtime/contract.ts) looks, and adds test controls for what a
-// real engine does behind our back: crashes, removals, health changes, lost event streams.
+// An in-memory ContainerRuntime for fast tests and the 10,000-plugin benchmark, so no call
+// scans every container. It behaves like Docker wherever test/runtime/contract.ts looks, and
+// adds test controls for what an engine does behind our back: crashes, removals, lost streams.
 
-import { randomBytes } from 'node:crypto'
 import {
-  ContainerNotFoundError,
-  CONTAINER_NAME_PREFIX,
   ImageNotFoundError,
-  isManaged,
-  LABELS,
   NameConflictError,
   PortInUseError,
   RuntimeUnavailableError,
@@ -19,11 +14,12 @@ import {
   type ContainerStats,
   type ImagePullPolicy,
   type ObservedContainer,
-  type RuntimeEvent,
   type RuntimeInfo,
   type RuntimeStreamItem,
 } from './container-runtime.js'
-import { EventChannel } from './event-channel.js'
+import { FakeContainers, inspectView, listView, newFakeContainer, type FakeContainer, type NewFakeContainer } from './fake-containers.js'
+import { FakeEventHub } from './fake-event-hub.js'
+import { LogFollowers, splitLines, tailText } from './fake-logs.js'
 
 export interface FakeRuntimeOptions {
   /** Images present on the fake engine. Default none. */
@@ -32,23 +28,6 @@ export interface FakeRuntimeOptions {
   pullable?: string[]
   /** Text a container of the image writes to its log when it starts. Default none. */
   imageOutput?: Record<string, string>
-}
-
-interface FakeContainer {
-  id: string
-  name: string
-  image: string
-  state: ContainerState
-  labels: Record<string, string>
-  exitCode: number
-  oomKilled: boolean
-  startedAt?: Date
-  finishedAt?: Date
-  health?: ContainerHealth
-  hostPort?: number
-  containerPort?: number
-  logLines: string[]
-  stats?: ContainerStats
 }
 
 const RUNNING_STATS: ContainerStats = { cpuPercent: 0.5, memoryMb: 16 }
@@ -65,14 +44,13 @@ export class FakeRuntime implements ContainerRuntime {
   listCalls = 0
   inspectCalls = 0
 
-  private readonly containers = new Map<string, FakeContainer>()
+  private readonly containers = new FakeContainers()
   private images: Set<string>
   private readonly pullable: Set<string>
   private readonly imageOutput: Record<string, string>
   private readonly occupiedPorts = new Set<number>()
-  private readonly channels = new Set<EventChannel>()
-  /** Open followLogs iterations by container id. */
-  private readonly logFollowers = new Map<string, Set<LogFollower>>()
+  private readonly eventHub = new FakeEventHub()
+  private readonly logFollowers = new LogFollowers()
   private reachable = true
 
   constructor(options: FakeRuntimeOptions = {}) {
@@ -89,19 +67,19 @@ export class FakeRuntime implements ContainerRuntime {
   async listManaged(): Promise<ObservedContainer[]> {
     this.assertReachable()
     this.listCalls += 1
-    return [...this.containers.values()].map(listView).filter(isManaged)
+    return Array.from(this.containers.managed(), listView)
   }
 
   async listByNamePrefix(): Promise<ObservedContainer[]> {
     this.assertReachable()
     this.listCalls += 1
-    return [...this.containers.values()].filter((container) => container.name.startsWith(CONTAINER_NAME_PREFIX)).map(listView)
+    return Array.from(this.containers.namePrefixed(), listView)
   }
 
   async inspect(idOrName: string): Promise<ObservedContainer | undefined> {
     this.assertReachable()
     this.inspectCalls += 1
-    const container = this.find(idOrName)
+    const container = this.containers.find(idOrName)
     return container ? inspectView(container) : undefined
   }
 
@@ -117,7 +95,7 @@ export class FakeRuntime implements ContainerRuntime {
   async create(spec: ContainerSpec): Promise<string> {
     this.assertReachable()
     this.mutatingCalls.push(`create ${spec.name}`)
-    if (this.find(spec.name)) throw new NameConflictError(spec.name)
+    if (this.containers.find(spec.name)) throw new NameConflictError(spec.name)
     if (!this.images.has(spec.image)) throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`)
     const container = this.add({ ...spec, state: 'created' })
     return container.id
@@ -126,59 +104,57 @@ export class FakeRuntime implements ContainerRuntime {
   async start(containerId: string): Promise<void> {
     this.assertReachable()
     this.mutatingCalls.push(`start ${containerId}`)
-    const container = this.get(containerId)
+    const container = this.containers.get(containerId)
     if (container.state === 'running') return
     const hostPort = container.hostPort
-    if (hostPort !== undefined && this.isPortTaken(hostPort, container.id)) {
+    if (hostPort !== undefined && (this.occupiedPorts.has(hostPort) || this.containers.isHostPortHeld(hostPort, container.id))) {
       throw new PortInUseError(hostPort, `Bind for 127.0.0.1:${hostPort} failed: port is already allocated`)
     }
-    container.state = 'running'
+    this.containers.setState(container, 'running')
     container.exitCode = 0
     container.oomKilled = false
     container.startedAt = new Date()
     delete container.health
     const output = this.imageOutput[container.image]
     if (output) container.logLines.push(...splitLines(output))
-    this.emit(container, 'start')
+    this.eventHub.publish(container, 'start')
   }
 
   async stop(containerId: string, _timeoutSeconds: number): Promise<void> {
     this.assertReachable()
     this.mutatingCalls.push(`stop ${containerId}`)
-    const container = this.get(containerId)
+    const container = this.containers.get(containerId)
     if (container.state !== 'running') return
     // Like a process that handles SIGTERM and exits cleanly.
     this.exit(container, 0)
-    this.emit(container, 'stop')
+    this.eventHub.publish(container, 'stop')
   }
 
   async remove(containerId: string): Promise<void> {
     this.assertReachable()
     this.mutatingCalls.push(`remove ${containerId}`)
-    const container = this.find(containerId)
+    const container = this.containers.find(containerId)
     if (!container) return
     this.destroy(container)
   }
 
   async logs(containerId: string, options: { tail: number }): Promise<string> {
     this.assertReachable()
-    return tailText(this.get(containerId).logLines, options.tail)
+    return tailText(this.containers.get(containerId).logLines, options.tail)
   }
 
   /** Like Docker: the tail, then lines written by writeLog until the container stops or the signal aborts. */
   async *followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string> {
     this.assertReachable()
-    const container = this.get(containerId)
+    const container = this.containers.get(containerId)
     const existing = tailText(container.logLines, options.tail)
     if (options.signal.aborted) return
     if (container.state !== 'running') {
       if (existing) yield existing
       return
     }
-    // Registered before the first yield, so nothing written while the consumer reads the tail is lost.
-    const follower = new LogFollower()
-    const followers = this.logFollowers.get(container.id) ?? new Set<LogFollower>()
-    this.logFollowers.set(container.id, followers.add(follower))
+    // Opened before the first yield, so nothing written while the consumer reads the tail is lost.
+    const follower = this.logFollowers.open(container.id)
     const onAbort = () => follower.end({ discard: true })
     options.signal.addEventListener('abort', onAbort, { once: true })
     try {
@@ -186,44 +162,36 @@ export class FakeRuntime implements ContainerRuntime {
       for (let text = await follower.next(); text !== undefined; text = await follower.next()) yield text
     } finally {
       options.signal.removeEventListener('abort', onAbort)
-      followers.delete(follower)
-      if (followers.size === 0) this.logFollowers.delete(container.id)
+      this.logFollowers.close(container.id, follower)
     }
   }
 
   async stats(containerId: string): Promise<ContainerStats> {
     this.assertReachable()
-    const container = this.get(containerId)
+    const container = this.containers.get(containerId)
     if (container.state !== 'running') return { ...IDLE_STATS }
     return { ...(container.stats ?? RUNNING_STATS) }
   }
 
   /** Delivers events from the moment of the call, like the Docker driver. */
   events(signal: AbortSignal): AsyncIterable<RuntimeStreamItem> {
-    const channel = new EventChannel(() => this.channels.delete(channel))
-    if (signal.aborted) {
-      channel.close()
-      return channel
-    }
-    this.channels.add(channel)
-    signal.addEventListener('abort', () => channel.close(), { once: true })
-    return channel
+    return this.eventHub.subscribe(signal)
   }
 
   // ---- Test controls: what a real engine (or a person with the docker CLI) does behind our back.
 
   /** Test control: the container's process exits on its own (emits oom when oomKilled, then die). */
   crash(idOrName: string, exitCode: number, options: { oomKilled?: boolean } = {}): void {
-    const container = this.get(idOrName)
+    const container = this.containers.get(idOrName)
     if (container.state !== 'running') throw new Error(`FakeRuntime.crash: ${container.name} is not running`)
-    if (options.oomKilled) this.emit(container, 'oom')
+    if (options.oomKilled) this.eventHub.publish(container, 'oom')
     this.exit(container, exitCode)
     container.oomKilled = options.oomKilled ?? false
   }
 
   /** Test control: someone removes the container (`docker rm -f`); emits destroy. */
   removeBehindBack(idOrName: string): void {
-    this.destroy(this.get(idOrName))
+    this.destroy(this.containers.get(idOrName))
   }
 
   /**
@@ -238,7 +206,7 @@ export class FakeRuntime implements ContainerRuntime {
     hostPort?: number
     containerPort?: number
   }): string {
-    if (this.find(options.name)) throw new NameConflictError(options.name)
+    if (this.containers.find(options.name)) throw new NameConflictError(options.name)
     const containerPort = options.containerPort ?? (options.hostPort === undefined ? undefined : 8080)
     const container = this.add({ ...options, containerPort, labels: options.labels ?? {}, state: options.state ?? 'running' })
     if (container.state === 'running') container.startedAt = new Date()
@@ -247,14 +215,14 @@ export class FakeRuntime implements ContainerRuntime {
 
   /** Test control: the image's HEALTHCHECK reports a new state; emits health_status. */
   setHealth(idOrName: string, health: ContainerHealth): void {
-    const container = this.get(idOrName)
+    const container = this.containers.get(idOrName)
     container.health = health
-    this.emit(container, 'health_status', { health })
+    this.eventHub.publish(container, 'health_status', { health })
   }
 
   /** Test control: the event stream was lost and re-established; every consumer gets a resync. */
   simulateReconnect(reason: string): void {
-    for (const channel of this.channels) channel.push({ type: 'resync', reason })
+    this.eventHub.resync(reason)
   }
 
   /** Test control: the engine goes away (every call throws RuntimeUnavailableError) or comes back. */
@@ -284,16 +252,15 @@ export class FakeRuntime implements ContainerRuntime {
 
   /** Test control: the container writes to stdout. */
   writeLog(idOrName: string, text: string): void {
-    const container = this.get(idOrName)
+    const container = this.containers.get(idOrName)
     const lines = splitLines(text)
     container.logLines.push(...lines)
-    const written = tailText(lines, lines.length)
-    for (const follower of this.logFollowers.get(container.id) ?? []) follower.push(written)
+    this.logFollowers.write(container.id, tailText(lines, lines.length))
   }
 
   /** Test control: what stats reports while the container runs. */
   setStats(idOrName: string, stats: ContainerStats): void {
-    this.get(idOrName).stats = { ...stats }
+    this.containers.get(idOrName).stats = { ...stats }
   }
 
   /** Test control: forget the call counters, e.g. after a test's setup. */
@@ -305,145 +272,29 @@ export class FakeRuntime implements ContainerRuntime {
 
   // ---- Internals
 
-  private add(options: {
-    name: string
-    image: string
-    labels: Record<string, string>
-    state: ContainerState
-    hostPort?: number
-    containerPort?: number
-  }): FakeContainer {
-    const container: FakeContainer = {
-      id: randomBytes(32).toString('hex'),
-      name: options.name,
-      image: options.image,
-      state: options.state,
-      labels: { ...options.labels },
-      exitCode: 0,
-      oomKilled: false,
-      logLines: [],
-    }
-    // Like Docker, a port counts only as a pair: host side and container side.
-    if (options.hostPort !== undefined && options.containerPort !== undefined) {
-      container.hostPort = options.hostPort
-      container.containerPort = options.containerPort
-    }
-    this.containers.set(container.id, container)
-    this.emit(container, 'create')
+  private add(options: NewFakeContainer): FakeContainer {
+    const container = newFakeContainer(options)
+    this.containers.add(container)
+    this.eventHub.publish(container, 'create')
     return container
   }
 
   private exit(container: FakeContainer, exitCode: number): void {
-    container.state = 'exited'
+    this.containers.setState(container, 'exited')
     container.exitCode = exitCode
     container.finishedAt = new Date()
     delete container.health
-    for (const follower of this.logFollowers.get(container.id) ?? []) follower.end()
-    this.emit(container, 'die', { exitCode })
+    this.logFollowers.end(container.id)
+    this.eventHub.publish(container, 'die', { exitCode })
   }
 
   private destroy(container: FakeContainer): void {
     if (container.state === 'running') this.exit(container, 137) // removal with force kills
-    this.containers.delete(container.id)
-    this.emit(container, 'destroy')
-  }
-
-  private isPortTaken(hostPort: number, exceptContainerId: string): boolean {
-    if (this.occupiedPorts.has(hostPort)) return true
-    return [...this.containers.values()].some(
-      (other) => other.id !== exceptContainerId && other.state === 'running' && other.hostPort === hostPort,
-    )
-  }
-
-  /** Docker's lookup order: full id, then exact name, then a unique id prefix. */
-  private find(idOrName: string): FakeContainer | undefined {
-    const byId = this.containers.get(idOrName)
-    if (byId) return byId
-    const all = [...this.containers.values()]
-    const byName = all.find((container) => container.name === idOrName)
-    if (byName) return byName
-    const byPrefix = all.filter((container) => container.id.startsWith(idOrName))
-    return idOrName.length > 0 && byPrefix.length === 1 ? byPrefix[0] : undefined
-  }
-
-  private get(idOrName: string): FakeContainer {
-    const container = this.find(idOrName)
-    if (!container) throw new ContainerNotFoundError(`no container ${idOrName}`)
-    return container
-  }
-
-  private emit(container: FakeContainer, action: string, extra: Pick<RuntimeEvent, 'health' | 'exitCode'> = {}): void {
-    if (container.labels[LABELS.managed] !== 'true') return
-    const event: RuntimeEvent = { action, containerId: container.id, name: container.name, labels: { ...container.labels }, time: new Date(), ...extra }
-    for (const channel of this.channels) channel.push({ type: 'event', event })
+    this.containers.delete(container)
+    this.eventHub.publish(container, 'destroy')
   }
 
   private assertReachable(): void {
     if (!this.reachable) throw new RuntimeUnavailableError('fake Docker engine is not reachable (test control)')
   }
-}
-
-/** What inspect shows: everything, with the configured port even before the container runs. */
-function inspectView(container: FakeContainer): ObservedContainer {
-  const { logLines: _logLines, stats: _stats, ...observed } = container
-  return { ...observed, labels: { ...container.labels } }
-}
-
-/** What a list shows: no exit details, and published ports of running containers only. */
-function listView(container: FakeContainer): ObservedContainer {
-  const observed: ObservedContainer = {
-    id: container.id,
-    name: container.name,
-    image: container.image,
-    state: container.state,
-    labels: { ...container.labels },
-  }
-  if (container.health) observed.health = container.health
-  if (container.state === 'running' && container.hostPort !== undefined && container.containerPort !== undefined) {
-    observed.hostPort = container.hostPort
-    observed.containerPort = container.containerPort
-  }
-  return observed
-}
-
-function tailText(lines: string[], tail: number): string {
-  const last = tail <= 0 ? [] : lines.slice(-tail)
-  return last.map((line) => `${line}\n`).join('')
-}
-
-/** One followLogs iteration: text waiting to be read, and a wake-up for the reader. */
-class LogFollower {
-  private readonly chunks: string[] = []
-  private ended = false
-  private wake: (() => void) | undefined
-
-  push(text: string): void {
-    if (this.ended || !text) return
-    this.chunks.push(text)
-    this.wake?.()
-  }
-
-  /** The container stopped (what it wrote before is still read), or the reader went away (`discard`). */
-  end(options: { discard?: boolean } = {}): void {
-    this.ended = true
-    if (options.discard) this.chunks.length = 0
-    this.wake?.()
-  }
-
-  /** The next chunk; undefined once ended and read to the end. */
-  async next(): Promise<string | undefined> {
-    for (;;) {
-      const chunk = this.chunks.shift()
-      if (chunk !== undefined) return chunk
-      if (this.ended) return undefined
-      await new Promise<void>((resolve) => {
-        this.wake = resolve
-      })
-      this.wake = undefined
-    }
-  }
-}
-
-function splitLines(text: string): string[] {
-  return text.split('\n').filter((line, index, lines) => line.length > 0 || index < lines.length - 1)
 }

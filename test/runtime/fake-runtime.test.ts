@@ -162,6 +162,58 @@ describe('FakeRuntime test controls', () => {
     await expect(runtime.start(blockedByContainer)).rejects.toMatchObject({ hostPort: 18_082 })
   })
 
+  test('a host port is free again once the container holding it stops, crashes or is removed', async () => {
+    const runtime = newFake()
+    const first = await runtime.create(specNamed('a'))
+    const second = await runtime.create(specNamed('b'))
+    await runtime.start(first)
+    await expect(runtime.start(second)).rejects.toBeInstanceOf(PortInUseError)
+    await runtime.stop(first, 1)
+    await runtime.start(second)
+    runtime.crash(second, 1)
+    await runtime.start(first)
+    runtime.removeBehindBack(first)
+    await runtime.start(second)
+    expect((await runtime.listManaged()).map((container) => [container.name, container.state])).toEqual([['forgehook-b', 'running']])
+  })
+
+  test('a host port shared by two foreign containers stays taken until both have stopped', async () => {
+    const runtime = newFake()
+    const firstForeign = runtime.addForeign({ name: 'other-tool-1', image: 'someone/else:1', hostPort: 18_083 })
+    const secondForeign = runtime.addForeign({ name: 'other-tool-2', image: 'someone/else:1', hostPort: 18_083 })
+    const ours = await runtime.create(specNamed('a', { hostPort: 18_083 }))
+    await runtime.stop(firstForeign, 1)
+    await expect(runtime.start(ours)).rejects.toBeInstanceOf(PortInUseError)
+    await runtime.stop(secondForeign, 1)
+    await runtime.start(ours)
+  })
+
+  test('lists report containers in creation order, also after removals', async () => {
+    const runtime = newFake()
+    for (const forgehookId of ['a', 'b', 'c']) await runtime.create(specNamed(forgehookId))
+    runtime.addForeign({ name: 'forgehook-d', image: 'someone/else:1' })
+    runtime.addForeign({ name: 'other-tool', image: 'someone/else:1' })
+    await runtime.remove('forgehook-b')
+    await runtime.create(specNamed('b'))
+    expect((await runtime.listManaged()).map((container) => container.name)).toEqual(['forgehook-a', 'forgehook-c', 'forgehook-b'])
+    expect((await runtime.listByNamePrefix()).map((container) => container.name)).toEqual(['forgehook-a', 'forgehook-c', 'forgehook-d', 'forgehook-b'])
+  })
+
+  test('finds a container by id, name or unique id prefix, and none by an ambiguous prefix', async () => {
+    const runtime = newFake()
+    // Seventeen ids over sixteen hex digits: at least two share their first digit.
+    const containerIds: string[] = []
+    for (let index = 0; index < 17; index += 1) containerIds.push(await runtime.create(specNamed(`n${index}`)))
+    const containerId = containerIds[0]!
+    expect((await runtime.inspect(containerId))?.name).toBe('forgehook-n0')
+    expect((await runtime.inspect('forgehook-n0'))?.id).toBe(containerId)
+    expect((await runtime.inspect(containerId.slice(0, 40)))?.id).toBe(containerId)
+    const sharedDigit = containerIds.map((id) => id[0]).find((digit, index, digits) => digits.indexOf(digit) !== index)!
+    expect(await runtime.inspect(sharedDigit)).toBeUndefined()
+    expect(await runtime.inspect('')).toBeUndefined()
+    expect(await runtime.inspect('forgehook-missing')).toBeUndefined()
+  })
+
   test('images can be added, replaced and pulled from the configured registry', async () => {
     const runtime = new FakeRuntime({ pullable: ['registry.example/plugin:1'] })
     await runtime.ensureImage('registry.example/plugin:1', 'IfNotPresent')
