@@ -193,6 +193,16 @@ export function hostPortFromStartError(message: string): number | undefined {
   return match?.[1] ? Number(match[1]) : undefined
 }
 
+/**
+ * A port-in-use start error without the endpoint id Docker puts in it (`... on endpoint
+ * forgehook-x (<64 hex digits>): Bind for ...`), which is new at every attempt. The message
+ * becomes the plugin's recorded error, and an error that changes at every retry of the same
+ * conflict is written, and audited as a new `plugin:error`, at every retry.
+ */
+export function portInUseDetail(message: string): string {
+  return message.replace(/ \([0-9a-f]{64}\)/g, '')
+}
+
 export function isPortInUseMessage(message: string): boolean {
   return message.includes('port is already allocated') || message.includes('address already in use')
 }

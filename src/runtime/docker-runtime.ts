@@ -27,6 +27,7 @@ import {
   isPortInUseMessage,
   observedFromInspect,
   observedFromListEntry,
+  portInUseDetail,
   statsFromDocker,
   type DockerInspectInfo,
   type DockerListEntry,
@@ -154,7 +155,7 @@ export class DockerRuntime implements ContainerRuntime {
       const message = engineMessageOf(error)
       if (statusCode === 500 && isPortInUseMessage(message)) {
         const hostPort = hostPortFromStartError(message) ?? (await this.inspect(containerId))?.hostPort ?? 0
-        throw new PortInUseError(hostPort, message)
+        throw new PortInUseError(hostPort, portInUseDetail(message))
       }
       throw this.driverError(`start ${containerId}`, error)
     }

@@ -11,7 +11,7 @@ import { afterEach, beforeAll, beforeEach, expect, test } from 'vitest'
 import { LABELS } from '../../src/runtime/container-runtime.js'
 import { createServerDatabase, inCi, postgresUrl } from './databases.js'
 import { buildTestImages, docker, probeEngine, removeContainers, requireEngineInCi } from './docker.js'
-import { killAllManagers, spawnManager, waitForLog, type ManagerProcess } from './manager-process.js'
+import { keepOutputOnFailure, killAllManagers, spawnManager, waitForLog, type ManagerProcess } from './manager-process.js'
 
 export interface FaultFixtureOptions {
   /** MANAGER_INSTANCE of the file's managers. */
@@ -32,6 +32,8 @@ export interface PluginRow {
   error: string | null
 }
 
+const SELECT_PLUGIN_ROWS = 'SELECT forgehook_id, status, container_id, host_port, restart_count, next_restart_at, error FROM plugins'
+
 /** `docker inspect` of one container, reduced to what the fault tests compare. */
 export interface InspectedContainer {
   id: string
@@ -50,6 +52,8 @@ export interface FaultFixture {
   readonly ready: boolean
   /** The current test's database. */
   readonly client: pg.Client
+  /** Its connection string (for a client of the test's own, e.g. a pool that outlives a Postgres restart). */
+  readonly connectionString: string
   /** Starts `forgectl serve` on the current test's database (with the file's instance, port range and short timings). */
   spawnManager(extraEnv?: Record<string, string>): Promise<ManagerProcess>
   /** spawnManager, then waits until its controller runs (Docker observed, orphans adopted, workers started). */
@@ -84,7 +88,7 @@ export async function faultFixture(options: FaultFixtureOptions): Promise<FaultF
   test.runIf(inCi)('a Postgres server is configured in CI', () => {
     expect(postgresUrl, 'TEST_DATABASE_URL must be set when CI=true').toBeTruthy()
   })
-  const ready = engine.reachable && postgresUrl !== undefined
+  const ready = engine.reachable && Boolean(postgresUrl)
   const containerPrefix = `forgehook-${options.namePrefix}`
   let database: { connectionString: string; drop: () => Promise<void> } | undefined
   let client: pg.Client | undefined
@@ -97,6 +101,9 @@ export async function faultFixture(options: FaultFixtureOptions): Promise<FaultF
     beforeEach(async () => {
       database = await createServerDatabase()
       client = new pg.Client({ connectionString: database.connectionString })
+      // A Postgres restart (database.test.ts) ends this idle client: without a listener
+      // its 'error' would be an uncaught exception in the test process.
+      client.on('error', () => undefined)
       await client.connect()
     })
     afterEach(async () => {
@@ -113,8 +120,8 @@ export async function faultFixture(options: FaultFixtureOptions): Promise<FaultF
     if (!client || !database) throw new Error('the fault fixture has no database outside a test')
     return { client, connectionString: database.connectionString }
   }
-  const spawn = async (extraEnv: Record<string, string> = {}): Promise<ManagerProcess> =>
-    spawnManager({
+  const spawn = async (extraEnv: Record<string, string> = {}): Promise<ManagerProcess> => {
+    const manager = spawnManager({
       DATABASE_URL: current().connectionString,
       PORT: '0',
       SPECS_DIR: await mkdtemp(path.join(tmpdir(), `ff-${options.instance}-specs-`)),
@@ -123,6 +130,9 @@ export async function faultFixture(options: FaultFixtureOptions): Promise<FaultF
       ...FAST_TIMINGS,
       ...extraEnv,
     })
+    keepOutputOnFailure(manager, options.instance)
+    return manager
+  }
   const inspect = async (idOrName: string): Promise<InspectedContainer | undefined> => {
     const [container] = await inspectAll([idOrName])
     return container
@@ -132,6 +142,9 @@ export async function faultFixture(options: FaultFixtureOptions): Promise<FaultF
     ready,
     get client() {
       return current().client
+    },
+    get connectionString() {
+      return current().connectionString
     },
     spawnManager: spawn,
     startManager: async (extraEnv) => {
@@ -149,16 +162,11 @@ export async function faultFixture(options: FaultFixtureOptions): Promise<FaultF
       await current().client.query(`INSERT INTO plugins (forgehook_id, manifest, requested_host_port) VALUES ${values}`, parameters)
     },
     plugins: async () => {
-      const result = await current().client.query<PluginRow>(
-        'SELECT forgehook_id, status, container_id, host_port, restart_count, next_restart_at, error FROM plugins ORDER BY forgehook_id',
-      )
+      const result = await current().client.query<PluginRow>(`${SELECT_PLUGIN_ROWS} ORDER BY forgehook_id`)
       return result.rows
     },
     plugin: async (name) => {
-      const result = await current().client.query<PluginRow>(
-        'SELECT forgehook_id, status, container_id, host_port, restart_count, next_restart_at, error FROM plugins WHERE forgehook_id = $1',
-        [name],
-      )
+      const result = await current().client.query<PluginRow>(`${SELECT_PLUGIN_ROWS} WHERE forgehook_id = $1`, [name])
       return result.rows[0]
     },
     eventTypes: async (name) => {

@@ -2,6 +2,9 @@
 // restart it, or run several side by side: its output is kept, its API address is read from
 // its start-up line, and every process a test started is killed at the end.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { onTestFailed } from 'vitest'
 import { eventually } from './databases.js'
 import { forgectlCommand, root } from './forgectl.js'
 
@@ -57,4 +60,16 @@ export async function killAllManagers(): Promise<void> {
   const running = [...started]
   for (const manager of running) manager.kill('SIGKILL')
   await Promise.all(running.map((manager) => manager.exited))
+}
+
+/**
+ * Call inside a test: if the test fails, the manager's output is written to
+ * test-results/manager-logs/<file>-<pid>.log (the assertion alone rarely says why).
+ */
+export function keepOutputOnFailure(manager: ManagerProcess, label: string): void {
+  onTestFailed(async () => {
+    const dir = path.join(root, 'test-results', 'manager-logs')
+    await mkdir(dir, { recursive: true })
+    await writeFile(path.join(dir, `${label}-${manager.pid}.log`), manager.output())
+  })
 }
