@@ -41,7 +41,7 @@ const COMPOSE_TIMEOUT_MS = 300_000
 export interface ConvergeOptions {
   /** Default BENCH_CONVERGE_N, else 50 and 100. */
   sizes?: number[]
-  /** Our reconcile workers, and the limit's concurrency. Default BENCH_CONVERGE_WORKERS, else 4 (RECONCILE_WORKERS' default). */
+  /** Our reconcile workers, and the limit's concurrency. Default BENCH_CONVERGE_WORKERS, else 8 (RECONCILE_WORKERS' default). */
   workers?: number
   /** Default: the server when BENCH_DATABASE_URL / TEST_DATABASE_URL is set, else embedded. */
   engine?: Engine
@@ -254,7 +254,7 @@ function sizesFromEnv(): number[] {
 export async function benchConverge(options: ConvergeOptions = {}): Promise<ConvergeResult[] & { table: string }> {
   installCleanupHandlers()
   const sizes = options.sizes ?? sizesFromEnv()
-  const workers = options.workers ?? Number(process.env.BENCH_CONVERGE_WORKERS ?? 4)
+  const workers = options.workers ?? Number(process.env.BENCH_CONVERGE_WORKERS ?? 8)
   const engine = options.engine ?? (serverUrl ? 'postgres' : 'embedded')
   await cleanupContainers()
   const results: ConvergeResult[] = []

@@ -175,7 +175,7 @@ async function measureKills(bench: BenchDaemon, names: string[]): Promise<TrialS
 }
 
 async function benchEngine(engine: Engine): Promise<LatencyResult> {
-  const bench = await startBenchDaemon({ engine, label: 'latency', workers: 4, hostPortRange: '5400-5498' })
+  const bench = await startBenchDaemon({ engine, label: 'latency', workers: 8, hostPortRange: '5400-5498' })
   const { daemon } = bench
   const apiBase = `http://${daemon.apiAddress.host}:${daemon.apiAddress.port}`
   // On a server the SQL comes from a separate client, as an operator's psql would; embedded has

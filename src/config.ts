@@ -124,7 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
       dockerTimeoutMs: read.seconds('DOCKER_TIMEOUT', 10) * 1000,
       pluginBindAddress: readAddress(env, 'PLUGIN_BIND_ADDRESS', '127.0.0.1', problems),
       hostPortRange: readPortRange(env, problems),
-      workers: read.integer('RECONCILE_WORKERS', 4, 1, 64),
+      workers: read.integer('RECONCILE_WORKERS', 8, 1, 64),
       resyncIntervalMs: read.seconds('RESYNC_INTERVAL', 300) * 1000,
       healthIntervalMs: read.seconds('HEALTH_INTERVAL', 30) * 1000,
       metricsRetentionMs: read.seconds('METRICS_RETENTION', 7 * 24 * 3600) * 1000,

@@ -95,7 +95,7 @@ describe('configuration', () => {
       dockerTimeoutMs: 10_000,
       pluginBindAddress: '127.0.0.1',
       hostPortRange: { from: 4100, to: 4999 },
-      workers: 4,
+      workers: 8,
       resyncIntervalMs: 300_000,
       healthIntervalMs: 30_000,
       metricsRetentionMs: 7 * 24 * 3600_000,
