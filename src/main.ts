@@ -3,7 +3,7 @@
 // load plugins and sync with Docker (adopting orphans), then serve.
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
-import { Controller, type ControllerStats } from './controller/controller.js'
+import { Controller, emptyControllerStats } from './controller/controller.js'
 import { LeaderElection, type LeadershipStatus } from './controller/leader-election.js'
 import { postgresLeaderLock, type LeaderLockBackend } from './db/leader-lock.js'
 import { ApiError } from './api/errors.js'
@@ -254,15 +254,7 @@ interface LeaderTerm {
 }
 
 /** What a follower reports for the controller it does not run. */
-const STANDBY_STATS: ControllerStats = {
-  dockerConnected: false,
-  queueDepth: 0,
-  processing: 0,
-  reconciles: 0,
-  reconcileErrors: 0,
-  reconcileSecondsTotal: 0,
-  resyncs: 0,
-}
+const STANDBY_STATS = emptyControllerStats()
 
 function notLeading(status: LeadershipStatus): ApiError {
   const leader = status.leader ? `manager ${status.leader} leads` : 'no manager leads right now'

@@ -56,6 +56,11 @@ export interface ControllerStats {
   lastResyncAt?: Date
 }
 
+/** Before any work: also what a follower, which runs no controller, reports. */
+export function emptyControllerStats(): ControllerStats {
+  return { dockerConnected: false, queueDepth: 0, processing: 0, reconciles: 0, reconcileErrors: 0, reconcileSecondsTotal: 0, resyncs: 0 }
+}
+
 
 export class Controller {
   readonly cache = new ContainerCache()
@@ -70,15 +75,7 @@ export class Controller {
   private resyncAgain = false
   private unsubscribe: (() => void) | undefined
   private readonly restarts = new Map<string, string>()
-  private readonly stats: ControllerStats = {
-    dockerConnected: false,
-    queueDepth: 0,
-    processing: 0,
-    reconciles: 0,
-    reconcileErrors: 0,
-    reconcileSecondsTotal: 0,
-    resyncs: 0,
-  }
+  private readonly stats: ControllerStats = emptyControllerStats()
 
   constructor(private readonly options: ControllerOptions) {
     this.log = options.logger.child({ component: 'controller' })
@@ -250,6 +247,11 @@ export class Controller {
   private async consumeEvents(): Promise<void> {
     try {
       for await (const item of this.options.runtime.events(this.abort.signal)) {
+        if (item.type === 'disconnected') {
+          // /readyz says "docker unreachable" from now until a resync reaches the engine again.
+          this.stats.dockerConnected = false
+          continue
+        }
         if (item.type === 'resync') {
           this.requestResync(`docker: ${item.reason}`)
           continue

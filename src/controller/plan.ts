@@ -271,7 +271,14 @@ function resetLater(plugin: Plugin, input: PlanInput, startedAt?: Date): Pick<Pl
 /** It exited while we meant it to run, and we have not recorded that crash yet. */
 function crashedBehindOurBack(plugin: Plugin, container: ObservedContainer): boolean {
   if (container.state !== 'exited' && container.state !== 'dead') return false
-  return plugin.status === 'running' || plugin.status === 'starting'
+  if (plugin.status !== 'running' && plugin.status !== 'starting') return false
+  // 'starting' with a restart due, on a container last started before that restart was
+  // scheduled: the restart's own start failed (the engine unreachable, say) and the exit
+  // is the crash already counted. Counting it again doubled the backoff on every retry
+  // through a Docker outage (restart 3 in 40 s after one minute without dockerd).
+  const restartDue = plugin.status === 'starting' ? plugin.nextRestartAt?.getTime() : undefined
+  const lastStarted = container.startedAt?.getTime()
+  return !(restartDue !== undefined && lastStarted !== undefined && lastStarted < restartDue)
 }
 
 function planCrash(input: PlanInput, container: ObservedContainer): Plan {

@@ -6,7 +6,7 @@ import { describeDatabase } from '../config.js'
 import type { Logger } from '../logger.js'
 import type { ChangeFeed } from './change-feed.js'
 import { openEmbeddedDatabase } from './embedded.js'
-import { createPool, PostgresChangeFeed, waitForPostgres } from './postgres.js'
+import { createPool, poolForKysely, PostgresChangeFeed, waitForPostgres } from './postgres.js'
 import type { Database } from './schema.js'
 
 export interface DatabaseHandle {
@@ -66,7 +66,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
     await pool.end()
     throw error
   }
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...queryCounter(options.onQuery) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: poolForKysely(pool, connectionString) }), ...queryCounter(options.onQuery) })
   const changes = new PostgresChangeFeed({ connectionString, logger, heartbeatMs: options.listenHeartbeatMs, managerId: config.controller.managerId })
   changes.start()
   return {

@@ -1,5 +1,6 @@
 // A real Postgres server through node-postgres: the pool, start-up retries, and the
 // dedicated LISTEN connection.
+import type { PostgresPool } from 'kysely'
 import pg from 'pg'
 import type { Logger } from '../logger.js'
 import { redactConnectionString } from '../config.js'
@@ -56,6 +57,26 @@ export function createPool(options: PostgresPoolOptions): pg.Pool {
     options.logger.warn({ err: error }, 'an idle Postgres connection failed; it will be replaced')
   })
   return pool
+}
+
+/**
+ * The pool as Kysely sees it, except that a connection that cannot be made is a
+ * DatabaseUnavailableError: the API then answers 503 "the database is not reachable"
+ * instead of a bare ECONNREFUSED that could be any service's (a write during a Postgres
+ * outage said only "a service the manager depends on is not reachable").
+ */
+export function poolForKysely(pool: pg.Pool, connectionString: string): PostgresPool {
+  return {
+    connect: async () => {
+      try {
+        return await pool.connect()
+      } catch (error) {
+        const target = redactConnectionString(connectionString)
+        throw new DatabaseUnavailableError(`cannot connect to Postgres at ${target}: ${describePgError(error)}`, { cause: error })
+      }
+    },
+    end: () => pool.end(),
+  }
 }
 
 export interface WaitOptions {
@@ -135,7 +156,11 @@ export interface PostgresChangeFeedOptions {
   heartbeatMs?: number
   /** A heartbeat slower than this counts as a dead connection. Default 5 s. */
   heartbeatTimeoutMs?: number
-  /** Reconnect delays. Default 250 ms doubling to 15 s. */
+  /**
+   * Reconnect delays. Default 250 ms doubling to 2 s (the leader election's retry period):
+   * writes made after the server is back but before LISTEN is re-armed wait for that
+   * re-arm, and with a 15 s cap they waited up to 18 s after a one-minute outage.
+   */
   reconnect?: { initialMs: number; maxMs: number }
   /** This manager: its own events' notifications are not delivered (it published them as it wrote them). */
   managerId?: string
@@ -176,7 +201,7 @@ export class PostgresChangeFeed implements ChangeFeed {
   }
 
   private async run(): Promise<void> {
-    const reconnect = this.options.reconnect ?? { initialMs: 250, maxMs: 15_000 }
+    const reconnect = this.options.reconnect ?? { initialMs: 250, maxMs: 2_000 }
     const backoff = new Backoff({ ...reconnect, jitter: 0.2 })
     const log = this.options.logger
     while (!this.abort.signal.aborted) {

@@ -79,8 +79,15 @@ export interface RuntimeEvent {
   time: Date
 }
 
-/** What the event stream yields: an event, or word that events may have been missed. */
-export type RuntimeStreamItem = { type: 'event'; event: RuntimeEvent } | { type: 'resync'; reason: string }
+/**
+ * What the event stream yields: an event; word that the engine was lost (`disconnected`,
+ * once per outage, so that readiness can say so while it lasts); or word that events may
+ * have been missed (`resync`, once it is back).
+ */
+export type RuntimeStreamItem =
+  | { type: 'event'; event: RuntimeEvent }
+  | { type: 'disconnected'; reason: string }
+  | { type: 'resync'; reason: string }
 
 export interface RuntimeInfo {
   engineVersion: string
@@ -119,7 +126,8 @@ export interface ContainerRuntime {
   stats(containerId: string): Promise<ContainerStats>
   /**
    * Events of managed containers until `signal` aborts. Survives an engine restart: it
-   * reconnects with backoff and yields a resync item after each reconnect.
+   * may yield a disconnected item when the stream is lost, then reconnects with backoff
+   * and yields a resync item after each reconnect.
    */
   events(signal: AbortSignal): AsyncIterable<RuntimeStreamItem>
 }

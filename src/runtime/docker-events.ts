@@ -1,7 +1,8 @@
 // The engine's event stream as an endless async iterable. dockerode hands back the raw
 // HTTP response and never reconnects: when dockerd restarts the response just ends, and a
 // half-dead connection may stay silent forever. This loop reconnects with backoff, pings
-// the engine while the stream is quiet, and says "resync" whenever events may be lost.
+// the engine while the stream is quiet, says "disconnected" when the engine is lost and
+// "resync" once it is back, since events may have been missed meanwhile.
 
 import type { Readable } from 'node:stream'
 import type { RuntimeStreamItem } from './container-runtime.js'
@@ -44,12 +45,15 @@ export async function* streamDockerEvents(
       eventStream = await source.open(everConnected ? undefined : requestedAtSeconds, signal)
     } catch (error) {
       if (signal.aborted) return
+      const firstFailure = lossReason === undefined
       lossReason = `connecting to the event stream failed: ${messageOf(error)}`
       const delayMs = backoff.next()
       source.logger.warn(
         { attempt: backoff.attempts, delayMs, err: error },
         `docker event stream: connect failed; retrying in ${formatDuration(delayMs)}`,
       )
+      // Once per outage (not per attempt): the consumer marks the engine unreachable.
+      if (firstFailure) yield { type: 'disconnected', reason: lossReason }
       await sleep(delayMs, signal)
       continue
     }
@@ -69,6 +73,9 @@ export async function* streamDockerEvents(
       { attempt: backoff.attempts, delayMs, reason: endReason },
       `docker event stream lost (${endReason}); reconnecting in ${formatDuration(delayMs)}`,
     )
+    // Without this the consumer would only learn of the outage once it is over (the resync):
+    // /readyz kept saying "ready" while dockerd was down.
+    yield { type: 'disconnected', reason: endReason }
     await sleep(delayMs, signal)
   }
 }

@@ -181,6 +181,23 @@ describe('plan', () => {
     )
   })
 
+  test('a due restart whose start failed is started again, not counted as another crash', () => {
+    // The restart wrote 'starting', then the engine did not answer: the container still shows the exit already counted.
+    const row = plugin({ status: 'starting', containerId: 'c0ffee000000aaaabbbbcccc', restartCount: 1, nextRestartAt: new Date(NOW - 30_000) })
+    const container = ourContainer(row, { state: 'exited', exitCode: 0, startedAt: new Date(NOW - 50_000), finishedAt: new Date(NOW - 40_000) })
+    expect(golden(row, container)).toBe(
+      [
+        'start  # restart 1 after a crash (backoff elapsed)',
+        'status status="running" error=null nextRestartAt=null containerId="c0ffee000000aaaabbbbcccc"',
+        'event plugin:started {"containerId":"c0ffee000000aaaabbbbcccc","restartCount":1}',
+        'requeue after 600000 ms',
+      ].join('\n'),
+    )
+    // Started by that restart and exited since (the manager died before writing 'running'): a new crash.
+    const restartedThenCrashed = ourContainer(row, { state: 'exited', exitCode: 3, startedAt: new Date(NOW - 29_000), finishedAt: new Date(NOW - 28_000) })
+    expect(golden(row, restartedThenCrashed)).toContain('restartCount=2')
+  })
+
   test('ten minutes of running resets the restart count', () => {
     const row = plugin({ status: 'running', containerId: 'c0ffee000000aaaabbbbcccc', restartCount: 2 })
     expect(golden(row, ourContainer(row, { startedAt: new Date(NOW - 600_000) }))).toContain('restartCount=0')

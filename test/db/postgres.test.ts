@@ -4,7 +4,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { PluginChange } from '../../src/db/change-feed.js'
 import { DatabaseUnavailableError } from '../../src/db/errors.js'
-import { createPool, LISTEN_APPLICATION_NAME, POOL_APPLICATION_NAME, waitForPostgres } from '../../src/db/postgres.js'
+import { createPool, LISTEN_APPLICATION_NAME, POOL_APPLICATION_NAME, poolForKysely, waitForPostgres } from '../../src/db/postgres.js'
 import { adminQuery, eventually, openTestDatabase, postgresUrl, sampleManifest, type TestDatabase } from '../helpers/databases.js'
 import { captureLogs } from '../helpers/log-capture.js'
 
@@ -38,6 +38,17 @@ describe('connecting at start-up', () => {
     expect(retries).toHaveLength(delays.length)
     expect(retries[0]).toMatch(/^Postgres at postgresql:\/\/ff:\*\*\*@127\.0\.0\.1:1\/flowforge is not reachable \(attempt 1, retrying in \d+ ms\): connection refused/)
     expect(JSON.stringify(logs.lines)).not.toContain('hunter2')
+  })
+})
+
+describe('the pool as Kysely uses it', () => {
+  test('a connection that cannot be made is DatabaseUnavailableError, naming the server but not the password', async () => {
+    const connectionString = 'postgresql://ff:hunter2@127.0.0.1:1/flowforge'
+    const pool = createPool({ connectionString, logger: captureLogs().logger })
+    const connecting = poolForKysely(pool, connectionString).connect()
+    await expect(connecting).rejects.toBeInstanceOf(DatabaseUnavailableError)
+    await expect(connecting).rejects.toThrow('cannot connect to Postgres at postgresql://ff:***@127.0.0.1:1/flowforge: connection refused')
+    await pool.end()
   })
 })
 

@@ -32,7 +32,7 @@ export interface PluginRow {
   error: string | null
 }
 
-const SELECT_PLUGIN_ROWS = 'SELECT forgehook_id, status, container_id, host_port, restart_count, next_restart_at, error FROM plugins'
+export const SELECT_PLUGIN_ROWS = 'SELECT forgehook_id, status, container_id, host_port, restart_count, next_restart_at, error FROM plugins'
 
 /** `docker inspect` of one container, reduced to what the fault tests compare. */
 export interface InspectedContainer {
@@ -80,6 +80,13 @@ export const CRASH_MANIFEST = { image: 'flowforge-test/crash:1', imagePullPolicy
  * keeps its defaults (10 s doubling).
  */
 const FAST_TIMINGS = { STOP_TIMEOUT: '1', RESYNC_INTERVAL: '1', HEALTH_INTERVAL: '1', RECONCILE_RETRY_BASE: '0.2', RECONCILE_RETRY_MAX: '2' }
+
+/**
+ * The production defaults where an outage test is about them (pass as extra env): a
+ * periodic resync every second would hide a lost event stream or LISTEN connection, and
+ * a 2 s retry cap would hide a backoff grown through the outage.
+ */
+export const PRODUCTION_TIMINGS = { RESYNC_INTERVAL: '300', RECONCILE_RETRY_BASE: '1', RECONCILE_RETRY_MAX: '300', HEALTH_INTERVAL: '5' }
 
 /** Call at the top level of a fault test file (it declares the CI checks and the hooks). */
 export async function faultFixture(options: FaultFixtureOptions): Promise<FaultFixture> {

@@ -7,7 +7,7 @@ import Docker from 'dockerode'
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { LABELS, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
 import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
-import { hostPortFromStartError, observedFromInspect, statsFromDocker } from '../../src/runtime/docker-mapping.js'
+import { hostPortFromStartError, observedFromInspect, portInUseDetail, statsFromDocker } from '../../src/runtime/docker-mapping.js'
 import { DockerRuntime } from '../../src/runtime/docker-runtime.js'
 import { demultiplexDockerLogs, LineSplitter, LogDemultiplexer, parseDockerEvent } from '../../src/runtime/docker-streams.js'
 import { silentLogger } from '../../src/logger.js'
@@ -148,7 +148,7 @@ describe('DockerRuntime against a stub engine', () => {
     expect(decodeURIComponent(paths.at(-1) ?? '')).toContain('"label":["io.flowforge.managed=true"]')
   })
 
-  test('the event stream reconnects after the engine ends it, and yields a resync', async () => {
+  test('the event stream reconnects after the engine ends it, and yields disconnected, then a resync', async () => {
     const eventUrls: string[] = []
     const dockerHost = await stubEngine('1.41', (request, response) => {
       if (!request.url?.includes('/events')) return void response.end('OK')
@@ -163,9 +163,10 @@ describe('DockerRuntime against a stub engine', () => {
     const logs = captureLogs('info')
     const runtime = new DockerRuntime({ dockerHost, logger: logs.logger, reconnectBackoff: { initialMs: 10, maxMs: 50 } })
     await runtime.connect()
-    const items = await takeItems(runtime, 3)
-    expect(items.map(describeItem)).toEqual(['event start first', 'resync', 'event start second'])
-    expect(items[1]).toMatchObject({ type: 'resync', reason: expect.stringContaining('the engine closed the stream') })
+    const items = await takeItems(runtime, 4)
+    expect(items.map(describeItem)).toEqual(['event start first', 'disconnected', 'resync', 'event start second'])
+    expect(items[1]).toMatchObject({ type: 'disconnected', reason: 'the engine closed the stream' })
+    expect(items[2]).toMatchObject({ type: 'resync', reason: expect.stringContaining('the engine closed the stream') })
     expect(eventUrls[0]).toMatch(/since=\d+/)
     expect(eventUrls[1]).not.toContain('since=')
     expect(logs.messages()).toContainEqual(expect.stringMatching(/^docker event stream lost .*reconnecting in 10 ms$/))
@@ -187,9 +188,10 @@ describe('DockerRuntime against a stub engine', () => {
     })
     const runtime = new DockerRuntime({ dockerHost, livenessIntervalMs: 50, reconnectBackoff: { initialMs: 10, maxMs: 50 }, logger: silentLogger() })
     await runtime.connect()
-    const items = await takeItems(runtime, 2)
-    expect(items.map(describeItem)).toEqual(['resync', 'event start after'])
+    const items = await takeItems(runtime, 3)
+    expect(items.map(describeItem)).toEqual(['disconnected', 'resync', 'event start after'])
     expect(items[0]).toMatchObject({ reason: expect.stringContaining('did not answer a ping') })
+    expect(items[1]).toMatchObject({ reason: expect.stringContaining('did not answer a ping') })
   })
 })
 
@@ -318,6 +320,15 @@ describe('Docker engine answers', () => {
     expect(hostPortFromStartError('Error starting userland proxy: listen tcp4 127.0.0.1:23458: bind: address already in use')).toBe(23458)
     expect(hostPortFromStartError('something else')).toBeUndefined()
   })
+
+  test('a port-in-use error reads the same at every attempt: the endpoint id is left out', () => {
+    const attempt = (endpointId: string) =>
+      portInUseDetail(`driver failed programming external connectivity on endpoint forgehook-y (${endpointId}): Bind for 127.0.0.1:4999 failed: port is already allocated`)
+    expect(attempt('72b33b3317994ae9a7100feddc2a008305d78d479efb0ef959255556dfbb30b5')).toBe(
+      'driver failed programming external connectivity on endpoint forgehook-y: Bind for 127.0.0.1:4999 failed: port is already allocated',
+    )
+    expect(attempt('bc3e60f11bdd013b74d19495991ae0542f5fb46985d0f260e3f7c6c95c7640dd')).toBe(attempt('72b33b3317994ae9a7100feddc2a008305d78d479efb0ef959255556dfbb30b5'))
+  })
 })
 
 function dockerEventLine(suffix: string, action = 'start', extraAttributes: Record<string, string> = {}): string {
@@ -341,7 +352,7 @@ function frame(streamType: number, payload: Buffer): Buffer {
 }
 
 function describeItem(item: RuntimeStreamItem): string {
-  return item.type === 'event' ? `event ${item.event.action} ${item.event.name.replace('forgehook-', '')}` : 'resync'
+  return item.type === 'event' ? `event ${item.event.action} ${item.event.name.replace('forgehook-', '')}` : item.type
 }
 
 /** Reads the first `count` stream items, then stops the stream. */
