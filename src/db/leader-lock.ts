@@ -4,7 +4,10 @@
 // - a leader whose connection dies stops leading at once (the session is gone, and with it
 //   the lock), and is told so by the connection's error/end events or a failed heartbeat;
 // - a half-dead client is dropped by the server's TCP keepalive (set per session below),
-//   so a partitioned leader's lock is released within about 15 s.
+//   so a partitioned leader's lock is released within about 15 s;
+// - a leader that stops sending its heartbeat (a frozen process, a blocked event loop) is
+//   disconnected by the server after `sessionTimeoutMs` (idle_session_timeout, 15 s: the
+//   Kubernetes lease duration), which releases the lock like an expired lease.
 // Who leads is read from pg_locks joined with pg_stat_activity: the holder's
 // application_name carries its manager id. Nothing is written, so nothing can go stale.
 import pg from 'pg'
@@ -32,7 +35,7 @@ export interface LeaderLockBackend {
 }
 
 /** The advisory-lock backend on a Postgres server. `instance` scopes the lock (MANAGER_INSTANCE). */
-export function postgresLeaderLock(connectionString: string, instance: string, managerId: string): LeaderLockBackend {
+export function postgresLeaderLock(connectionString: string, instance: string, managerId: string, sessionTimeoutMs = 15_000): LeaderLockBackend {
   const objectId = fnv1a32(instance)
   return {
     async connect() {
@@ -51,6 +54,10 @@ export function postgresLeaderLock(connectionString: string, instance: string, m
         await client.connect()
         // The server drops this session (and the lock) ~15 s after the client goes silent.
         await client.query('SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 5')
+        // idle_session_timeout exists from Postgres 14 on; without it only keepalive applies.
+        await client.query(`SET idle_session_timeout = ${Math.max(1, Math.round(sessionTimeoutMs))}`).catch((error: { code?: string }) => {
+          if (error.code !== '42704') throw error
+        })
       } catch (error) {
         await client.end().catch(() => undefined)
         throw error

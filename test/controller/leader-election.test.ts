@@ -4,7 +4,7 @@
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { LeaderElection } from '../../src/controller/leader-election.js'
-import { LEADER_APPLICATION_PREFIX, postgresLeaderLock } from '../../src/db/leader-lock.js'
+import { LEADER_APPLICATION_PREFIX, postgresLeaderLock, type LeaderLockBackend } from '../../src/db/leader-lock.js'
 import { silentLogger } from '../../src/logger.js'
 import { createServerDatabase, eventually, inCi, postgresUrl } from '../helpers/databases.js'
 
@@ -31,14 +31,19 @@ describe.skipIf(!postgresUrl && !inCi)('leader election through a Postgres advis
   })
   afterAll(async () => database?.drop())
 
-  function candidate(id: string, instance = 'election-test'): Candidate {
+  function candidate(
+    id: string,
+    instance = 'election-test',
+    options: { heartbeatMs?: number; sessionTimeoutMs?: number; wrap?: (backend: LeaderLockBackend) => LeaderLockBackend } = {},
+  ): Candidate {
     const terms: Candidate['terms'] = []
+    const backend = postgresLeaderLock(database.connectionString, instance, id, options.sessionTimeoutMs)
     const election = new LeaderElection({
-      backend: postgresLeaderLock(database.connectionString, instance, id),
+      backend: options.wrap ? options.wrap(backend) : backend,
       managerId: id,
       logger: silentLogger(),
       retryMs: RETRY_MS,
-      heartbeatMs: 200,
+      heartbeatMs: options.heartbeatMs ?? 200,
       heartbeatTimeoutMs: 1_000,
       onStartedLeading: () => void terms.push({ event: 'started', at: Date.now() }),
       onStoppedLeading: async (reason) => void terms.push({ event: 'stopped', at: Date.now(), reason }),
@@ -108,6 +113,27 @@ describe.skipIf(!postgresUrl && !inCi)('leader election through a Postgres advis
     await first.election.stop()
     expect(first.terms.map((term) => term.event)).toEqual(['started', 'stopped'])
     await eventually(() => (second.election.status().role === 'leader' ? true : undefined), 5 * RETRY_MS + 2_000, 's2 leads')
+  })
+
+  test('a leader that stops sending heartbeats (frozen) loses the lock after the session timeout, like an expired lease', async () => {
+    // Its heartbeat is far slower than the server's idle timeout: to the server it looks
+    // frozen. And frozen it stays: it cannot open another connection.
+    let connects = 0
+    const frozen = candidate('f1', 'frozen-instance', {
+      heartbeatMs: 60_000,
+      sessionTimeoutMs: 1_000,
+      wrap: (backend) => ({
+        connect: () => (++connects === 1 ? backend.connect() : Promise.reject(new Error('frozen'))),
+      }),
+    })
+    await frozen.election.firstDecision
+    expect(frozen.election.status().role).toBe('leader')
+    const waiting = candidate('f2', 'frozen-instance')
+    await waiting.election.firstDecision
+    expect(waiting.election.status().role).toBe('follower')
+    await eventually(() => (waiting.election.status().role === 'leader' ? true : undefined), 5_000, 'f2 leads once f1 is disconnected')
+    // The old leader learns it from its connection and stops.
+    await eventually(() => (frozen.terms.some((term) => term.event === 'stopped') ? true : undefined), 5_000, 'f1 stops')
   })
 
   test('a manager that cannot reach the database stays a candidate and never leads', async () => {
