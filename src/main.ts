@@ -177,9 +177,12 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     database: { engine: database.engine, ping: () => database.ping() },
     controller: {
       snapshot: () => term?.controller.snapshot() ?? STANDBY_STATS,
-      requestRestart: (pluginId, reason) => {
-        if (!term) throw notLeading(leadership())
-        term.controller.requestRestart(pluginId, reason)
+      requestRestart: async (pluginId, reason) => {
+        if (term) return term.controller.requestRestart(pluginId, reason)
+        // A follower passes it on to the leader (which listens for it), if there is one.
+        const status = leadership()
+        if (!status.leader) throw noLeader(status)
+        await store.sendRestartRequest(pluginId, `${reason} (via manager ${status.managerId})`)
       },
     },
     specs: { list: () => term?.specs.list() ?? [] },
@@ -256,9 +259,8 @@ interface LeaderTerm {
 /** What a follower reports for the controller it does not run. */
 const STANDBY_STATS = emptyControllerStats()
 
-function notLeading(status: LeadershipStatus): ApiError {
-  const leader = status.leader ? `manager ${status.leader} leads` : 'no manager leads right now'
-  return new ApiError(503, 'not_leader', `manager ${status.managerId} does not reconcile (${leader}); send this request to the leader`)
+function noLeader(status: LeadershipStatus): ApiError {
+  return new ApiError(503, 'no_leader', `no manager leads right now (this one, ${status.managerId}, follows); try again in a few seconds`)
 }
 
 /** Plugins published on every address (0.0.0.0) are still reached on loopback. */

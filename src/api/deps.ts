@@ -53,7 +53,7 @@ export interface ApiDependencies {
   controller: {
     snapshot(): ControllerStats
     /** Restarts the running container once (POST /plugins/:id/restart). */
-    requestRestart(pluginId: string, reason: string): void
+    requestRestart(pluginId: string, reason: string): void | Promise<void>
   }
   /** Who leads among the managers on this database: /readyz and /metrics say it. */
   leadership(): LeadershipStatus

@@ -110,6 +110,7 @@ export class Controller {
     this.unsubscribe = this.options.store.subscribe({
       onChange: (change) => this.onStoreChange(change),
       onResync: (reason) => this.requestResync(`database: ${reason}`),
+      onRestartRequest: (pluginId, reason) => this.requestRestart(pluginId, reason),
     })
     this.stats.engine = await this.connectRuntime()
     if (this.abort.signal.aborted) return

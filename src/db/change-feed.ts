@@ -4,6 +4,8 @@ import type { Logger } from '../logger.js'
 export const PLUGIN_CHANGES_CHANNEL = 'plugin_changes'
 /** The NOTIFY channel of recorded audit events (migrations/003): {id, origin}. */
 export const PLUGIN_EVENTS_CHANNEL = 'plugin_events'
+/** Restart requests a follower passes to the leader: {id, reason}. Not stored. */
+export const PLUGIN_RESTARTS_CHANNEL = 'plugin_restarts'
 
 /** One committed write to the plugins table, as sent by the trigger. */
 export interface PluginChange {
@@ -31,6 +33,8 @@ export interface ChangeListener {
    * Only the Postgres server feed sends these; the embedded engine has one writer.
    */
   onEvent?(eventId: number): void
+  /** Another manager (a follower) asks the leader to restart a plugin's container once. Server feed only. */
+  onRestartRequest?(pluginId: string, reason: string): void
 }
 
 export interface ChangeFeed {
@@ -69,6 +73,12 @@ export class ChangeFanout {
 
   deliverEvent(eventId: number): void {
     for (const listener of this.listeners) if (listener.onEvent) this.callSafely(() => listener.onEvent!(eventId))
+  }
+
+  deliverRestartRequest(pluginId: string, reason: string): void {
+    for (const listener of this.listeners) {
+      if (listener.onRestartRequest) this.callSafely(() => listener.onRestartRequest!(pluginId, reason))
+    }
   }
 
   resync(reason: string): void {

@@ -3,7 +3,7 @@
 // resource_version (see migrations/001).
 import { sql, type Kysely, type Selectable } from 'kysely'
 import type { Logger } from '../logger.js'
-import type { ChangeFeed, ChangeListener } from './change-feed.js'
+import { PLUGIN_RESTARTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
 import { AlreadyExistsError, ConflictError, InvalidValueError, NotFoundError } from './errors.js'
 import { isUuid } from '../util/uuid.js'
@@ -357,6 +357,18 @@ export class PluginStore {
     const items = rows.slice(0, limit).map(toEvent)
     const last = items[items.length - 1]
     return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.id) } : { items }
+  }
+
+  /**
+   * Asks whichever manager leads to restart the plugin's container once (a follower's
+   * POST /restart). A notification only: lost if no leader listens at that moment, like
+   * the leader's own pending restarts are lost when it crashes.
+   */
+  async sendRestartRequest(pluginId: string, reason: string): Promise<void> {
+    const payload = JSON.stringify({ id: pluginId, reason })
+    await this.run('restart request', async () => {
+      await sql`SELECT pg_notify(${PLUGIN_RESTARTS_CHANNEL}, ${payload})`.execute(this.db)
+    })
   }
 
   /** The events with these ids, oldest first (the live relay of other writers' events). */

@@ -5,7 +5,14 @@ import pg from 'pg'
 import type { Logger } from '../logger.js'
 import { redactConnectionString } from '../config.js'
 import { Backoff, formatDuration, sleep } from '../util/backoff.js'
-import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, PLUGIN_EVENTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
+import {
+  ChangeFanout,
+  PLUGIN_CHANGES_CHANNEL,
+  PLUGIN_EVENTS_CHANNEL,
+  PLUGIN_RESTARTS_CHANNEL,
+  type ChangeFeed,
+  type ChangeListener,
+} from './change-feed.js'
 import { DatabaseUnavailableError } from './errors.js'
 import { numericParsers } from './type-parsers.js'
 
@@ -239,6 +246,16 @@ export class PostgresChangeFeed implements ChangeFeed {
     }
   }
 
+  /** A follower's restart request: `{"id": "<plugin uuid>", "reason": "..."}`. */
+  private deliverRestartRequest(payload: string): void {
+    try {
+      const { id, reason } = JSON.parse(payload) as { id?: unknown; reason?: unknown }
+      if (typeof id === 'string' && typeof reason === 'string') this.fanout.deliverRestartRequest(id, reason)
+    } catch {
+      this.options.logger.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed plugin_restarts notification')
+    }
+  }
+
   /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
   private async listenOnce(): Promise<{ lost: Promise<string> }> {
     const client = new pg.Client(clientConfig(this.options.connectionString, 10_000, LISTEN_APPLICATION_NAME))
@@ -251,9 +268,10 @@ export class PostgresChangeFeed implements ChangeFeed {
     client.on('notification', (message) => {
       if (message.channel === PLUGIN_CHANGES_CHANNEL && message.payload) this.fanout.deliverPayload(message.payload)
       if (message.channel === PLUGIN_EVENTS_CHANNEL && message.payload) this.deliverEvent(message.payload)
+      if (message.channel === PLUGIN_RESTARTS_CHANNEL && message.payload) this.deliverRestartRequest(message.payload)
     })
     await client.connect()
-    await client.query(`LISTEN ${PLUGIN_CHANGES_CHANNEL}; LISTEN ${PLUGIN_EVENTS_CHANNEL}`)
+    await client.query(`LISTEN ${PLUGIN_CHANGES_CHANNEL}; LISTEN ${PLUGIN_EVENTS_CHANNEL}; LISTEN ${PLUGIN_RESTARTS_CHANNEL}`)
     this.connected = true
     if (this.connectedOnce) this.reconnects += 1
     if (this.connectedOnce) {

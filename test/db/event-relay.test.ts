@@ -77,4 +77,20 @@ describe.skipIf(!postgresUrl && !inCi)('the event relay between managers (Postgr
     expect([count(leader, 'operator:note'), count(follower, 'operator:note')]).toEqual([1, 1])
     expect(follower.seen.find((event) => event.type === 'operator:note')).toMatchObject({ forgehookId: 'relayed', data: { text: 'hello' } })
   })
+
+  test('a restart request one manager sends reaches the listeners of every manager', async () => {
+    const [sender, receiver] = managers.length >= 2 ? managers : [await manager('relay-m3'), await manager('relay-m4')]
+    const heard: { manager: string; pluginId: string; reason: string }[] = []
+    const stops = [sender!, receiver!].map((one, index) =>
+      one.store.subscribe({ onChange: () => undefined, onResync: () => undefined, onRestartRequest: (pluginId, reason) => void heard.push({ manager: `m${index}`, pluginId, reason }) }),
+    )
+    try {
+      await sender!.store.sendRestartRequest('0b7e5b9e-2f43-4c36-9a53-2b8f3d1f6a10', 'requested through the API (via manager m2)')
+      await eventually(() => (heard.length === 2 ? true : undefined), 5_000, 'both managers hear it')
+      expect(heard.map((one) => one.reason)).toEqual(['requested through the API (via manager m2)', 'requested through the API (via manager m2)'])
+      expect(new Set(heard.map((one) => one.pluginId))).toEqual(new Set(['0b7e5b9e-2f43-4c36-9a53-2b8f3d1f6a10']))
+    } finally {
+      for (const stop of stops) stop()
+    }
+  })
 })

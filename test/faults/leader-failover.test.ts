@@ -34,7 +34,7 @@ async function containersPerPlugin(): Promise<Map<string, number>> {
 }
 
 test.runIf(fixture.ready)(
-  'two managers, leader SIGKILLed mid-apply: the other leads within 15 s, all 10 plugins run, never two containers for one plugin',
+  'two managers, leader SIGKILLed mid-apply: the other leads within 15 s, all 10 plugins run, never two containers for one plugin; a restart asked of a follower is done by the leader',
   async () => {
     const first = await fixture.spawnManager({ MANAGER_ID: 'm1' })
     await waitForLog(first, 'leading: this manager (m1)')
@@ -90,5 +90,19 @@ test.runIf(fixture.ready)(
     expect(await readiness(again)).toMatchObject({ role: 'follower', leader: 'm2' })
     const metrics = await (await fetch(`${await second.apiUrl()}/metrics`)).text()
     expect(metrics).toContain('flowforge_leader{manager="m2",leader="m2"} 1')
+
+    // A restart asked of the follower is carried out by the leader: same container, new start.
+    const target = (await fixture.ourContainers()).find((container) => container.name === 'forgehook-fl-0')!
+    const restart = await fetch(`${await again.apiUrl()}/api/v1/plugins/fl-0/restart`, { method: 'POST' })
+    expect(restart.status).toBe(202)
+    await eventually(
+      async () => {
+        const now = await fixture.inspect(target.id)
+        return now?.state === 'running' && now.startedAt !== target.startedAt ? true : undefined
+      },
+      30_000,
+      'fl-0 restarted by the leader',
+    )
+    expect(await fixture.eventTypes('fl-0')).toContain('plugin:restarted')
   },
 )

@@ -107,7 +107,7 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
     if (plugin.desiredState !== 'running') {
       throw new ApiError(409, 'not_running', `plugin "${plugin.forgehookId}" is stopped: start it instead of restarting it`)
     }
-    controller.requestRestart(plugin.id, 'requested through the API')
+    await controller.requestRestart(plugin.id, 'requested through the API')
     return pluginAnswer(c, plugin, 202)
   })
 
