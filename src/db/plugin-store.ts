@@ -1,153 +1,41 @@
 // The only code that issues SQL against plugin state. Inputs write spec through createPlugin
 // and updateSpec; only the reconciler calls writeStatus. Triggers keep generation and
 // resource_version (see migrations/001).
-import { sql, type Kysely, type Selectable } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Logger } from '../logger.js'
 import { PLUGIN_RESTARTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
-import { AlreadyExistsError, ConflictError, InvalidValueError, NotFoundError } from './errors.js'
+import { ConflictError, NotFoundError } from './errors.js'
 import { isUuid } from '../util/uuid.js'
+import type { Database, PluginRowUpdate } from './schema.js'
 import type {
-  Database,
-  DesiredState,
-  HealthStatus,
-  JsonObject,
-  PluginEventsTable,
-  PluginMetricsTable,
-  PluginPhase,
-  PluginRow,
-  PluginRowUpdate,
-} from './schema.js'
+  EventQuery,
+  MetricsSample,
+  NewPlugin,
+  NewPluginEvent,
+  Page,
+  Plugin,
+  PluginEvent,
+  PluginFilter,
+  PluginMetrics,
+  PluginSpecPatch,
+  PluginStatusUpdate,
+} from './plugin-types.js'
+import {
+  decodeCursor,
+  encodeCursor,
+  eventRow,
+  specColumns,
+  statusColumns,
+  toArray,
+  toEvent,
+  toMetrics,
+  toPlugin,
+  translateError,
+  whereIdOrName,
+} from './plugin-rows.js'
 
-/** A plugin as the rest of the program sees it: one row, camelCase. */
-export interface Plugin {
-  id: string
-  forgehookId: string
-  // spec
-  manifest: JsonObject
-  config: JsonObject
-  environment: Record<string, string>
-  desiredState: DesiredState
-  requestedHostPort: number | null
-  labels: Record<string, string>
-  source: string
-  deletionRequestedAt: Date | null
-  // status
-  status: PluginPhase
-  containerId: string | null
-  containerName: string | null
-  hostPort: number | null
-  healthStatus: HealthStatus
-  lastHealthCheck: Date | null
-  error: string | null
-  restartCount: number
-  observedGeneration: number
-  installedAt: Date | null
-  startedAt: Date | null
-  stoppedAt: Date | null
-  /** Crash-loop backoff: when the next restart is due. */
-  nextRestartAt: Date | null
-  // bookkeeping
-  generation: number
-  resourceVersion: number
-  createdAt: Date
-  updatedAt: Date
-}
-
-/** The desired-state half; every field but manifest may be left out on create. */
-export interface PluginSpecFields {
-  manifest: JsonObject
-  config?: JsonObject
-  environment?: Record<string, string>
-  desiredState?: DesiredState
-  requestedHostPort?: number | null
-  labels?: Record<string, string>
-}
-
-export interface NewPlugin extends PluginSpecFields {
-  /** Normally generated; given when adopting a container that carries its plugin id. */
-  id?: string
-  forgehookId: string
-  /** 'api', 'sql', 'file:<path>', 'adopted'. */
-  source: string
-}
-
-export type PluginSpecPatch = Partial<PluginSpecFields> & { source?: string }
-
-/** The observed half, written only by the reconciler. */
-export interface PluginStatusUpdate {
-  status?: PluginPhase
-  containerId?: string | null
-  containerName?: string | null
-  hostPort?: number | null
-  healthStatus?: HealthStatus
-  lastHealthCheck?: Date | null
-  error?: string | null
-  restartCount?: number
-  observedGeneration?: number
-  installedAt?: Date | null
-  startedAt?: Date | null
-  stoppedAt?: Date | null
-  nextRestartAt?: Date | null
-}
-
-export interface PluginFilter {
-  status?: PluginPhase | PluginPhase[]
-  health?: HealthStatus | HealthStatus[]
-  desiredState?: DesiredState
-}
-
-export interface PluginEvent {
-  id: number
-  pluginId: string | null
-  forgehookId: string
-  type: string
-  data: JsonObject
-  timestamp: Date
-}
-
-export interface NewPluginEvent {
-  pluginId: string | null
-  forgehookId: string
-  type: string
-  data?: JsonObject
-}
-
-export interface EventQuery {
-  pluginId?: string
-  /** Also finds the history of a plugin that was uninstalled (plugin_id is NULL then). */
-  forgehookId?: string
-  types?: string[]
-  since?: Date
-  /** Default 100, at most 1000. */
-  limit?: number
-  /** From a previous page's nextCursor. */
-  cursor?: string
-  /** Newest first (default) or oldest first. */
-  order?: 'desc' | 'asc'
-}
-
-export interface Page<T> {
-  items: T[]
-  /** Present when there may be more. */
-  nextCursor?: string
-}
-
-export interface MetricsSample {
-  requestCount?: number
-  errorCount?: number
-  totalResponseTimeMs?: number
-  avgResponseTimeMs?: number | null
-  cpuUsagePercent?: number | null
-  memoryUsageMb?: number | null
-  recordedAt?: Date
-}
-
-export interface PluginMetrics extends Required<Omit<MetricsSample, 'recordedAt'>> {
-  id: number
-  pluginId: string
-  recordedAt: Date
-}
+export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics } from './plugin-types.js'
 
 const MAX_PAGE = 1000
 
@@ -453,143 +341,4 @@ export class PluginStore {
       throw translateError(error, what)
     }
   }
-}
-
-function whereIdOrName(idOrName: string): 'id' | 'forgehook_id' {
-  return isUuid(idOrName) ? 'id' : 'forgehook_id'
-}
-
-function toArray<T>(value: T | T[]): T[] {
-  return Array.isArray(value) ? value : [value]
-}
-
-function specColumns(spec: Partial<PluginSpecFields>): PluginRowUpdate {
-  const values: PluginRowUpdate = {}
-  if (spec.manifest !== undefined) values.manifest = JSON.stringify(spec.manifest)
-  if (spec.config !== undefined) values.config = JSON.stringify(spec.config)
-  if (spec.environment !== undefined) values.environment = JSON.stringify(spec.environment)
-  if (spec.desiredState !== undefined) values.desired_state = spec.desiredState
-  if (spec.requestedHostPort !== undefined) values.requested_host_port = spec.requestedHostPort
-  if (spec.labels !== undefined) values.labels = JSON.stringify(spec.labels)
-  return values
-}
-
-const STATUS_COLUMNS = {
-  status: 'status',
-  containerId: 'container_id',
-  containerName: 'container_name',
-  hostPort: 'host_port',
-  healthStatus: 'health_status',
-  lastHealthCheck: 'last_health_check',
-  error: 'error',
-  restartCount: 'restart_count',
-  observedGeneration: 'observed_generation',
-  installedAt: 'installed_at',
-  startedAt: 'started_at',
-  stoppedAt: 'stopped_at',
-  nextRestartAt: 'next_restart_at',
-} as const satisfies Record<keyof PluginStatusUpdate, keyof PluginRow>
-
-function statusColumns(update: PluginStatusUpdate): PluginRowUpdate {
-  const values: Record<string, unknown> = {}
-  for (const [field, column] of Object.entries(STATUS_COLUMNS)) {
-    const value = update[field as keyof PluginStatusUpdate]
-    if (value !== undefined) values[column] = value
-  }
-  return values as PluginRowUpdate
-}
-
-export function toPlugin(row: PluginRow): Plugin {
-  return {
-    id: row.id,
-    forgehookId: row.forgehook_id,
-    manifest: row.manifest,
-    config: row.config,
-    environment: row.environment,
-    desiredState: row.desired_state,
-    requestedHostPort: row.requested_host_port,
-    labels: row.labels,
-    source: row.source,
-    deletionRequestedAt: row.deletion_requested_at,
-    status: row.status,
-    containerId: row.container_id,
-    containerName: row.container_name,
-    hostPort: row.host_port,
-    healthStatus: row.health_status,
-    lastHealthCheck: row.last_health_check,
-    error: row.error,
-    restartCount: row.restart_count,
-    observedGeneration: row.observed_generation,
-    installedAt: row.installed_at,
-    startedAt: row.started_at,
-    stoppedAt: row.stopped_at,
-    nextRestartAt: row.next_restart_at,
-    generation: row.generation,
-    resourceVersion: row.resource_version,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  }
-}
-
-function eventRow(event: NewPluginEvent) {
-  return { plugin_id: event.pluginId, forgehook_id: event.forgehookId, event_type: event.type, data: JSON.stringify(event.data ?? {}) }
-}
-
-function toEvent(row: Selectable<PluginEventsTable>): PluginEvent {
-  return {
-    id: row.id,
-    pluginId: row.plugin_id,
-    forgehookId: row.forgehook_id,
-    type: row.event_type,
-    data: row.data,
-    timestamp: row.timestamp,
-  }
-}
-
-function toMetrics(row: Selectable<PluginMetricsTable>): PluginMetrics {
-  return {
-    id: row.id,
-    pluginId: row.plugin_id,
-    requestCount: row.request_count,
-    errorCount: row.error_count,
-    totalResponseTimeMs: row.total_response_time_ms,
-    avgResponseTimeMs: row.avg_response_time_ms,
-    cpuUsagePercent: row.cpu_usage_percent,
-    memoryUsageMb: row.memory_usage_mb,
-    recordedAt: row.recorded_at,
-  }
-}
-
-function encodeCursor(id: number): string {
-  return Buffer.from(`e:${id}`).toString('base64url')
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^e:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
-  if (!match) throw new InvalidValueError(`invalid cursor "${cursor}"`, 'cursor')
-  return Number(match[1])
-}
-
-const CONSTRAINT_MESSAGES: Record<string, { field: string; message: string }> = {
-  plugins_forgehook_id_dns_label: {
-    field: 'forgehookId',
-    message: 'the plugin name must be a DNS label: lower-case letters, digits and "-", at most 63 characters',
-  },
-  idx_plugins_host_port: { field: 'hostPort', message: 'that host port is already assigned to another plugin' },
-  plugins_container_name_key: { field: 'containerName', message: 'that container name belongs to another plugin' },
-  plugins_desired_state_check: { field: 'desiredState', message: 'desired state must be "running" or "stopped"' },
-  plugins_requested_host_port_range: { field: 'hostPort', message: 'host port must be from 1 to 65535' },
-  plugins_host_port_range: { field: 'hostPort', message: 'host port must be from 1 to 65535' },
-}
-
-/** Maps Postgres constraint errors (same codes on pg and PGlite) to typed errors. */
-export function translateError(error: unknown, what: string): unknown {
-  const pgError = error as { code?: string; constraint?: string; message?: string }
-  if (pgError.code === '23505' && pgError.constraint === 'plugins_forgehook_id_key') return new AlreadyExistsError(what)
-  const known = pgError.constraint ? CONSTRAINT_MESSAGES[pgError.constraint] : undefined
-  if (known && (pgError.code === '23505' || pgError.code === '23514')) return new InvalidValueError(known.message, known.field)
-  if (pgError.code === '23514' || pgError.code === '23502' || pgError.code === '22P02') {
-    return new InvalidValueError(`${what}: ${pgError.message}`)
-  }
-  return error
 }

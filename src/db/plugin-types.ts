@@ -1,0 +1,133 @@
+// What the store hands out and takes in: plugins, events and metrics as the rest of the
+// program sees them (camelCase, Dates), apart from the SQL that produces them.
+import type { DesiredState, HealthStatus, JsonObject, PluginPhase } from './schema.js'
+
+/** A plugin as the rest of the program sees it: one row, camelCase. */
+export interface Plugin {
+  id: string
+  forgehookId: string
+  // spec
+  manifest: JsonObject
+  config: JsonObject
+  environment: Record<string, string>
+  desiredState: DesiredState
+  requestedHostPort: number | null
+  labels: Record<string, string>
+  source: string
+  deletionRequestedAt: Date | null
+  // status
+  status: PluginPhase
+  containerId: string | null
+  containerName: string | null
+  hostPort: number | null
+  healthStatus: HealthStatus
+  lastHealthCheck: Date | null
+  error: string | null
+  restartCount: number
+  observedGeneration: number
+  installedAt: Date | null
+  startedAt: Date | null
+  stoppedAt: Date | null
+  /** Crash-loop backoff: when the next restart is due. */
+  nextRestartAt: Date | null
+  // bookkeeping
+  generation: number
+  resourceVersion: number
+  createdAt: Date
+  updatedAt: Date
+}
+
+/** The desired-state half; every field but manifest may be left out on create. */
+export interface PluginSpecFields {
+  manifest: JsonObject
+  config?: JsonObject
+  environment?: Record<string, string>
+  desiredState?: DesiredState
+  requestedHostPort?: number | null
+  labels?: Record<string, string>
+}
+
+export interface NewPlugin extends PluginSpecFields {
+  /** Normally generated; given when adopting a container that carries its plugin id. */
+  id?: string
+  forgehookId: string
+  /** 'api', 'sql', 'file:<path>', 'adopted'. */
+  source: string
+}
+
+export type PluginSpecPatch = Partial<PluginSpecFields> & { source?: string }
+
+/** The observed half, written only by the reconciler. */
+export interface PluginStatusUpdate {
+  status?: PluginPhase
+  containerId?: string | null
+  containerName?: string | null
+  hostPort?: number | null
+  healthStatus?: HealthStatus
+  lastHealthCheck?: Date | null
+  error?: string | null
+  restartCount?: number
+  observedGeneration?: number
+  installedAt?: Date | null
+  startedAt?: Date | null
+  stoppedAt?: Date | null
+  nextRestartAt?: Date | null
+}
+
+export interface PluginFilter {
+  status?: PluginPhase | PluginPhase[]
+  health?: HealthStatus | HealthStatus[]
+  desiredState?: DesiredState
+}
+
+export interface PluginEvent {
+  id: number
+  pluginId: string | null
+  forgehookId: string
+  type: string
+  data: JsonObject
+  timestamp: Date
+}
+
+export interface NewPluginEvent {
+  pluginId: string | null
+  forgehookId: string
+  type: string
+  data?: JsonObject
+}
+
+export interface EventQuery {
+  pluginId?: string
+  /** Also finds the history of a plugin that was uninstalled (plugin_id is NULL then). */
+  forgehookId?: string
+  types?: string[]
+  since?: Date
+  /** Default 100, at most 1000. */
+  limit?: number
+  /** From a previous page's nextCursor. */
+  cursor?: string
+  /** Newest first (default) or oldest first. */
+  order?: 'desc' | 'asc'
+}
+
+export interface Page<T> {
+  items: T[]
+  /** Present when there may be more. */
+  nextCursor?: string
+}
+
+export interface MetricsSample {
+  requestCount?: number
+  errorCount?: number
+  totalResponseTimeMs?: number
+  avgResponseTimeMs?: number | null
+  cpuUsagePercent?: number | null
+  memoryUsageMb?: number | null
+  recordedAt?: Date
+}
+
+export interface PluginMetrics extends Required<Omit<MetricsSample, 'recordedAt'>> {
+  id: number
+  pluginId: string
+  recordedAt: Date
+}
