@@ -21,10 +21,16 @@ export function engineMessageOf(error: unknown): string {
  * An error no caller expects by type. Without an HTTP status the engine was not reached
  * (or not in time: docker-modem's timeout destroys the request): RuntimeUnavailableError.
  */
-export function driverError(engineAddress: string, action: string, error: unknown): Error {
+export function driverError(engineAddress: string, action: string, error: unknown, requestTimeoutMs?: number): Error {
   const statusCode = statusCodeOf(error)
   if (statusCode === undefined) {
-    return new RuntimeUnavailableError(`Docker engine at ${engineAddress} did not answer (${action}): ${engineMessageOf(error)}`, {
+    // docker-modem ends a request that outlives its timeout without saying so: the request
+    // just hangs up. Name the likely reason, since "socket hang up" alone tells an operator little.
+    const hint =
+      requestTimeoutMs !== undefined && (error as { code?: unknown } | null)?.code === 'ECONNRESET'
+        ? ` (no answer within ${requestTimeoutMs / 1000} s, DOCKER_TIMEOUT, or the engine closed the connection)`
+        : ''
+    return new RuntimeUnavailableError(`Docker engine at ${engineAddress} did not answer (${action}): ${engineMessageOf(error)}${hint}`, {
       cause: error,
     })
   }

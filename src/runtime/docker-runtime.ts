@@ -331,7 +331,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   private driverError(action: string, error: unknown): Error {
-    return driverError(this.where(), action, error)
+    return driverError(this.where(), action, error, this.requestTimeoutMs)
   }
 
   private where(): string {

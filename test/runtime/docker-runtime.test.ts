@@ -8,6 +8,7 @@ import { afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { LABELS, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
 import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
 import { hostPortFromStartError, observedFromInspect, portInUseDetail, statsFromDocker } from '../../src/runtime/docker-mapping.js'
+import { driverError } from '../../src/runtime/docker-errors.js'
 import { DockerRuntime } from '../../src/runtime/docker-runtime.js'
 import { demultiplexDockerLogs, LineSplitter, LogDemultiplexer, parseDockerEvent } from '../../src/runtime/docker-streams.js'
 import { silentLogger } from '../../src/logger.js'
@@ -319,6 +320,18 @@ describe('Docker engine answers', () => {
     expect(hostPortFromStartError('driver failed ...: Bind for 127.0.0.1:23457 failed: port is already allocated')).toBe(23457)
     expect(hostPortFromStartError('Error starting userland proxy: listen tcp4 127.0.0.1:23458: bind: address already in use')).toBe(23458)
     expect(hostPortFromStartError('something else')).toBeUndefined()
+  })
+
+  test('an engine that hangs up says why it may have: the request timeout, or a closed connection', () => {
+    const hangUp = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+    expect(driverError('unix:///var/run/docker.sock', 'inspect x', hangUp, 5_000).message).toBe(
+      'Docker engine at unix:///var/run/docker.sock did not answer (inspect x): socket hang up (no answer within 5 s, DOCKER_TIMEOUT, or the engine closed the connection)',
+    )
+    const refused = Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' })
+    expect(driverError('unix:///var/run/docker.sock', 'inspect x', refused, 5_000).message).toBe(
+      'Docker engine at unix:///var/run/docker.sock did not answer (inspect x): connect ECONNREFUSED /var/run/docker.sock',
+    )
+    expect(driverError('unix:///var/run/docker.sock', 'inspect x', Object.assign(new Error('boom'), { statusCode: 500 }), 5_000)).not.toBeInstanceOf(RuntimeUnavailableError)
   })
 
   test('a port-in-use error reads the same at every attempt: the endpoint id is left out', () => {
