@@ -124,7 +124,11 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
       awaitWriteFinishMs: config.specs.settleMs,
     })
     const specsStarted = specs.start()
+    // A leader must reconcile even when its spec folder cannot be watched: holding the lead
+    // without a controller would stop every manager. (Without an election the start-up
+    // itself fails on it, below.)
     const ready = specsStarted
+      .catch((error: unknown) => logger.error({ err: error }, `the spec folder is not watched (${(error as Error).message}); reconciling without it`))
       .then(() => controller.start())
       .then(() => {
         health.start()
