@@ -103,6 +103,7 @@ test.runIf(fixture.ready)(
       30_000,
       'fl-0 restarted by the leader',
     )
-    expect(await fixture.eventTypes('fl-0')).toContain('plugin:restarted')
+    // The audit event is written once the restart's reconcile ends, just after the start.
+    await eventually(async () => ((await fixture.eventTypes('fl-0')).includes('plugin:restarted') ? true : undefined), 10_000, 'the plugin:restarted event')
   },
 )
