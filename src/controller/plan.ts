@@ -240,12 +240,18 @@ function planKeepRunning(input: PlanInput, container: ObservedContainer): Plan {
   const status: PluginStatusUpdate = { status: 'running', error: null, nextRestartAt: null, containerId: container.id }
   // Adopted, or found running after our own restart: record when it started.
   if (plugin.status !== 'running' && container.startedAt) status.startedAt = container.startedAt
+  // Still in a transition phase: the reconcile that started it ended (a manager killed, a
+  // failed status write) before recording it, so its events were never written either.
+  const events: PlannedEvent[] =
+    plugin.status === 'installing' || plugin.status === 'starting'
+      ? [{ type: 'plugin:started', data: { containerId: container.id, recordedLate: `found running in phase ${plugin.status}: started by a reconcile that ended before recording it` } }]
+      : []
   const policy = input.crashLoop ?? DEFAULT_CRASH_LOOP
   const sinceStart = container.startedAt ? input.now - container.startedAt.getTime() : 0
   if (plugin.restartCount > 0 && container.startedAt && sinceStart >= policy.resetAfterMs) {
-    return { actions: [], status: { ...status, restartCount: 0 }, events: [] }
+    return { actions: [], status: { ...status, restartCount: 0 }, events }
   }
-  return { actions: [], status, events: [], ...resetLater(plugin, input, container.startedAt) }
+  return { actions: [], status, events, ...resetLater(plugin, input, container.startedAt) }
 }
 
 function planRestart(container: ObservedContainer, reason: string): Plan {

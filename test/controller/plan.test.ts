@@ -88,6 +88,18 @@ describe('plan', () => {
     expect(golden(row, ourContainer(row))).toBe('status status="running" error=null nextRestartAt=null containerId="c0ffee000000aaaabbbbcccc"')
   })
 
+  test('a container found running while the row is still installing is recorded as started, late', () => {
+    // The manager that created and started it was killed before its status and events were written.
+    const row = plugin({ status: 'installing', containerId: null })
+    const container = ourContainer(row)
+    expect(golden(row, container)).toBe(
+      [
+        `status status="running" error=null nextRestartAt=null containerId="c0ffee000000aaaabbbbcccc" startedAt=${container.startedAt!.toISOString()}`,
+        'event plugin:started {"containerId":"c0ffee000000aaaabbbbcccc","recordedLate":"found running in phase installing: started by a reconcile that ended before recording it"}',
+      ].join('\n'),
+    )
+  })
+
   test('desired stopped stops a running container and keeps it', () => {
     const row = plugin({ status: 'running', desiredState: 'stopped', containerId: 'c0ffee000000aaaabbbbcccc' })
     expect(golden(row, ourContainer(row))).toBe(
