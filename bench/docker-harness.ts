@@ -3,7 +3,6 @@
 // a ContainerRuntime that counts calls, the daemon started in-process, and small helpers.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -14,6 +13,7 @@ import { createLogger, silentLogger, type Logger } from '../src/logger.js'
 import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerRuntime, type ContainerSpec, type ImagePullPolicy, type RuntimeStreamItem } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
+import { processCpuSeconds } from '../src/util/proc-stat.js'
 
 export const BENCH_IMAGE = 'flowforge-test/http:1'
 /** MANAGER_INSTANCE of every daemon of this run, and the start of every container name. */
@@ -275,9 +275,7 @@ export async function watchDockerEvents(filters: Record<string, string[]>) {
 export function engineCpuSeconds(): number | undefined {
   const pids = (spawnSync('pidof', ['dockerd', 'containerd'], { encoding: 'utf8' }).stdout ?? '').split(/\s+/).filter(Boolean)
   if (pids.length === 0) return undefined
-  // /proc/<pid>/stat after "comm) ": utime and stime are fields 14 and 15, in USER_HZ (100) ticks.
-  const ticks = pids.map((pid) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')).map((fields) => Number(fields[11]) + Number(fields[12]))
-  return ticks.reduce((sum, value) => sum + value, 0) / 100
+  return pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0)
 }
 
 /** Events that mean the engine changed something (image pulls included). */

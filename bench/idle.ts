@@ -19,6 +19,7 @@ import { silentLogger } from '../src/logger.js'
 import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
+import { processCpuSeconds } from '../src/util/proc-stat.js'
 import { cleaningUpAfterInterrupt, cleanupOnInterrupt, insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
 
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
@@ -100,15 +101,13 @@ async function removeContainers(docker: Docker): Promise<number> {
 
 /** CPU seconds of dockerd so far, or undefined when /proc does not tell (another OS, no access). */
 async function dockerdCpuSeconds(): Promise<number | undefined> {
-  const ticksPerSecond = 100 // USER_HZ on Linux
   // No /proc (not Linux): no number, rather than a wrong one.
   for (const entry of await readdir('/proc').catch(() => [])) {
     if (!/^\d+$/.test(entry)) continue
     // A process that exited since the listing has no comm any more: not dockerd.
     const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')
     if (comm.trim() !== 'dockerd') continue
-    const fields = (await readFile(`/proc/${entry}/stat`, 'utf8')).split(') ')[1]!.split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+    return processCpuSeconds(entry)
   }
   return undefined
 }

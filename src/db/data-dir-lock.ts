@@ -2,6 +2,7 @@
 // lock file (like postmaster.pid) and refuse a second process with the holder's pid.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import path from 'node:path'
+import { procStatFields } from '../util/proc-stat.js'
 import { DataDirLockedError } from './errors.js'
 
 export const LOCK_FILE_NAME = 'flowforge.lock'
@@ -142,13 +143,6 @@ function makeLock(lockPath: string, content: LockContent): DataDirLock {
 
 /** Field 22 of /proc/PID/stat; undefined where there is no procfs. */
 function processStartTicks(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const ticks = Number(fields[19])
-    return Number.isFinite(ticks) ? ticks : undefined
-  } catch {
-    return undefined
-  }
+  const ticks = Number(procStatFields(pid)?.[19])
+  return Number.isFinite(ticks) ? ticks : undefined
 }

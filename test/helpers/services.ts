@@ -9,6 +9,7 @@ import { closeSync, existsSync, openSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
+import { procStatFields, processCpuSeconds as cpuSecondsOf } from '../../src/util/proc-stat.js'
 import { adminQuery, eventually, postgresUrl } from './databases.js'
 import { execFileAsync } from './docker.js'
 
@@ -25,8 +26,6 @@ export const DOCKERD_LOG = '/tmp/ff-dockerd.log'
 const NO_INHERITED_FDS = Array<'ignore'>(29).fill('ignore')
 /** The cluster CI installs (.ci/run): Debian's PostgreSQL 15, cluster "main". */
 const PG_CLUSTER = ['15', 'main']
-/** Linux reports CPU time in /proc in clock ticks of 1/100 s (getconf CLK_TCK). */
-const CLOCK_TICKS_PER_SECOND = 100
 
 /** Whether this machine lets the suite stop and start services (root, dockerd, pg_ctlcluster). */
 export async function canControlServices(): Promise<{ ok: boolean; reason: string }> {
@@ -192,10 +191,9 @@ export async function terminateBackends(database: string, applicationName: strin
 
 /** CPU time (user + system) a process has used so far, in seconds, from /proc/<pid>/stat. */
 export async function processCpuSeconds(pid: number): Promise<number> {
-  const fields = await statFields(pid)
-  if (!fields) throw new Error(`no process ${pid}`)
-  // After "(comm)": state is field 3 of stat(5), utime 14 and stime 15 (1-based).
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
+  const seconds = cpuSecondsOf(pid)
+  if (seconds === undefined) throw new Error(`no process ${pid}`)
+  return seconds
 }
 
 async function thawProcess(pid: number): Promise<void> {
@@ -204,8 +202,7 @@ async function thawProcess(pid: number): Promise<void> {
 
 /** The one-letter state of stat(5): R, S, D, T (stopped), Z; undefined when gone. */
 async function processState(pid: number): Promise<string | undefined> {
-  const fields = await statFields(pid)
-  return fields?.[0]
+  return procStatFields(pid)?.[0]
 }
 
 async function processName(pid: number): Promise<string | undefined> {
@@ -215,9 +212,3 @@ async function processName(pid: number): Promise<string | undefined> {
   return comm === undefined || state === 'Z' || state === undefined ? undefined : comm.trim()
 }
 
-/** The fields of /proc/<pid>/stat after the command name (which may hold spaces). */
-async function statFields(pid: number): Promise<string[] | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
-  if (stat === undefined) return undefined
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-}
