@@ -47,11 +47,18 @@ export interface ChangeFeed {
   close(): Promise<void>
 }
 
-/** Keeps the listeners and turns raw payloads into PluginChange values. */
+/** Every channel a server feed LISTENs on. */
+export const FEED_CHANNELS = [PLUGIN_CHANGES_CHANNEL, PLUGIN_EVENTS_CHANNEL, PLUGIN_RESTARTS_CHANNEL] as const
+
+/** Keeps the listeners and turns raw notification payloads into listener calls. */
 export class ChangeFanout {
   private readonly listeners = new Set<ChangeListener>()
 
-  constructor(private readonly logger: Logger) {}
+  /** `ownManagerId`: events this manager wrote itself are not delivered (it published them as it wrote them). */
+  constructor(
+    private readonly logger: Logger,
+    private readonly ownManagerId?: string,
+  ) {}
 
   subscribe(listener: ChangeListener): () => void {
     this.listeners.add(listener)
@@ -62,48 +69,56 @@ export class ChangeFanout {
     return this.listeners.size
   }
 
-  deliverPayload(payload: string): void {
-    const change = parsePluginChange(payload)
-    if (!change) {
-      this.logger.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed plugin_changes notification')
+  /** A notification on one of FEED_CHANNELS; a malformed one is logged and dropped. */
+  deliver(channel: string, payload: string): void {
+    if (channel === PLUGIN_CHANGES_CHANNEL) {
+      const change = parsePluginChange(payload)
+      if (change) return this.each((listener) => listener.onChange(change))
+    }
+    const record = parseRecord(payload)
+    // {"id": 42, "origin": "<manager id or empty>"} (migrations/003)
+    if (channel === PLUGIN_EVENTS_CHANNEL && typeof record?.id === 'number') {
+      const eventId = record.id
+      if (record.origin !== this.ownManagerId) this.each((listener) => listener.onEvent?.(eventId))
       return
     }
-    for (const listener of this.listeners) this.callSafely(() => listener.onChange(change))
-  }
-
-  deliverEvent(eventId: number): void {
-    for (const listener of this.listeners) if (listener.onEvent) this.callSafely(() => listener.onEvent!(eventId))
-  }
-
-  deliverRestartRequest(pluginId: string, reason: string): void {
-    for (const listener of this.listeners) {
-      if (listener.onRestartRequest) this.callSafely(() => listener.onRestartRequest!(pluginId, reason))
+    // {"id": "<plugin uuid>", "reason": "..."}: a follower's restart request.
+    if (channel === PLUGIN_RESTARTS_CHANNEL && typeof record?.id === 'string' && typeof record.reason === 'string') {
+      const { id, reason } = record
+      return this.each((listener) => listener.onRestartRequest?.(id, reason))
     }
+    this.logger.warn({ channel, payload: payload.slice(0, 200) }, `ignoring a malformed ${channel} notification`)
   }
 
   resync(reason: string): void {
-    for (const listener of this.listeners) this.callSafely(() => listener.onResync(reason))
+    this.each((listener) => listener.onResync(reason))
   }
 
   // One listener's bug must not stop the others from hearing about the change.
-  private callSafely(call: () => void): void {
-    try {
-      call()
-    } catch (error) {
-      this.logger.error({ err: error }, 'a change listener threw')
+  private each(call: (listener: ChangeListener) => void): void {
+    for (const listener of this.listeners) {
+      try {
+        call(listener)
+      } catch (error) {
+        this.logger.error({ err: error }, 'a change listener threw')
+      }
     }
   }
 }
 
-export function parsePluginChange(payload: string): PluginChange | undefined {
+function parseRecord(payload: string): Record<string, unknown> | undefined {
   let value: unknown
   try {
     value = JSON.parse(payload)
   } catch {
     return undefined
   }
-  if (typeof value !== 'object' || value === null) return undefined
-  const record = value as Record<string, unknown>
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined
+}
+
+export function parsePluginChange(payload: string): PluginChange | undefined {
+  const record = parseRecord(payload)
+  if (record === undefined) return undefined
   const op = record.op
   if (op !== 'insert' && op !== 'update' && op !== 'delete') return undefined
   if (typeof record.id !== 'string' || typeof record.name !== 'string') return undefined

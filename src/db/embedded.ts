@@ -61,7 +61,7 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
     gate,
     logger,
     port: options.sqlPortEphemeral ? 0 : options.sqlPort,
-    onNotification: (payload) => fanout.deliverPayload(payload),
+    onNotification: (payload) => fanout.deliver(PLUGIN_CHANGES_CHANNEL, payload),
     idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs,
   })
   const db = new Kysely<Database>({ dialect: new GatedPgliteDialect(pglite, gate), ...queryCounter(options.onQuery) })
@@ -77,7 +77,7 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
   try {
     // In-process LISTEN sees the NOTIFYs of our own statements; those of SQL-port clients
     // arrive through the server (see embedded-sql-server.ts).
-    await gate.run(() => pglite.listen(PLUGIN_CHANGES_CHANNEL, (payload) => fanout.deliverPayload(payload)))
+    await gate.run(() => pglite.listen(PLUGIN_CHANGES_CHANNEL, (payload) => fanout.deliver(PLUGIN_CHANGES_CHANNEL, payload)))
     const sqlAddress = await sqlServer?.start()
     return {
       db,

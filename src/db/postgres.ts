@@ -5,14 +5,7 @@ import pg from 'pg'
 import type { Logger } from '../logger.js'
 import { redactConnectionString } from '../config.js'
 import { Backoff, formatDuration, sleep } from '../util/backoff.js'
-import {
-  ChangeFanout,
-  PLUGIN_CHANGES_CHANNEL,
-  PLUGIN_EVENTS_CHANNEL,
-  PLUGIN_RESTARTS_CHANNEL,
-  type ChangeFeed,
-  type ChangeListener,
-} from './change-feed.js'
+import { ChangeFanout, FEED_CHANNELS, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import { DatabaseUnavailableError } from './errors.js'
 import { numericParsers } from './type-parsers.js'
 
@@ -190,7 +183,7 @@ export class PostgresChangeFeed implements ChangeFeed {
   reconnects = 0
 
   constructor(private readonly options: PostgresChangeFeedOptions) {
-    this.fanout = new ChangeFanout(options.logger)
+    this.fanout = new ChangeFanout(options.logger, options.managerId)
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -235,27 +228,6 @@ export class PostgresChangeFeed implements ChangeFeed {
     }
   }
 
-  /** An event another writer recorded: `{"id": 42, "origin": "<manager id or empty>"}`. */
-  private deliverEvent(payload: string): void {
-    try {
-      const { id, origin } = JSON.parse(payload) as { id?: unknown; origin?: unknown }
-      if (typeof id !== 'number' || origin === this.options.managerId) return
-      this.fanout.deliverEvent(id)
-    } catch {
-      this.options.logger.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed plugin_events notification')
-    }
-  }
-
-  /** A follower's restart request: `{"id": "<plugin uuid>", "reason": "..."}`. */
-  private deliverRestartRequest(payload: string): void {
-    try {
-      const { id, reason } = JSON.parse(payload) as { id?: unknown; reason?: unknown }
-      if (typeof id === 'string' && typeof reason === 'string') this.fanout.deliverRestartRequest(id, reason)
-    } catch {
-      this.options.logger.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed plugin_restarts notification')
-    }
-  }
-
   /** Connects and arms LISTEN; `lost` settles with the reason the connection was lost. */
   private async listenOnce(): Promise<{ lost: Promise<string> }> {
     const client = new pg.Client(clientConfig(this.options.connectionString, 10_000, LISTEN_APPLICATION_NAME))
@@ -266,12 +238,10 @@ export class PostgresChangeFeed implements ChangeFeed {
     client.on('error', (error) => markLost(`error: ${describePgError(error)}`))
     client.on('end', () => markLost('connection ended'))
     client.on('notification', (message) => {
-      if (message.channel === PLUGIN_CHANGES_CHANNEL && message.payload) this.fanout.deliverPayload(message.payload)
-      if (message.channel === PLUGIN_EVENTS_CHANNEL && message.payload) this.deliverEvent(message.payload)
-      if (message.channel === PLUGIN_RESTARTS_CHANNEL && message.payload) this.deliverRestartRequest(message.payload)
+      if (message.payload) this.fanout.deliver(message.channel, message.payload)
     })
     await client.connect()
-    await client.query(`LISTEN ${PLUGIN_CHANGES_CHANNEL}; LISTEN ${PLUGIN_EVENTS_CHANNEL}; LISTEN ${PLUGIN_RESTARTS_CHANNEL}`)
+    await client.query(FEED_CHANNELS.map((channel) => `LISTEN ${channel}`).join('; '))
     this.connected = true
     if (this.connectedOnce) this.reconnects += 1
     if (this.connectedOnce) {
