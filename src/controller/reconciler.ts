@@ -175,18 +175,7 @@ export class Reconciler {
         await this.pull(action, plugin, log)
         return { kind: 'done', containerId }
       case 'create': {
-        const { spec } = action
-        const createContainer = async () => {
-          try {
-            return await runtime.create(spec)
-          } catch (error) {
-            // As `docker run` does: pull (per the policy) only when create finds no image.
-            if (!(error instanceof ImageNotFoundError) || !deferredPull) throw error
-            await this.pull(deferredPull, plugin, log)
-            return runtime.create(spec)
-          }
-        }
-        const created = await this.create(spec, createContainer, plugin)
+        const created = await this.create(action.spec, plugin, log, deferredPull)
         if (created.kind === 'problem') return created
         facts.containerId = created.containerId
         facts.containerName = action.spec.name
@@ -232,19 +221,26 @@ export class Reconciler {
    */
   private async create(
     spec: ContainerSpec,
-    createContainer: () => Promise<string>,
     plugin: Plugin,
+    log: Logger,
+    deferredPull: Extract<Action, { kind: 'pull' }> | undefined,
   ): Promise<{ kind: 'done'; containerId: string } | { kind: 'problem'; error: string; requeueAfterMs?: number }> {
+    const { runtime } = this.options
     const { name } = spec
     try {
-      const containerId = await createContainer()
+      const containerId = await runtime.create(spec).catch(async (error: unknown) => {
+        // As `docker run` does: pull (per the policy) only when create finds no image.
+        if (!(error instanceof ImageNotFoundError) || !deferredPull) throw error
+        await this.pull(deferredPull, plugin, log)
+        return runtime.create(spec)
+      })
       // What we just made, as inspect would tell it: no second look needed.
       const { image, labels, hostPort, containerPort } = spec
       this.options.cache.putDetailed({ id: containerId, name, image, state: 'created', labels, hostPort, containerPort })
       return { kind: 'done', containerId }
     } catch (error) {
       if (!(error instanceof NameConflictError)) throw error
-      const existing = await this.options.runtime.inspect(name)
+      const existing = await runtime.inspect(name)
       if (!existing) throw error
       this.options.cache.putDetailed(existing)
       if (isManaged(existing) && existing.labels[LABELS.pluginId] === plugin.id) return { kind: 'done', containerId: existing.id }
