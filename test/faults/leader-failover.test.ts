@@ -5,6 +5,7 @@ import { expect, test } from 'vitest'
 import { LABELS } from '../../src/runtime/container-runtime.js'
 import { eventually } from '../helpers/databases.js'
 import { docker } from '../helpers/docker.js'
+import { waitForDesiredState } from '../helpers/convergence.js'
 import { faultFixture, HTTP_MANIFEST } from '../helpers/fault-fixture.js'
 import { waitForLog, type ManagerProcess } from '../helpers/manager-process.js'
 
@@ -64,20 +65,10 @@ test.runIf(fixture.ready)(
       const takeoverMs = Date.now() - killedAt
       expect(takeoverMs).toBeLessThan(15_000)
 
-      const rows = await eventually(
-        async () => {
-          const current = await fixture.plugins()
-          return current.length === PLUGINS.length && current.every((row) => row.status === 'running') ? current : undefined
-        },
-        60_000,
-        'all ten running under the new leader',
-      )
-      const containers = await fixture.ourContainers()
-      expect(containers).toHaveLength(PLUGINS.length)
-      for (const row of rows) {
-        const container = containers.find((candidate) => candidate.id === row.container_id)
-        expect(container, row.forgehook_id).toMatchObject({ name: `forgehook-${row.forgehook_id}`, state: 'running', hostPort: row.host_port })
-      }
+      // All ten running under the new leader, each row matching docker inspect (id, state, port).
+      const converged = await waitForDesiredState(fixture, Object.fromEntries(PLUGINS.map((plugin) => [plugin.name, 'running'])), 60_000)
+      expect(await fixture.ourContainers()).toHaveLength(PLUGINS.length)
+      for (const { row, container } of converged) expect(container.name).toBe(`forgehook-${row.forgehook_id}`)
     } finally {
       watching = false
       await watcher
