@@ -14,6 +14,7 @@ import { openDatabase, type DatabaseHandle } from '../src/db/database.js'
 import { migrate } from '../src/db/migrator.js'
 import { PluginStore } from '../src/db/plugin-store.js'
 import { silentLogger } from '../src/logger.js'
+import { sleep } from '../src/util/backoff.js'
 import { FakeRuntime } from '../src/runtime/fake-runtime.js'
 import { systemClock } from '../src/util/clock.js'
 import { writeResults } from './results.js'
@@ -150,7 +151,6 @@ export async function convergedCount(database: DatabaseHandle): Promise<number> 
   return Number(row.n)
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function measure(engine: string, config: Config): Promise<ScaleResult> {
   let queries = 0
@@ -188,7 +188,7 @@ async function measure(engine: string, config: Config): Promise<ScaleResult> {
         ourQueries += 1
         if ((await convergedCount(database)) >= PLUGINS) break
       }
-      await pause(stats.reconciles >= PLUGINS ? 50 : 10)
+      await sleep(stats.reconciles >= PLUGINS ? 50 : 10)
     }
     const seconds = (performance.now() - started) / 1000
     const queriesDuringConverge = queries - queriesBefore - ourQueries
@@ -199,7 +199,7 @@ async function measure(engine: string, config: Config): Promise<ScaleResult> {
     const queriesBeforeResync = queries
     const resyncStarted = performance.now()
     controller.requestResync('bench')
-    while (controller.snapshot().resyncs === resyncsBefore) await pause(5)
+    while (controller.snapshot().resyncs === resyncsBefore) await sleep(5)
     const idleResyncMs = performance.now() - resyncStarted
     const queriesInIdleResync = queries - queriesBeforeResync
     const dockerCallsInIdleResync = runtime.mutatingCalls.length + runtime.inspectCalls

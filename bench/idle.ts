@@ -16,6 +16,7 @@ import Docker from 'dockerode'
 import { loadConfig, type Config } from '../src/config.js'
 import type { DatabaseHandle } from '../src/db/database.js'
 import { silentLogger } from '../src/logger.js'
+import { sleep } from '../src/util/backoff.js'
 import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
@@ -122,7 +123,6 @@ async function runningAndHealthy(database: DatabaseHandle): Promise<number> {
   return Number(row.n)
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const cpuMicros = (usage: NodeJS.CpuUsage) => usage.user + usage.system
 
 async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
@@ -142,7 +142,7 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     // The window starts in steady state: every plugin running and its health recorded once.
     while ((await runningAndHealthy(daemon.database)) < plugins) {
       if (performance.now() - readyStarted > CONVERGE_TIMEOUT_MS) throw new Error(`${plugins} plugins were not running and healthy after ${CONVERGE_TIMEOUT_MS / 1000} s`)
-      await pause(1000)
+      await sleep(1000)
     }
     const readySeconds = (performance.now() - readyStarted) / 1000
 
@@ -151,7 +151,7 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     const dockerdBefore = await dockerdCpuSeconds()
     const cpuBefore = process.cpuUsage()
     const windowStarted = performance.now()
-    await pause(WINDOW_SECONDS * 1000)
+    await sleep(WINDOW_SECONDS * 1000)
     const cpuSeconds = cpuMicros(process.cpuUsage(cpuBefore)) / 1e6
     const windowSeconds = (performance.now() - windowStarted) / 1000
     const dockerdAfter = await dockerdCpuSeconds()
@@ -164,7 +164,7 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     const resyncCpuBefore = process.cpuUsage()
     const resyncStarted = performance.now()
     daemon.controller.requestResync('bench')
-    while (daemon.controller.snapshot().resyncs === resyncsBefore) await pause(5)
+    while (daemon.controller.snapshot().resyncs === resyncsBefore) await sleep(5)
     const resyncMs = performance.now() - resyncStarted
 
     return {
