@@ -78,7 +78,7 @@ export interface ControllerConfig {
   pluginBindAddress: string
   /** Host ports allocated to plugins that request none. Default 4100-4999. */
   hostPortRange: { from: number; to: number }
-  /** Reconciles running at once. Default 4. */
+  /** Reconciles running at once (they mostly wait on Docker). Default 8. */
   workers: number
   /** Full resync period. Default 5 min. */
   resyncIntervalMs: number

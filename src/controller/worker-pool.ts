@@ -21,14 +21,14 @@ export interface WorkerPool {
 }
 
 /**
- * Starts `concurrency` workers (default 4) that take keys from the queue and handle
+ * Starts `concurrency` workers that take keys from the queue and handle
  * them. The queue guarantees a key is never handled by two workers at once. Workers stop
  * when queue.get() returns undefined: call queue.shutDown() to stop at once, or
  * queue.shutDownWithDrain() to let queued and running work finish first.
  */
 export function runWorkers(
   queue: WorkQueue,
-  concurrency: number = 4,
+  concurrency: number,
   handle: KeyHandler,
   onError: KeyErrorReporter,
 ): WorkerPool {

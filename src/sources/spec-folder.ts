@@ -30,7 +30,7 @@ export interface SpecFolderOptions {
   clock: Clock
   /** Full re-read of the folder, for whatever the watcher missed (SPECS_RESCAN_INTERVAL). */
   rescanIntervalMs: number
-  /** How long a file must stay unchanged before it is read. Default 200 ms. */
+  /** How long a file must stay unchanged before it is read. Default 50 ms. */
   awaitWriteFinishMs?: number
 }
 
