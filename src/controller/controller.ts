@@ -79,7 +79,7 @@ export class Controller {
 
   constructor(private readonly options: ControllerOptions) {
     this.log = options.logger.child({ component: 'controller' })
-    this.queue = new WorkQueue({ clock: options.clock, baseDelayMs: options.retryBaseMs, maxDelayMs: options.retryMaxMs, name: 'plugins' })
+    this.queue = new WorkQueue({ clock: options.clock, baseDelayMs: options.retryBaseMs, maxDelayMs: options.retryMaxMs })
     this.reconciler = new Reconciler({
       store: options.store,
       runtime: options.runtime,
@@ -115,7 +115,7 @@ export class Controller {
     this.stats.engine = await this.connectRuntime()
     if (this.abort.signal.aborted) return
     await this.resync('start', { adopt: true })
-    this.pool = runWorkers(this.queue, this.options.workers, (key) => this.reconcileTimed(key), (key, error) => this.onReconcileError(key, error))
+    this.pool = runWorkers(this.queue, this.options.workers, (key) => this.reconcileTimed(key), (key, error, retryInMs) => this.onReconcileError(key, error, retryInMs))
     this.eventsLoop = this.consumeEvents()
     this.scheduleResync()
   }
@@ -309,9 +309,8 @@ export class Controller {
     }
   }
 
-  private onReconcileError(pluginId: string, error: unknown): void {
+  private onReconcileError(pluginId: string, error: unknown, retryInMs: number): void {
     this.stats.reconcileErrors += 1
-    const retryInMs = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** this.queue.failures(pluginId))
     this.log.warn({ pluginId, err: error, retryInMs }, `reconcile of ${pluginId} failed: ${(error as Error).message}; retrying in ${formatDuration(retryInMs)}`)
   }
 }

@@ -5,7 +5,7 @@
 import type { Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
-import { formatDuration } from '../util/backoff.js'
+import { backoffDelayMs, formatDuration } from '../util/backoff.js'
 
 export type Action =
   | { kind: 'pull'; image: string; policy: ImagePullPolicy; cause: string }
@@ -62,8 +62,9 @@ export interface PlanInput {
   containerOwnerGone?: boolean
 }
 
+/** The wait before restart number `restartCount` (1 for the first crash). */
 export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy = DEFAULT_CRASH_LOOP): number {
-  return Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, restartCount - 1))
+  return backoffDelayMs(restartCount - 1, { initialMs: policy.initialDelayMs, maxMs: policy.maxDelayMs })
 }
 
 export function plan(input: PlanInput): Plan {

@@ -1,3 +1,4 @@
+import { backoffDelayMs } from '../util/backoff.js'
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js'
 
 // A rate-limited work queue of string keys with the semantics of client-go's
@@ -7,8 +8,8 @@ import { systemClock, type Clock, type TimerHandle } from '../util/clock.js'
 // - A key is handed to one worker at a time: adding a key that is being processed marks
 //   it dirty, and done() puts it back once, however many adds happened meanwhile.
 // - Delayed adds keep the earliest deadline per key.
-// - addRateLimited() backs off per key: baseDelayMs * 2^failures, capped at maxDelayMs,
-//   until forget() is called on success.
+// - addRateLimited() backs off per key (backoffDelayMs: baseDelayMs * 2^failures, capped at
+//   maxDelayMs) until forget() is called on success, and returns the delay it scheduled.
 
 export interface WorkQueueOptions {
   /** Source of time for delayed adds. Default: systemClock. */
@@ -17,8 +18,6 @@ export interface WorkQueueOptions {
   baseDelayMs?: number
   /** Upper bound of any rate-limited delay. Default 300_000 ms (5 min). */
   maxDelayMs?: number
-  /** Label for logs and /metrics. Default 'work-queue'. */
-  name?: string
 }
 
 interface DelayedAdd {
@@ -27,7 +26,6 @@ interface DelayedAdd {
 }
 
 export class WorkQueue {
-  readonly name: string
   private readonly clock: Clock
   private readonly baseDelayMs: number
   private readonly maxDelayMs: number
@@ -40,17 +38,13 @@ export class WorkQueue {
   private readonly delayed = new Map<string, DelayedAdd>()
   private readonly failureCounts = new Map<string, number>()
   private readonly waitingGetters: Array<(key: string | undefined) => void> = []
-  private readonly drainWaiters: Array<() => void> = []
 
   private shuttingDown = false
-  /** True while shutting down with drain: getters keep receiving what is queued. */
-  private draining = false
 
   constructor(options: WorkQueueOptions = {}) {
     this.clock = options.clock ?? systemClock
     this.baseDelayMs = options.baseDelayMs ?? 1_000
     this.maxDelayMs = options.maxDelayMs ?? 300_000
-    this.name = options.name ?? 'work-queue'
   }
 
   /** Marks the key as needing processing. Ignored once the queue is shutting down. */
@@ -66,14 +60,12 @@ export class WorkQueue {
 
   /**
    * The next key to process, which the caller must pass to done() when finished.
-   * Resolves undefined after shutDown(), or after shutDownWithDrain() once nothing is
-   * queued or processing.
+   * Resolves undefined after shutDown().
    */
   get(): Promise<string | undefined> {
-    if (this.shuttingDown && !this.draining) return Promise.resolve(undefined)
+    if (this.shuttingDown) return Promise.resolve(undefined)
     const key = this.takeNext()
     if (key !== undefined) return Promise.resolve(key)
-    if (this.isDrained()) return Promise.resolve(undefined)
     return new Promise((resolve) => this.waitingGetters.push(resolve))
   }
 
@@ -84,35 +76,43 @@ export class WorkQueue {
       this.fifo.push(key)
       this.handOutToWaitingGetters()
     }
-    this.settleIfDrained()
   }
 
-  /** Adds the key after delayMs; a key already scheduled keeps the earlier deadline. */
-  addAfter(key: string, delayMs: number): void {
-    if (this.shuttingDown) return
+  /**
+   * Adds the key after delayMs; a key already scheduled keeps the earlier deadline.
+   * Returns how long from now the key is due (0 when added at once).
+   */
+  addAfter(key: string, delayMs: number): number {
+    if (this.shuttingDown) return delayMs
     if (delayMs <= 0) {
       this.add(key)
-      return
+      return 0
     }
-    const readyAt = this.clock.now() + delayMs
+    const now = this.clock.now()
+    const readyAt = now + delayMs
     const scheduled = this.delayed.get(key)
     // client-go keeps the earlier deadline: a later request must not postpone work that
     // is already due sooner.
-    if (scheduled !== undefined && scheduled.readyAt <= readyAt) return
+    if (scheduled !== undefined && scheduled.readyAt <= readyAt) return scheduled.readyAt - now
     if (scheduled !== undefined) this.clock.clearTimeout(scheduled.timer)
     const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key)
       this.add(key)
     }, delayMs)
     this.delayed.set(key, { readyAt, timer })
+    return delayMs
   }
 
-  /** Adds the key after its backoff and counts one more failure for it. */
-  addRateLimited(key: string): void {
-    if (this.shuttingDown) return
+  /**
+   * Adds the key after its backoff and counts one more failure for it. Returns the delay
+   * scheduled: what a log line saying "retrying in" must state.
+   */
+  addRateLimited(key: string): number {
     const failureCount = this.failureCounts.get(key) ?? 0
+    const delayMs = backoffDelayMs(failureCount, { initialMs: this.baseDelayMs, maxMs: this.maxDelayMs })
+    if (this.shuttingDown) return delayMs
     this.failureCounts.set(key, failureCount + 1)
-    this.addAfter(key, this.backoffDelay(failureCount))
+    return this.addAfter(key, delayMs)
   }
 
   /** Resets the key's backoff; call it when the key was processed successfully. */
@@ -138,43 +138,14 @@ export class WorkQueue {
     return this.delayed.size
   }
 
-  get isShuttingDown(): boolean {
-    return this.shuttingDown
-  }
-
   /**
    * Stops at once: adds are ignored, delayed adds are dropped, every getter receives
-   * undefined. Keys still queued are not handed out. Running work is not interrupted; a
-   * pending shutDownWithDrain() stops waiting for the queue and resolves once nothing is
-   * processing.
+   * undefined. Keys still queued are not handed out. Running work is not interrupted.
    */
   shutDown(): void {
     this.shuttingDown = true
-    this.draining = false
     this.dropDelayedAdds()
     this.wakeWaitingGettersWithUndefined()
-    this.settleIfDrained()
-  }
-
-  /**
-   * Stops accepting adds and drops delayed adds, but keeps handing out what is queued
-   * (including keys re-added while processing, before the shutdown). Resolves once the
-   * FIFO is empty and nothing is processing.
-   */
-  shutDownWithDrain(): Promise<void> {
-    if (!this.shuttingDown) {
-      this.shuttingDown = true
-      this.draining = true
-      this.dropDelayedAdds()
-    }
-    const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve))
-    this.settleIfDrained()
-    return drained
-  }
-
-  private backoffDelay(failureCount: number): number {
-    // 2 ** failureCount overflows to Infinity after ~1000 failures; min() still caps it.
-    return Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** failureCount)
   }
 
   private takeNext(): string | undefined {
@@ -190,22 +161,6 @@ export class WorkQueue {
       const resolve = this.waitingGetters.shift()!
       resolve(this.takeNext())
     }
-  }
-
-  /**
-   * True when getters can stop for good. While draining, an empty FIFO is not enough: a
-   * key being processed may have been re-added before the shutdown and come back on done().
-   */
-  private isDrained(): boolean {
-    if (!this.shuttingDown) return false
-    if (!this.draining) return this.processing.size === 0
-    return this.fifo.length === 0 && this.processing.size === 0
-  }
-
-  private settleIfDrained(): void {
-    if (!this.isDrained()) return
-    this.wakeWaitingGettersWithUndefined()
-    for (const resolve of this.drainWaiters.splice(0)) resolve()
   }
 
   private wakeWaitingGettersWithUndefined(): void {

@@ -10,10 +10,11 @@ export type HandleResult = { requeueAfterMs?: number } | void
 export type KeyHandler = (key: string) => Promise<HandleResult>
 
 /**
- * Told about every error a handler throws; the key is retried with backoff regardless.
- * Must not throw: an error thrown here ends that worker and rejects `stopped`.
+ * Told about every error a handler throws, with the delay after which the key is retried
+ * (already scheduled: the queue's backoff). Must not throw: an error thrown here ends
+ * that worker and rejects `stopped`.
  */
-export type KeyErrorReporter = (key: string, error: unknown) => void
+export type KeyErrorReporter = (key: string, error: unknown, retryInMs: number) => void
 
 export interface WorkerPool {
   /** Resolves once every worker has stopped, i.e. after the queue was shut down. */
@@ -23,8 +24,7 @@ export interface WorkerPool {
 /**
  * Starts `concurrency` workers that take keys from the queue and handle
  * them. The queue guarantees a key is never handled by two workers at once. Workers stop
- * when queue.get() returns undefined: call queue.shutDown() to stop at once, or
- * queue.shutDownWithDrain() to let queued and running work finish first.
+ * when queue.get() returns undefined, after queue.shutDown(); running work finishes first.
  */
 export function runWorkers(
   queue: WorkQueue,
@@ -55,8 +55,8 @@ async function handleKey(queue: WorkQueue, key: string, handle: KeyHandler, onEr
     if (result?.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs)
   } catch (error) {
     // Requeue before reporting, so a reporter that throws cannot lose the retry.
-    queue.addRateLimited(key)
-    onError(key, error)
+    const retryInMs = queue.addRateLimited(key)
+    onError(key, error, retryInMs)
   } finally {
     // Always release the key, or it could never be handed out again.
     queue.done(key)

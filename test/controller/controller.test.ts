@@ -8,6 +8,7 @@ import { FakeRuntime } from '../../src/runtime/fake-runtime.js'
 import { buildContainerSpec } from '../../src/spec/container-spec.js'
 import { parseManifest } from '../../src/spec/manifest.js'
 import { eventually, openTestDatabase, type TestDatabase } from '../helpers/databases.js'
+import { captureLogs } from '../helpers/log-capture.js'
 import {
   containerOf,
   eventTypes,
@@ -201,6 +202,25 @@ describe('the controller on the in-memory runtime', () => {
     await eventually(() => (controller!.queue.failures(failing.id) >= 2 ? true : undefined), 5_000, 'retries with backoff')
     runtime.addImage('flowforge/not-yet:1')
     await waitForPlugin(database, 'later', (plugin) => plugin.status === 'running', 'running once the image exists', 10_000)
+  })
+
+  test('the retry delay a failed reconcile logs is the backoff the queue scheduled: 50, 100, 200, 400 ms, capped', async () => {
+    const log = captureLogs('warn')
+    controller = await startController(database, runtime, { logger: log.logger })
+    await install('later', { manifest: manifest({ image: 'flowforge/not-yet:1' }) })
+    const failed = await eventually(() => {
+      const lines = log.lines.filter((line) => String(line.msg).startsWith('reconcile of '))
+      return lines.length >= 5 ? lines : undefined
+    }, 10_000, 'five failed reconciles logged')
+    // retryBaseMs 50, retryMaxMs 400 in the harness; the first retry waits the base delay.
+    expect(failed.slice(0, 5).map((line) => line.retryInMs)).toEqual([50, 100, 200, 400, 400])
+    expect(failed.slice(0, 5).map((line) => String(line.msg).replace(/.*; /, ''))).toEqual([
+      'retrying in 50 ms',
+      'retrying in 100 ms',
+      'retrying in 200 ms',
+      'retrying in 400 ms',
+      'retrying in 400 ms',
+    ])
   })
 
   test('an invalid manifest written in SQL is an error, not retried, and leaves the container alone', async () => {

@@ -172,28 +172,6 @@ describe('work queue', () => {
     expect(clock.pendingTimers).toBe(0)
     expect(await queue.get()).toBeUndefined()
   })
-
-  test('shutDownWithDrain hands out what is queued and resolves once running work is done', async () => {
-    const queue = new WorkQueue({ clock: new FakeClock() })
-    queue.add('a')
-    queue.add('b')
-    expect(await queue.get()).toBe('a')
-    queue.add('a') // re-added while processing, before the shutdown: must still run
-    const drained = track(queue.shutDownWithDrain())
-    queue.add('c')
-    expect(await queue.get()).toBe('b')
-    queue.done('b')
-    const waiting = queue.get() // 'a' is processing and dirty: the getter must wait for it
-    queue.done('a')
-    expect(await waiting).toBe('a')
-    await flush()
-    expect(drained.settled).toBe(false)
-    const lastGetter = queue.get()
-    queue.done('a')
-    expect(await lastGetter).toBeUndefined()
-    await flush()
-    expect(drained.settled).toBe(true)
-  })
 })
 
 describe('worker pool', () => {
@@ -322,7 +300,7 @@ describe('worker pool', () => {
     queue.shutDown()
   })
 
-  test('shutDownWithDrain lets the running handler finish before it resolves', async () => {
+  test('after shutDown the running handler finishes before the pool reports stopped; queued keys are not handed out', async () => {
     const queue = new WorkQueue({ clock: new FakeClock() })
     const release = deferred()
     const finished: string[] = []
@@ -333,14 +311,39 @@ describe('worker pool', () => {
     queue.add('a')
     queue.add('b')
     await flush()
-    const drained = track(queue.shutDownWithDrain())
+    queue.shutDown()
     const stopped = track(pool.stopped)
     await flush()
-    expect(drained.settled).toBe(false)
+    expect(stopped.settled).toBe(false)
     release.resolve()
     await flush()
-    expect(finished).toEqual(['a', 'b'])
-    expect(drained.settled).toBe(true)
+    expect(finished).toEqual(['a'])
     expect(stopped.settled).toBe(true)
+  })
+
+  test('the error reporter is told the very delay after which the key is retried', async () => {
+    const clock = new FakeClock()
+    const queue = new WorkQueue({ clock, baseDelayMs: 100, maxDelayMs: 1_000 })
+    const reported: number[] = []
+    const runsAt: number[] = []
+    runWorkers(queue, 1, async () => {
+      runsAt.push(clock.now())
+      throw new Error('boom')
+    }, (_key, _error, retryInMs) => reported.push(retryInMs))
+    const started = clock.now()
+    queue.add('a')
+    await flush()
+    for (let step = 0; step < 4; step++) {
+      clock.advance(reported.at(-1)! - 1)
+      await flush()
+      expect(runsAt).toHaveLength(step + 1)
+      clock.advance(1)
+      await flush()
+    }
+    queue.shutDown()
+    expect(reported.slice(0, 4)).toEqual([100, 200, 400, 800])
+    const gaps = runsAt.slice(1).map((at, index) => at - runsAt[index]!)
+    expect(gaps).toEqual(reported.slice(0, gaps.length))
+    expect(runsAt[0]).toBe(started)
   })
 })
