@@ -1,6 +1,6 @@
 -- FlowForge plugin manager: desired and observed plugin state, audit trail, usage metrics.
 --
--- Each plugins row has two halves (see shared/ARCHITECTURE.md):
+-- Each plugins row has two halves (see README.md, "The database"):
 --   spec   (written by inputs: API, spec folder, SQL): forgehook_id, manifest, config,
 --          environment, desired_state, requested_host_port, labels, source,
 --          deletion_requested_at

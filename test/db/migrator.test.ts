@@ -103,6 +103,21 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
     await expect(migrate(database.handle.db, dir, logger)).rejects.toThrow(/001_create_plugins_table.sql was changed after it was applied/)
   })
 
+  test('accepts a database migrated before a comment-only edit of a file, and still refuses any other edit of it', async () => {
+    database = await openTestDatabase(engine, { migrate: false })
+    const current = await readFile(path.join(migrationsDir, '001_create_plugins_table.sql'), 'utf8')
+    // The text earlier releases shipped: its header pointed at a design file outside the repository.
+    const earlier = current.replace('(see README.md, "The database")', '(see shared/ARCHITECTURE.md)')
+    await migrate(database.handle.db, await migrationsCopy({ '001_create_plugins_table.sql': earlier }), logger)
+    const recorded = await database.handle.db.selectFrom('schema_migrations').selectAll().orderBy('name').execute()
+
+    expect(await migrate(database.handle.db, migrationsDir, logger)).toEqual({ applied: [], alreadyApplied: ALL_MIGRATIONS.length })
+    // The record is left as it was, so the earlier release still starts on this database.
+    expect(await database.handle.db.selectFrom('schema_migrations').selectAll().orderBy('name').execute()).toEqual(recorded)
+    const edited = await migrationsCopy({ '001_create_plugins_table.sql': current + '\n-- edited\n' })
+    await expect(migrate(database.handle.db, edited, logger)).rejects.toThrow(/001_create_plugins_table.sql was changed after it was applied/)
+  })
+
   test('applies a later file on top of an existing schema', async () => {
     database = await openTestDatabase(engine, { migrate: false })
     await migrate(database.handle.db, migrationsDir, logger)
