@@ -65,10 +65,6 @@ export class ChangeFanout {
     return () => this.listeners.delete(listener)
   }
 
-  get listenerCount(): number {
-    return this.listeners.size
-  }
-
   /** A notification on one of FEED_CHANNELS; a malformed one is logged and dropped. */
   deliver(channel: string, payload: string): void {
     if (channel === PLUGIN_CHANGES_CHANNEL) {

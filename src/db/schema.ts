@@ -1,6 +1,6 @@
 // Kysely table types, mirroring migrations/. BIGINT and NUMERIC columns are parsed to
 // numbers by both engines (see type-parsers.ts); timestamps come back as Date.
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely'
+import type { ColumnType, Generated, Selectable, Updateable } from 'kysely'
 
 /** A JSONB column: written as a JSON string, read back parsed. */
 export type Json<T> = ColumnType<T, string, string>
@@ -117,7 +117,4 @@ export interface Database {
 }
 
 export type PluginRow = Selectable<PluginsTable>
-export type NewPluginRow = Insertable<PluginsTable>
 export type PluginRowUpdate = Updateable<PluginsTable>
-export type PluginEventRow = Selectable<PluginEventsTable>
-export type PluginMetricsRow = Selectable<PluginMetricsTable>
