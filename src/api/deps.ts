@@ -6,34 +6,8 @@ import type { EventBus } from '../db/event-bus.js'
 import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import type { ContainerRuntime } from '../runtime/container-runtime.js'
+import type { SpecFolderView } from '../sources/spec-file-report.js'
 import type { Clock } from '../util/clock.js'
-
-/** One spec file as the folder watcher last saw it (GET /api/v1/specs). */
-export interface SpecFileReport {
-  /** Relative to SPECS_DIR, with '/' separators. */
-  path: string
-  /** ok: applied (or unchanged); invalid: YAML or schema errors; conflict: names a plugin owned elsewhere; refused: too big, outside the folder, unreadable. */
-  status: 'ok' | 'invalid' | 'conflict' | 'refused'
-  /** Names of the plugins the file declares (as far as they could be read). */
-  plugins: string[]
-  errors: SpecFileError[]
-  /** When the file was last read. */
-  checkedAt: string
-}
-
-export interface SpecFileError {
-  message: string
-  line?: number
-  column?: number
-  /** Dotted field path inside the document, e.g. spec.manifest.port. */
-  field?: string
-  /** 0-based index of the YAML document in the file. */
-  document?: number
-}
-
-export interface SpecFolderView {
-  list(): SpecFileReport[]
-}
 
 /** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
 export interface ProxyUsageRecorder {

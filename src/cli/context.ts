@@ -1,14 +1,7 @@
 // What every forgectl command is given: where to write, the API client, the Ctrl-C signal
 // and the clock. Commands receive it instead of reaching for process.* themselves.
 import type { ApiClient } from './api-client.js'
-
-export interface TextOutput {
-  write(text: string): void
-  /** A terminal: progress lines are redrawn in place, diffs are coloured. */
-  isTTY: boolean
-  /** The terminal's width, when it is one. */
-  columns?: number
-}
+import type { TextOutput } from './text-output.js'
 
 export interface CliContext {
   stdout: TextOutput

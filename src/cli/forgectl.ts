@@ -5,7 +5,8 @@
 import { ConfigError, loadClientConfig } from '../config.js'
 import { ApiClient } from './api-client.js'
 import { CliError, UsageError } from './cli-errors.js'
-import type { CliContext, Command, TextOutput } from './context.js'
+import type { CliContext, Command } from './context.js'
+import type { TextOutput } from './text-output.js'
 
 interface CommandEntry {
   summary: string

@@ -1,6 +1,6 @@
 // How forgectl prints: aligned columns as kubectl does, ages (45s, 12m, 3h, 5d), values on one
 // line, and the few ANSI sequences used on a terminal.
-import type { TextOutput } from './context.js'
+import type { TextOutput } from './text-output.js'
 
 /** Spaces between columns (kubectl's tabwriter uses 3). */
 const COLUMN_GAP = 3

@@ -3,7 +3,7 @@
 // is reported at its line and column before anything is sent.
 import { readdir, readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
-import type { SpecFileError } from '../api/deps.js'
+import type { SpecFileError } from '../spec/spec-file-error.js'
 import { MAX_SPEC_FILE_BYTES, parseSpecText } from '../spec/parse-yaml.js'
 import type { PluginDocument } from '../spec/plugin-spec.js'
 

@@ -2,9 +2,10 @@
 // until it converges, fails or the time is up, showing one line of progress per plugin.
 import { setTimeout as delay } from 'node:timers/promises'
 import { InterruptedError } from './cli-errors.js'
-import type { CliContext, TextOutput } from './context.js'
+import type { CliContext } from './context.js'
 import { ansi, formatTable } from './output.js'
 import { convergenceOf, type PluginObject } from './plugin-object.js'
+import type { TextOutput } from './text-output.js'
 
 export interface WaitOptions {
   timeoutMs: number

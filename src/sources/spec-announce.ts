@@ -1,11 +1,12 @@
 // Telling people about a spec file that could not be applied as written: one warning in the
 // log, a live event on the bus (always, even when no plugin name could be read), and an audit
 // event for each plugin the file concerns.
-import type { SpecFileError, SpecFileReport } from '../api/deps.js'
 import type { EventBus } from '../db/event-bus.js'
 import type { NewPluginEvent, PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
+import type { SpecFileError } from '../spec/spec-file-error.js'
 import type { Clock } from '../util/clock.js'
+import type { SpecFileReport } from './spec-file-report.js'
 
 /** How many errors the log line carries; the API lists them all. */
 const LOGGED_ERRORS = 3

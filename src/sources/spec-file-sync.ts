@@ -1,11 +1,11 @@
 // Applying one spec file's documents to the store: create or update the plugins the file
 // owns, report the ones owned elsewhere, and request deletion of the ones it no longer
 // declares. Desired state only: nothing here talks to Docker.
-import type { SpecFileError } from '../api/deps.js'
 import { AlreadyExistsError, NotFoundError } from '../db/errors.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import { specDiffers, toNewPlugin, toSpecFields, type PluginDocument } from '../spec/plugin-spec.js'
+import type { SpecFileError } from '../spec/spec-file-error.js'
 
 export const FILE_SOURCE_PREFIX = 'file:'
 

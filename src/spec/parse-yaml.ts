@@ -1,7 +1,7 @@
 // Spec files as text: YAML documents (several per file, split by `---`) turned into plugin
 // documents, with every problem reported at its line and column so an author can find it.
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type YAMLError } from 'yaml'
-import type { SpecFileError } from '../api/deps.js'
+import type { SpecFileError } from './spec-file-error.js'
 import { pluginNameSchema, validateDocument, type PluginDocument } from './plugin-spec.js'
 
 /** yaml has no input limit of its own: files are capped before parsing. */

@@ -1,9 +1,9 @@
 // forgectl's output pieces on their own: ages, tables, the unified diff, the SSE reader and the
 // progress lines (redrawn in place on a terminal, printed on change otherwise).
 import { describe, expect, test } from 'vitest'
-import type { TextOutput } from '../../src/cli/context.js'
 import { formatAge, formatDuration, formatTable } from '../../src/cli/output.js'
 import { readServerSentEvents, type SseMessage } from '../../src/cli/sse.js'
+import type { TextOutput } from '../../src/cli/text-output.js'
 import { unifiedDiff } from '../../src/cli/unified-diff.js'
 import { ProgressLines } from '../../src/cli/wait-for-plugins.js'
 

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, open, rename, rm, symlink, unlink, writeFile } from 'no
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import type { SpecFileReport } from '../../src/api/deps.js'
+import type { SpecFileReport } from '../../src/sources/spec-file-report.js'
 import { EventBus, type BusEvent } from '../../src/db/event-bus.js'
 import { DatabaseUnavailableError } from '../../src/db/errors.js'
 import type { Plugin, PluginStore } from '../../src/db/plugin-store.js'

@@ -1,0 +1,26 @@
+// The layers of src/, lowest first: a file may import files of its own folder and of folders
+// in lower layers, never of its own layer's other folders or of a higher one (type-only
+// imports included). Folders that share a layer do not know each other. A new top folder or
+// root file of src/ must be placed here before the import-graph test passes.
+// Derived from ARCHITECTURE.md's flow: inputs write the store, the controller reads it and
+// drives the runtime; the API and forgectl sit on top of everything they show or start.
+export const LAYERS: readonly (readonly string[])[] = [
+  // The one reader of process.env; imports nothing of ours.
+  ['config.ts'],
+  // pino set up once (takes its level type from config).
+  ['logger.ts'],
+  // Clock, backoff, timers, uuids: no domain knowledge.
+  ['util'],
+  // The two edges of the system: the store (Postgres) and the runtime (Docker). Independent.
+  ['db', 'runtime'],
+  // The plugin spec document, and its mapping onto store rows and container specs.
+  ['spec'],
+  // The control loop, and the non-HTTP desired-state input (spec folder): neither calls the other.
+  ['controller', 'sources'],
+  // HTTP: reads the store and the controller's and spec folder's views.
+  ['api'],
+  // The composition root builds everything above.
+  ['main.ts'],
+  // forgectl: `serve` starts main; the client commands speak the API's objects.
+  ['cli'],
+]
