@@ -61,13 +61,6 @@ export function formatAge(timestamp: string | null | undefined, nowMs: number): 
   return `${Math.floor(days / 365)}y`
 }
 
-/** A duration as a person writes it: 2m, 90s, 500ms. */
-export function formatDuration(ms: number): string {
-  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`
-  if (ms % 1000 === 0) return `${ms / 1000}s`
-  return `${ms}ms`
-}
-
 /** A value for a table cell or a one-line message: whitespace (newlines too) collapsed. */
 export function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim()

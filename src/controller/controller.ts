@@ -14,7 +14,8 @@ import {
   type RuntimeEvent,
   type RuntimeInfo,
 } from '../runtime/container-runtime.js'
-import { Backoff, formatDuration, sleep } from '../util/backoff.js'
+import { Backoff, sleep } from '../util/backoff.js'
+import { formatDuration } from '../util/format-duration.js'
 import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
 import type { ContainerSpecOptions } from '../spec/container-spec.js'

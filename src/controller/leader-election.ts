@@ -10,7 +10,8 @@
 // so there is no window in which an expired leader still believes it leads.
 import type { LeaderLockBackend, LeaderLockSession } from '../db/leader-lock.js'
 import type { Logger } from '../logger.js'
-import { formatDuration, sleep } from '../util/backoff.js'
+import { sleep } from '../util/backoff.js'
+import { formatDuration } from '../util/format-duration.js'
 
 export type LeaderRole = 'candidate' | 'follower' | 'leader'
 

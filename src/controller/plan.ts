@@ -5,7 +5,8 @@
 import type { Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
-import { backoffDelayMs, formatDuration } from '../util/backoff.js'
+import { backoffDelayMs } from '../util/backoff.js'
+import { formatDuration } from '../util/format-duration.js'
 
 export type Action =
   | { kind: 'pull'; image: string; policy: ImagePullPolicy; cause: string }

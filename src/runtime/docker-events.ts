@@ -8,7 +8,8 @@ import type { Readable } from 'node:stream'
 import type { RuntimeStreamItem } from './container-runtime.js'
 import { LineSplitter, parseDockerEvent } from './docker-streams.js'
 import type { Logger } from '../logger.js'
-import { Backoff, formatDuration, sleep, type BackoffOptions } from '../util/backoff.js'
+import { Backoff, sleep, type BackoffOptions } from '../util/backoff.js'
+import { formatDuration } from '../util/format-duration.js'
 
 export interface DockerEventSource {
   /**

@@ -128,7 +128,7 @@ describe('forgectl apply', () => {
       const result = await forgectl('apply', '-f', file, '--wait', '--timeout', '1500ms')
       expect(result.code).toBe(1)
       expect(result.stdout).toContain('plugin/wait-slow created')
-      expect(result.stderr).toMatch(/^forgectl: plugin\/wait-slow did not converge within 1500ms: the controller has not acted on generation 1 yet/m)
+      expect(result.stderr).toMatch(/^forgectl: plugin\/wait-slow did not converge within 1\.5 s: the controller has not acted on generation 1 yet/m)
     } finally {
       server.runtime.setReachable(true)
     }

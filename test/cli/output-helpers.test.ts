@@ -1,7 +1,7 @@
 // forgectl's output pieces on their own: ages, tables, the unified diff, the SSE reader and the
 // progress lines (redrawn in place on a terminal, printed on change otherwise).
 import { describe, expect, test } from 'vitest'
-import { formatAge, formatDuration, formatTable } from '../../src/cli/output.js'
+import { formatAge, formatTable } from '../../src/cli/output.js'
 import { readServerSentEvents, type SseMessage } from '../../src/cli/sse.js'
 import type { TextOutput } from '../../src/cli/text-output.js'
 import { unifiedDiff } from '../../src/cli/unified-diff.js'
@@ -24,10 +24,6 @@ describe('formatAge', () => {
   test('no time is <unknown>', () => {
     expect(formatAge(null, now)).toBe('<unknown>')
   })
-})
-
-test('formatDuration writes durations as a person would', () => {
-  expect([120_000, 90_000, 1_500].map(formatDuration)).toEqual(['2m', '90s', '1500ms'])
 })
 
 test('formatTable aligns columns with three spaces and no trailing blanks', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { Backoff, backoffDelayMs, formatDuration, sleep } from '../../src/util/backoff.js'
+import { Backoff, backoffDelayMs, sleep } from '../../src/util/backoff.js'
 
 describe('backoff', () => {
   test('one formula: the initial delay after no failure, times the factor per failure, capped', () => {
@@ -32,11 +32,5 @@ describe('backoff', () => {
     const sleeping = sleep(60_000, controller.signal)
     controller.abort()
     await expect(sleeping).resolves.toBeUndefined()
-  })
-
-  test('formats durations for log lines', () => {
-    expect(formatDuration(250)).toBe('250 ms')
-    expect(formatDuration(2_500)).toBe('2.5 s')
-    expect(formatDuration(300_000)).toBe('5 min')
   })
 })

@@ -4,10 +4,11 @@ import { ApiRequestError, type ApiClient } from '../api-client.js'
 import { durationFlag, HELP_OPTION, parseCommandArgs, requireNoPositionals, showUsage } from '../args.js'
 import { UsageError } from '../cli-errors.js'
 import type { Command } from '../context.js'
-import { formatDuration, plural, writeLine } from '../output.js'
+import { plural, writeLine } from '../output.js'
 import { readSpecInputs } from '../spec-file-reader.js'
 import { waitForConvergence, type PluginOutcome } from '../wait-for-plugins.js'
 import type { PluginDocument } from '../../spec/plugin-spec.js'
+import { formatDuration } from '../../util/format-duration.js'
 
 const DEFAULT_TIMEOUT_MS = 120_000
 

@@ -2,7 +2,8 @@
 import { durationFlag, HELP_OPTION, parseCommandArgs, pluginNameArgument, showUsage } from '../args.js'
 import { UsageError } from '../cli-errors.js'
 import type { Command } from '../context.js'
-import { formatDuration, writeLine } from '../output.js'
+import { formatDuration } from '../../util/format-duration.js'
+import { writeLine } from '../output.js'
 import { waitUntilGone } from '../wait-for-plugins.js'
 
 const DEFAULT_TIMEOUT_MS = 120_000
