@@ -4,6 +4,7 @@ import { isIP } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { isDnsLabel } from './util/dns-label.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
@@ -194,7 +195,7 @@ export function isLoopback(address: string): boolean {
 
 function readInstance(env: Env, problems: string[]): string {
   const value = nonEmpty(env.MANAGER_INSTANCE) ?? 'default'
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) {
+  if (!isDnsLabel(value)) {
     problems.push(`MANAGER_INSTANCE must be a DNS label (lower-case letters, digits and "-"), got "${value}"`)
   }
   return value

@@ -6,6 +6,7 @@ import { AlreadyExistsError } from '../db/errors.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import { CONTAINER_NAME_PREFIX, isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
 import { readDeclaredSpec } from '../spec/container-spec.js'
+import { isDnsLabel } from '../util/dns-label.js'
 import { isUuid } from '../util/uuid.js'
 
 export interface AdoptionInput {
@@ -26,7 +27,6 @@ export interface AdoptionResult {
 export const DEFAULT_INSTANCE = 'default'
 /** When a foreign container publishes no port, the plugin port is a guess; the spec can fix it. */
 const DEFAULT_CONTAINER_PORT = 8080
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
 
 export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult> {
   const { store, logger } = input
@@ -63,7 +63,7 @@ function nameOf(container: ObservedContainer): string {
 
 async function adoptOne(store: PluginStore, container: ObservedContainer, logger: Logger): Promise<boolean> {
   const forgehookId = nameOf(container)
-  if (!DNS_LABEL.test(forgehookId)) {
+  if (!isDnsLabel(forgehookId)) {
     logger.warn({ container: container.name }, `not adopting ${container.name}: "${forgehookId}" is not a valid plugin name`)
     return false
   }

@@ -2,19 +2,19 @@
 // manifest.ts) what the controller reads. Published as JSON Schema (schema/plugin.schema.json).
 import { z } from 'zod'
 import type { NewPlugin, Plugin, PluginSpecPatch } from '../db/plugin-store.js'
+import { DNS_LABEL_PATTERN } from '../util/dns-label.js'
 import { canonicalJson as canonical } from './container-spec.js'
 import { manifestSchema } from './manifest.js'
 
 export const API_VERSION = 'flowforge.io/v1'
 export const KIND = 'Plugin'
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 export const pluginNameSchema = z
   .string()
-  .regex(DNS_LABEL, 'must be a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters')
+  .regex(DNS_LABEL_PATTERN, 'must be a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters')
 
 /**
  * Fields a manifest must not carry: they would give a plugin the host (the Docker socket is
