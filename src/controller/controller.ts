@@ -20,9 +20,10 @@ import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
 import type { ContainerSpecOptions } from '../spec/container-spec.js'
 import { ContainerCache } from './container-cache.js'
-import type { CrashLoopPolicy } from './plan.js'
+import type { CrashLoopPolicy } from './plan-types.js'
 import { PortAllocator, type PortRange } from './port-allocator.js'
 import { Reconciler } from './reconciler.js'
+import { RestartRequests } from './restart-requests.js'
 import { needsReconcile } from './resync-check.js'
 import { WorkQueue } from './work-queue.js'
 import { runWorkers, type WorkerPool } from './worker-pool.js'
@@ -41,7 +42,11 @@ export interface ControllerOptions {
   retryBaseMs: number
   retryMaxMs: number
   crashLoop?: CrashLoopPolicy
-  /** Told of Docker HEALTHCHECK changes as they happen (the health monitor). */
+  /** The view of Docker shared with the health monitor and the metrics sampler. Default: a fresh one. */
+  cache?: ContainerCache
+  /** One-off restart requests (the health monitor's, the API's). Default: a fresh list. */
+  restarts?: RestartRequests
+  /** Told of Docker HEALTHCHECK changes as they happen (the health monitor). Must not throw. */
   onDockerHealth?: (pluginId: string, health: ContainerHealth) => void
 }
 
@@ -64,7 +69,9 @@ export function emptyControllerStats(): ControllerStats {
 
 
 export class Controller {
-  readonly cache = new ContainerCache()
+  readonly cache: ContainerCache
+  private readonly restarts: RestartRequests
+  private readonly unsubscribeRestarts: () => void
   readonly queue: WorkQueue
   private readonly reconciler: Reconciler
   private readonly abort = new AbortController()
@@ -75,11 +82,14 @@ export class Controller {
   private resyncRunning: Promise<void> | undefined
   private resyncAgain = false
   private unsubscribe: (() => void) | undefined
-  private readonly restarts = new Map<string, string>()
   private readonly stats: ControllerStats = emptyControllerStats()
 
   constructor(private readonly options: ControllerOptions) {
     this.log = options.logger.child({ component: 'controller' })
+    this.cache = options.cache ?? new ContainerCache()
+    this.restarts = options.restarts ?? new RestartRequests()
+    // Queued at once, even before the first sync: the workers take it after that.
+    this.unsubscribeRestarts = this.restarts.onRequest((pluginId) => this.queue.add(pluginId))
     this.queue = new WorkQueue({ clock: options.clock, baseDelayMs: options.retryBaseMs, maxDelayMs: options.retryMaxMs })
     this.reconciler = new Reconciler({
       store: options.store,
@@ -97,8 +107,7 @@ export class Controller {
 
   /** Restarts the plugin's running container once (no recreate). */
   requestRestart(pluginId: string, reason: string): void {
-    this.restarts.set(pluginId, reason)
-    this.queue.add(pluginId)
+    this.restarts.request(pluginId, reason)
   }
 
   /**
@@ -125,6 +134,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.abort.abort()
     this.unsubscribe?.()
+    this.unsubscribeRestarts()
     if (this.resyncTimer) this.options.clock.clearTimeout(this.resyncTimer)
     this.queue.shutDown()
     await this.pool?.stopped

@@ -2,66 +2,13 @@
 // container and returns the actions to take, each with its cause, the events to record
 // and the status to write once they succeed. It is a pure function: no I/O, no clock
 // (`now` is given), so every case is a golden-text test (test/controller/plan.test.ts).
+// What happens when an action fails is decided in plan-recovery.ts, also pure.
 import type { Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
 import { backoffDelayMs } from '../util/backoff.js'
 import { formatDuration } from '../util/format-duration.js'
-
-export type Action =
-  | { kind: 'pull'; image: string; policy: ImagePullPolicy; cause: string }
-  | { kind: 'create'; spec: ContainerSpec; cause: string }
-  | { kind: 'start'; cause: string }
-  | { kind: 'stop'; cause: string }
-  | { kind: 'remove'; containerId: string; cause: string }
-  | { kind: 'delete-row'; cause: string }
-
-export interface PlannedEvent {
-  type: string
-  data: Record<string, unknown>
-}
-
-export interface Plan {
-  actions: Action[]
-  /** Phase to show while the actions run (installing, stopping, ...). */
-  transitionPhase?: Plugin['status']
-  /** Status to write once every action succeeded (only fields that differ are written). */
-  status: PluginStatusUpdate
-  events: PlannedEvent[]
-  /** Look again after this long (crash-loop backoff, conflicts, the 10-minute reset). */
-  requeueAfterMs?: number
-}
-
-export interface CrashLoopPolicy {
-  /** First restart delay. Default 10 s. */
-  initialDelayMs: number
-  /** Cap. Default 5 min. */
-  maxDelayMs: number
-  /** Running this long resets restart_count. Default 10 min. */
-  resetAfterMs: number
-}
-
-export const DEFAULT_CRASH_LOOP: CrashLoopPolicy = { initialDelayMs: 10_000, maxDelayMs: 300_000, resetAfterMs: 600_000 }
-
-/** How long a plugin stuck on a conflict waits before the next look. */
-export const CONFLICT_RETRY_MS = 30_000
-
-export interface PlanInput {
-  plugin: Plugin
-  /** The container named forgehook-<name>, whoever made it. */
-  container: ObservedContainer | undefined
-  /** The container the plugin should have, or why none can be built (bad manifest). */
-  wanted: { ok: true; spec: ContainerSpec; pullPolicy: ImagePullPolicy } | { ok: false; error: string }
-  now: number
-  crashLoop?: CrashLoopPolicy
-  /** Restart the running container once (health checks failing, an operator's restart). */
-  restartRequested?: string
-  /**
-   * The container under our name is one of ours, left by a plugin whose row no longer
-   * exists (a database recreated while containers kept running): replace it, not a conflict.
-   */
-  containerOwnerGone?: boolean
-}
+import { CONFLICT_RETRY_MS, DEFAULT_CRASH_LOOP, type Action, type CrashLoopPolicy, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
 
 /** The wait before restart number `restartCount` (1 for the first crash). */
 export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy = DEFAULT_CRASH_LOOP): number {
@@ -69,8 +16,14 @@ export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy =
 }
 
 export function plan(input: PlanInput): Plan {
+  return withPhaseAudit(input.plugin, decide(input))
+}
+
+function decide(input: PlanInput): Plan {
   const { plugin, container } = input
   if (plugin.deletionRequestedAt) return planUninstall(plugin, container)
+  // No host port: nothing can be created or started; a running container keeps running.
+  if (input.portProblem !== undefined) return withError(plugin, input.portProblem, { requeueAfterMs: CONFLICT_RETRY_MS })
   if (container && !belongsTo(container, plugin)) {
     if (!(input.containerOwnerGone && isManaged(container))) return planConflict(plugin, container)
     if (!input.wanted.ok) return planInvalidSpec(plugin, input.wanted.error)
@@ -81,33 +34,40 @@ export function plan(input: PlanInput): Plan {
   return planRunning(input, input.wanted.spec, input.wanted.pullPolicy)
 }
 
+/**
+ * A phase change that no event of the plan describes (an error recorded again, a stopped
+ * plugin found without its container) gets its own plugin:phase event.
+ */
+function withPhaseAudit(plugin: Plugin, planned: Plan): Plan {
+  const to = planned.status.status
+  if (planned.events.length > 0 || planned.deleteRow || to === undefined || to === plugin.status) return planned
+  return { ...planned, events: [{ type: 'plugin:phase', data: { from: plugin.status, to } }] }
+}
+
 /** Ours: labelled as managed, for this very plugin. */
-function belongsTo(container: ObservedContainer, plugin: Plugin): boolean {
+export function belongsTo(container: ObservedContainer, plugin: Plugin): boolean {
   return isManaged(container) && container.labels[LABELS.pluginId] === plugin.id
 }
 
 function planUninstall(plugin: Plugin, container: ObservedContainer | undefined): Plan {
   const actions: Action[] = []
   // A container that is not ours is left alone even when its namesake plugin goes.
-  if (container && belongsTo(container, plugin)) {
-    if (container.state === 'running') actions.push({ kind: 'stop', cause: 'the plugin is being uninstalled' })
-    actions.push({ kind: 'remove', containerId: container.id, cause: 'the plugin is being uninstalled' })
-  }
-  actions.push({ kind: 'delete-row', cause: 'deletion was requested' })
+  const ours = container && belongsTo(container, plugin) ? container : undefined
+  if (ours) actions.push(...stopAndRemove(ours, 'the plugin is being uninstalled'))
   return {
     actions,
     transitionPhase: 'uninstalling',
     status: {},
-    events: [{ type: 'plugin:uninstalled', data: { containerId: container && belongsTo(container, plugin) ? container.id : null } }],
+    events: [{ type: 'plugin:uninstalled', data: { containerId: ours?.id ?? null } }],
+    deleteRow: { cause: 'deletion was requested' },
   }
 }
 
 function planReplaceStale(input: PlanInput, stale: ObservedContainer, spec: ContainerSpec, pullPolicy: ImagePullPolicy): Plan {
   const cause = `container ${stale.id.slice(0, 12)} belongs to a deleted plugin (${stale.labels[LABELS.pluginId] ?? 'no id'})`
   const running = input.plugin.desiredState === 'running'
-  const actions: Action[] = [{ kind: 'pull', image: spec.image, policy: pullPolicy, cause: `image for ${spec.name}` }]
-  if (stale.state === 'running') actions.push({ kind: 'stop', cause })
-  actions.push({ kind: 'remove', containerId: stale.id, cause }, { kind: 'create', spec, cause })
+  const { pull, create } = pullAndCreate(spec, pullPolicy, cause)
+  const actions: Action[] = [...pull, ...stopAndRemove(stale, cause), create]
   if (running) actions.push({ kind: 'start', cause: 'desired state is running' })
   const events: PlannedEvent[] = [{ type: 'plugin:installed', data: { image: spec.image, hostPort: spec.hostPort, replacedContainerId: stale.id } }]
   if (running) events.push({ type: 'plugin:started', data: { hostPort: spec.hostPort } })
@@ -137,7 +97,8 @@ function planInvalidSpec(plugin: Plugin, error: string): Plan {
   return withError(plugin, error, {})
 }
 
-function withError(plugin: Plugin, error: string, extra: Pick<Plan, 'requeueAfterMs'>): Plan {
+/** A problem recorded on the plugin: status error, one plugin:error event when the error is new. */
+export function withError(plugin: Plugin, error: string, extra: Pick<Plan, 'requeueAfterMs'>): Plan {
   const events = plugin.error === error ? [] : [{ type: 'plugin:error', data: { error } }]
   return { actions: [], status: { status: 'error', error }, events, ...extra }
 }
@@ -148,11 +109,9 @@ function planStopped(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePul
   if (!container && plugin.containerId === null) {
     // Declared stopped from the start: install it (image checked, container created) so
     // that a later start is quick, but do not start it.
+    const { pull, create } = pullAndCreate(spec, pullPolicy, 'the plugin has no container yet')
     return {
-      actions: [
-        { kind: 'pull', image: spec.image, policy: pullPolicy, cause: `image for ${spec.name}` },
-        { kind: 'create', spec, cause: 'the plugin has no container yet' },
-      ],
+      actions: [...pull, create],
       transitionPhase: 'installing',
       status,
       events: [{ type: 'plugin:installed', data: { image: spec.image, hostPort: spec.hostPort } }],
@@ -165,7 +124,7 @@ function planStopped(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePul
   }
   const fields = changedFields(container.labels, spec)
   return {
-    actions: [{ kind: 'stop', cause: 'desired state is stopped' }],
+    actions: [{ kind: 'stop', containerId: container.id, cause: 'desired state is stopped' }],
     transitionPhase: 'stopping',
     status,
     events: [{ type: 'plugin:stopped', data: fields.length > 0 ? { pendingChanges: fields } : {} }],
@@ -208,12 +167,9 @@ function planCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePullPo
     ? [{ type: 'plugin:recovered', data: { previousContainerId: plugin.containerId, image: spec.image, hostPort: spec.hostPort } }]
     : [{ type: 'plugin:installed', data: { image: spec.image, hostPort: spec.hostPort } }]
   events.push({ type: 'plugin:started', data: { hostPort: spec.hostPort } })
+  const { pull, create } = pullAndCreate(spec, pullPolicy, cause)
   return {
-    actions: [
-      { kind: 'pull', image: spec.image, policy: pullPolicy, cause: `image for ${spec.name}` },
-      { kind: 'create', spec, cause },
-      { kind: 'start', cause: 'desired state is running' },
-    ],
+    actions: [...pull, create, { kind: 'start', cause: 'desired state is running' }],
     transitionPhase: 'installing',
     status: { status: 'running', error: null, nextRestartAt: null, restartCount: 0 },
     events,
@@ -222,13 +178,8 @@ function planCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePullPo
 
 function planRecreate(plugin: Plugin, container: ObservedContainer, spec: ContainerSpec, pullPolicy: ImagePullPolicy, fields: string[]): Plan {
   const cause = `spec changed: ${fields.join(', ')}`
-  const actions: Action[] = [{ kind: 'pull', image: spec.image, policy: pullPolicy, cause: `image for ${spec.name}` }]
-  if (container.state === 'running') actions.push({ kind: 'stop', cause })
-  actions.push(
-    { kind: 'remove', containerId: container.id, cause },
-    { kind: 'create', spec, cause },
-    { kind: 'start', cause: 'desired state is running' },
-  )
+  const { pull, create } = pullAndCreate(spec, pullPolicy, cause)
+  const actions: Action[] = [...pull, ...stopAndRemove(container, cause), create, { kind: 'start', cause: 'desired state is running' }]
   return {
     actions,
     transitionPhase: 'installing',
@@ -259,13 +210,31 @@ function planKeepRunning(input: PlanInput, container: ObservedContainer): Plan {
 function planRestart(container: ObservedContainer, reason: string): Plan {
   return {
     actions: [
-      { kind: 'stop', cause: reason },
+      { kind: 'stop', containerId: container.id, cause: reason },
       { kind: 'start', cause: reason },
     ],
     transitionPhase: 'starting',
     status: { status: 'running', error: null, containerId: container.id },
     events: [{ type: 'plugin:restarted', data: { containerId: container.id, reason } }],
+    takesRestartRequest: true,
   }
+}
+
+/**
+ * The image first, then the create. Only Always pulls up front; otherwise the create
+ * applies the policy when the engine says the image is missing (as `docker run` does), so
+ * an image already there costs no lookup.
+ */
+function pullAndCreate(spec: ContainerSpec, pullPolicy: ImagePullPolicy, cause: string): { pull: Action[]; create: Action } {
+  if (pullPolicy === 'Always') {
+    return { pull: [{ kind: 'pull', image: spec.image, policy: 'Always', cause: `imagePullPolicy Always for ${spec.name}` }], create: { kind: 'create', spec, cause } }
+  }
+  return { pull: [], create: { kind: 'create', spec, missingImage: pullPolicy, cause } }
+}
+
+function stopAndRemove(container: ObservedContainer, cause: string): Action[] {
+  const remove: Action = { kind: 'remove', containerId: container.id, cause }
+  return container.state === 'running' ? [{ kind: 'stop', containerId: container.id, cause }, remove] : [remove]
 }
 
 /** After a restart, come back when the 10-minute mark is reached to reset the count. */
@@ -308,39 +277,16 @@ function planCrash(input: PlanInput, container: ObservedContainer): Plan {
   }
 }
 
-/** For a plugin row that is gone: remove its container, if we made one. */
-export function planOrphanRemoval(container: ObservedContainer | undefined): Action[] {
-  if (!container || !isManaged(container)) return []
-  const actions: Action[] = []
-  if (container.state === 'running') actions.push({ kind: 'stop', cause: 'its plugin was deleted' })
-  actions.push({ kind: 'remove', containerId: container.id, cause: 'its plugin was deleted' })
-  return actions
-}
-
-/** One readable line per action, for logs and golden tests. */
-export function describePlan(planned: Plan | Action[]): string {
-  const actions = Array.isArray(planned) ? planned : planned.actions
-  const lines = actions.map((action) => `${describeAction(action)}  # ${action.cause}`)
-  if (!Array.isArray(planned)) {
-    const status = Object.entries(planned.status)
-      .map(([field, value]) => `${field}=${value instanceof Date ? value.toISOString() : JSON.stringify(value)}`)
-      .join(' ')
-    if (status) lines.push(`status ${status}`)
-    for (const event of planned.events) lines.push(`event ${event.type} ${JSON.stringify(event.data)}`)
-    if (planned.requeueAfterMs !== undefined) lines.push(`requeue after ${planned.requeueAfterMs} ms`)
-  }
-  return lines.join('\n')
-}
-
-function describeAction(action: Action): string {
-  switch (action.kind) {
-    case 'pull':
-      return `pull ${action.image} (${action.policy})`
-    case 'create':
-      return `create ${action.spec.name} image=${action.spec.image} port=${action.spec.hostIp}:${action.spec.hostPort}->${action.spec.containerPort}`
-    case 'remove':
-      return `remove ${action.containerId.slice(0, 12)}`
-    default:
-      return action.kind
+/**
+ * For a plugin row that is gone (deleted in SQL, or uninstalled by a manager that died
+ * before removing the container): remove its container, if we made one.
+ */
+export function planOrphanRemoval(pluginId: string, container: ObservedContainer | undefined): Plan {
+  if (!container || !isManaged(container)) return { actions: [], status: {}, events: [] }
+  return {
+    actions: stopAndRemove(container, 'its plugin was deleted'),
+    status: {},
+    events: [{ type: 'plugin:uninstalled', data: { containerId: container.id, pluginId } }],
+    subject: { pluginId: null, forgehookId: container.labels[LABELS.forgehookId] ?? container.name },
   }
 }

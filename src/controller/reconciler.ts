@@ -7,6 +7,10 @@
 //   the row's status and not thrown; conflicts come back after `requeueAfterMs`.
 // - `{ requeueAfterMs }` asks for the next look (crash-loop backoff, the 10-minute reset).
 // - Status is written only when it differs from the row; events only for what happened.
+//
+// Every decision is the planner's (plan.ts, plan-recovery.ts): this file gathers the facts
+// it needs, performs the actions it returns one kind at a time, and hands every typed
+// failure back to it.
 import type { Logger } from '../logger.js'
 import { InvalidValueError } from '../db/errors.js'
 import type { NewPluginEvent, Plugin, PluginStatusUpdate, PluginStore } from '../db/plugin-store.js'
@@ -18,17 +22,19 @@ import {
   NameConflictError,
   PortInUseError,
   type ContainerRuntime,
-  type ContainerSpec,
   type ObservedContainer,
 } from '../runtime/container-runtime.js'
 import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
 import type { Clock } from '../util/clock.js'
-import type { ContainerCache } from './container-cache.js'
-import { CONFLICT_RETRY_MS, describePlan, nameConflictMessage, plan, planOrphanRemoval, type Action, type CrashLoopPolicy, type Plan, type PlanInput } from './plan.js'
-import type { PortAllocator } from './port-allocator.js'
 import { isUuid } from '../util/uuid.js'
-
+import type { ContainerCache } from './container-cache.js'
+import { describePlan, describeRecovery } from './describe-plan.js'
+import { plan, planOrphanRemoval } from './plan.js'
+import { planRecovery } from './plan-recovery.js'
+import type { Action, ActionFailure, CrashLoopPolicy, Plan, WantedContainer } from './plan-types.js'
+import type { PortAllocator } from './port-allocator.js'
+import type { RestartRequests } from './restart-requests.js'
 
 export interface ReconcileResult {
   requeueAfterMs?: number
@@ -46,18 +52,26 @@ export interface ReconcilerOptions {
   /** Grace period of `docker stop`. Default 10 s. */
   stopTimeoutSeconds: number
   crashLoop?: CrashLoopPolicy
-  /** Pending one-off restarts by plugin id, with their reason; taken when executed. */
-  restarts: Map<string, string>
+  /** Pending one-off restarts; the plan that answers one takes it. */
+  restarts: RestartRequests
 }
 
-/** Facts learned while executing, merged into the status at the end. */
-interface Facts {
-  containerId?: string | null
-  containerName?: string | null
-  installedAt?: Date
-  startedAt?: Date
-  stoppedAt?: Date
+/** One execution of a plan: whom it is about and what it learned on the way. */
+interface Run {
+  /** The row as last written (the transition phase changes it); absent when the row is gone. */
+  row: Plugin | undefined
+  pluginId: string | null
+  forgehookId: string
+  /** The plan's container: the one observed, then the one its create made. */
+  containerId: string | undefined
+  /** Facts learned while executing, merged into the status at the end. */
+  facts: Pick<PluginStatusUpdate, 'containerId' | 'containerName' | 'installedAt' | 'startedAt' | 'stoppedAt'>
 }
+
+/** What performing one action came to: done, or a failure the planner decides on (with the error to rethrow). */
+type Outcome = { kind: 'done' } | { kind: 'failed'; failure: ActionFailure; error: Error }
+
+const DONE: Outcome = { kind: 'done' }
 
 export class Reconciler {
   private reconciles = 0
@@ -73,22 +87,32 @@ export class Reconciler {
     const pluginLog = log.child({ plugin: row.forgehookId })
 
     const container = await this.observe(containerNameFor(row.forgehookId))
+    // A plugin being uninstalled needs no port; any other gets one (or the reason it cannot).
     const port = row.deletionRequestedAt ? { ok: true as const, plugin: row, hostPort: row.hostPort ?? 0 } : await this.options.ports.resolve(row)
-    if (!port.ok) return this.recordProblem(row, port.error, pluginLog, CONFLICT_RETRY_MS)
-    const plugin = port.plugin
-
+    const plugin = port.ok ? port.plugin : row
     const planned = plan({
       plugin,
       container,
-      wanted: this.wanted(plugin, port.hostPort),
+      wanted: port.ok ? this.wanted(plugin, port.hostPort) : { ok: false, error: port.error },
+      portProblem: port.ok ? undefined : port.error,
       now: this.options.clock.now(),
       crashLoop: this.options.crashLoop,
       restartRequested: this.options.restarts.get(plugin.id),
       containerOwnerGone: await this.ownerGone(container, plugin),
     })
-    if (planned.events.some((event) => event.type === 'plugin:restarted')) this.options.restarts.delete(plugin.id)
-    if (planned.actions.length > 0) pluginLog.info({ plan: describePlan(planned.actions) }, `reconciling ${plugin.forgehookId}`)
-    return this.execute(plugin, planned, container, pluginLog)
+    if (planned.takesRestartRequest) this.options.restarts.take(plugin.id)
+    if (planned.actions.length > 0) pluginLog.info({ plan: describePlan(planned) }, `reconciling ${plugin.forgehookId}`)
+    const run: Run = { row: plugin, pluginId: plugin.id, forgehookId: plugin.forgehookId, containerId: container?.id, facts: {} }
+    return this.execute(run, planned, pluginLog)
+  }
+
+  /** The row is gone (uninstalled, or deleted in SQL): remove the container we made for it. */
+  private async reconcileDeleted(pluginId: string, log: Logger): Promise<ReconcileResult> {
+    const container = this.options.cache.findByPluginId(pluginId)
+    const planned = planOrphanRemoval(pluginId, container)
+    if (!container || !planned.subject) return {}
+    log.info({ plan: describePlan(planned) }, `removing the container of deleted plugin ${planned.subject.forgehookId}`)
+    return this.execute({ row: undefined, ...planned.subject, containerId: container.id, facts: {} }, planned, log)
   }
 
   /**
@@ -104,7 +128,7 @@ export class Reconciler {
     return (await this.options.store.getPlugin(ownerId)) === undefined
   }
 
-  private wanted(plugin: Plugin, hostPort: number): PlanInput['wanted'] {
+  private wanted(plugin: Plugin, hostPort: number): WantedContainer {
     const parsed = parseManifest(plugin.manifest)
     if (!parsed.ok) return parsed
     const spec = buildContainerSpec(plugin, parsed.manifest, hostPort, this.options.container)
@@ -123,153 +147,127 @@ export class Reconciler {
     return inspected
   }
 
-  private async execute(plugin: Plugin, planned: Plan, container: ObservedContainer | undefined, log: Logger): Promise<ReconcileResult> {
-    const { store } = this.options
-    let current = plugin
-    const facts: Facts = {}
-    let containerId = container?.id
-    let deleteRow = false
-    // An image that may already be there is not looked up: create says when it is missing.
-    let deferredPull: Extract<Action, { kind: 'pull' }> | undefined
-
+  private async execute(run: Run, planned: Plan, log: Logger): Promise<ReconcileResult> {
+    const original = run.row
+    const acts = planned.actions.length > 0 || planned.deleteRow !== undefined
+    if (run.row && planned.transitionPhase && acts && run.row.status !== planned.transitionPhase) {
+      run.row = (await this.options.store.writeStatus(run.row.id, { status: planned.transitionPhase })) ?? run.row
+    }
     for (const action of planned.actions) {
-      if (planned.transitionPhase && current.status !== planned.transitionPhase) {
-        current = (await store.writeStatus(plugin.id, { status: planned.transitionPhase })) ?? current
-      }
-      if (action.kind === 'delete-row') {
-        deleteRow = true
+      const outcome = await this.perform(action, run)
+      if (outcome.kind === 'done') continue
+      if (!run.row) throw outcome.error
+      const recovery = planRecovery(run.row, outcome.failure)
+      log.info({ recovery: describeRecovery(recovery) }, `${run.forgehookId}: ${action.kind} failed: ${outcome.error.message}`)
+      if (recovery.kind === 'continue-with') {
+        this.created(run, action, recovery.containerId)
         continue
       }
-      if (action.kind === 'pull' && action.policy !== 'Always') {
-        deferredPull = action
-        continue
-      }
-      const outcome = await this.perform(action, current, containerId, facts, log, deferredPull)
-      if (outcome.kind === 'problem') return this.recordProblem(current, outcome.error, log, outcome.requeueAfterMs)
-      containerId = outcome.containerId
+      // Performed apart from the plan's own status and facts: what it meant to do did not happen.
+      const aborted: Run = { ...run, facts: {} }
+      for (const step of recovery.plan.actions) await this.perform(step, aborted)
+      const { error } = recovery.plan.status
+      if (typeof error === 'string') log.warn({ error }, `${run.forgehookId}: ${error}`)
+      // Nothing to record (a retry that only released a port): the generation stays unobserved.
+      if (Object.keys(recovery.plan.status).length > 0) await this.record(aborted, run.row, recovery.plan)
+      if (recovery.retry) throw outcome.error
+      return requeue(recovery.plan)
     }
-
-    const events = planned.events.map((event) => ({ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: event.type, data: event.data }))
-    if (deleteRow) {
-      await store.logEvents(events)
-      await store.deletePlugin(plugin.id)
-      log.info(`uninstalled ${plugin.forgehookId}`)
-      return {}
-    }
-    const wanted = { ...planned.status, ...facts, observedGeneration: plugin.generation }
-    await this.writeFinalStatus(plugin, current, wanted, events, planned.events.length === 0)
-    return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {}
+    const { error } = planned.status
+    if (typeof error === 'string' && error !== original?.error) log.warn({ error }, `${run.forgehookId}: ${error}`)
+    if (original) await this.record(run, original, planned)
+    else await this.options.store.logEvents(this.events(run, planned))
+    if (planned.deleteRow) log.info(`uninstalled ${run.forgehookId}`)
+    return requeue(planned)
   }
 
-  private async perform(
-    action: Action,
-    plugin: Plugin,
-    containerId: string | undefined,
-    facts: Facts,
-    log: Logger,
-    deferredPull?: Extract<Action, { kind: 'pull' }>,
-  ): Promise<{ kind: 'done'; containerId: string | undefined } | { kind: 'problem'; error: string; requeueAfterMs?: number }> {
+  /** One action, by kind; a known failure comes back as an outcome for the planner. */
+  private async perform(action: Action, run: Run): Promise<Outcome> {
     const { runtime, cache, clock } = this.options
     switch (action.kind) {
       case 'pull':
-        await this.pull(action, plugin, log)
-        return { kind: 'done', containerId }
-      case 'create': {
-        const created = await this.create(action.spec, plugin, log, deferredPull)
-        if (created.kind === 'problem') return created
-        facts.containerId = created.containerId
-        facts.containerName = action.spec.name
-        if (!plugin.installedAt) facts.installedAt = new Date(clock.now())
-        return { kind: 'done', containerId: created.containerId }
-      }
+        return this.imageOutcome(() => runtime.ensureImage(action.image, action.policy))
+      case 'create':
+        return this.create(action, run)
       case 'start': {
-        if (!containerId) throw new Error('start planned without a container')
-        const id = containerId
-        const problem = await cache.whileActing(id, 'start', async () => {
-          const refused = await this.start(id, plugin)
-          if (!refused) await this.refresh(id)
-          return refused
+        const containerId = required(run.containerId, action)
+        const outcome = await cache.whileActing(containerId, 'start', async () => {
+          try {
+            await runtime.start(containerId)
+          } catch (error) {
+            if (error instanceof PortInUseError) return { kind: 'failed' as const, failure: { kind: 'port-in-use' as const, error: error.message }, error }
+            throw error
+          }
+          await this.refresh(containerId)
+          return DONE
         })
-        if (problem) return problem
-        facts.startedAt = new Date(clock.now())
-        facts.containerId = containerId
-        return { kind: 'done', containerId }
+        if (outcome.kind === 'done') Object.assign(run.facts, { startedAt: new Date(clock.now()), containerId })
+        return outcome
       }
       case 'stop':
-        if (!containerId) throw new Error('stop planned without a container')
-        const id = containerId
-        await cache.whileActing(id, 'stop', async () => {
-          await runtime.stop(id, this.options.stopTimeoutSeconds)
-          await this.refresh(id)
+        await cache.whileActing(action.containerId, 'stop', async () => {
+          await runtime.stop(action.containerId, this.options.stopTimeoutSeconds)
+          await this.refresh(action.containerId)
         })
-        facts.stoppedAt = new Date(clock.now())
-        return { kind: 'done', containerId }
+        run.facts.stoppedAt = new Date(clock.now())
+        return DONE
       case 'remove':
         await runtime.remove(action.containerId)
         cache.removeById(action.containerId)
-        if (action.containerId === containerId) facts.containerId = null
-        return { kind: 'done', containerId: action.containerId === containerId ? undefined : containerId }
-      case 'delete-row':
-        return { kind: 'done', containerId }
+        if (action.containerId === run.containerId) {
+          run.containerId = undefined
+          run.facts.containerId = null
+        }
+        return DONE
+      case 'release-port':
+        if (run.row) await this.options.ports.release(run.row)
+        return DONE
     }
   }
 
-  /**
-   * Create, treating "name already in use" as "look at that container": Docker may have
-   * created it while our call failed, or a crashed manager made it. Ours → use it;
-   * anyone else's → a conflict, left untouched.
-   */
-  private async create(
-    spec: ContainerSpec,
-    plugin: Plugin,
-    log: Logger,
-    deferredPull: Extract<Action, { kind: 'pull' }> | undefined,
-  ): Promise<{ kind: 'done'; containerId: string } | { kind: 'problem'; error: string; requeueAfterMs?: number }> {
-    const { runtime } = this.options
-    const { name } = spec
+  /** Create; a missing image is pulled per `missingImage` and the create tried once more, as `docker run` does. */
+  private async create(action: Extract<Action, { kind: 'create' }>, run: Run): Promise<Outcome> {
+    const { runtime, cache } = this.options
+    const { spec } = action
     try {
-      const containerId = await runtime.create(spec).catch(async (error: unknown) => {
-        // As `docker run` does: pull (per the policy) only when create finds no image.
-        if (!(error instanceof ImageNotFoundError) || !deferredPull) throw error
-        await this.pull(deferredPull, plugin, log)
-        return runtime.create(spec)
+      const outcome = await this.imageOutcome(async () => {
+        const containerId = await runtime.create(spec).catch(async (error: unknown) => {
+          if (!(error instanceof ImageNotFoundError) || !action.missingImage) throw error
+          await runtime.ensureImage(spec.image, action.missingImage)
+          return runtime.create(spec)
+        })
+        // What we just made, as inspect would tell it: no second look needed.
+        const { image, labels, hostPort, containerPort } = spec
+        cache.putDetailed({ id: containerId, name: spec.name, image, state: 'created', labels, hostPort, containerPort })
+        this.created(run, action, containerId)
       })
-      // What we just made, as inspect would tell it: no second look needed.
-      const { image, labels, hostPort, containerPort } = spec
-      this.options.cache.putDetailed({ id: containerId, name, image, state: 'created', labels, hostPort, containerPort })
-      return { kind: 'done', containerId }
+      return outcome
     } catch (error) {
       if (!(error instanceof NameConflictError)) throw error
-      const existing = await runtime.inspect(name)
-      if (!existing) throw error
-      this.options.cache.putDetailed(existing)
-      if (isManaged(existing) && existing.labels[LABELS.pluginId] === plugin.id) return { kind: 'done', containerId: existing.id }
-      return { kind: 'problem', error: nameConflictMessage(existing), requeueAfterMs: CONFLICT_RETRY_MS }
+      // Docker may have created it while our call failed, or a crashed manager made it: look.
+      const holder = await runtime.inspect(spec.name)
+      if (holder) cache.putDetailed(holder)
+      return { kind: 'failed', failure: { kind: 'name-taken', holder }, error }
     }
   }
 
-  private async start(containerId: string, plugin: Plugin): Promise<{ kind: 'problem'; error: string; requeueAfterMs?: number } | undefined> {
+  /** The plan's create is done, by us or (continue-with) found done already. */
+  private created(run: Run, action: Action, containerId: string): void {
+    if (action.kind !== 'create') throw new Error(`continue-with after a failed ${action.kind}`)
+    run.containerId = containerId
+    run.facts.containerId = containerId
+    run.facts.containerName = action.spec.name
+    if (!run.row?.installedAt) run.facts.installedAt = new Date(this.options.clock.now())
+  }
+
+  private async imageOutcome(operation: () => Promise<void>): Promise<Outcome> {
     try {
-      await this.options.runtime.start(containerId)
-      return undefined
+      await operation()
+      return DONE
     } catch (error) {
-      if (!(error instanceof PortInUseError)) throw error
-      if (plugin.requestedHostPort !== null) {
-        return { kind: 'problem', error: `requested ${error.message}`, requeueAfterMs: CONFLICT_RETRY_MS }
-      }
-      // An allocated port turned out to be taken by something outside FlowForge: give it
-      // up, so the next attempt allocates another (and recreates the container with it).
-      await this.options.ports.release(plugin)
+      if (error instanceof ImageNotFoundError) return { kind: 'failed', failure: { kind: 'image-missing', error: error.message }, error }
       throw error
     }
-  }
-
-  /** ImageNotFoundError propagates: recorded as the plugin's error, retried with backoff. */
-  private async pull(action: Extract<Action, { kind: 'pull' }>, plugin: Plugin, log: Logger): Promise<void> {
-    await this.options.runtime.ensureImage(action.image, action.policy).catch(async (error: unknown) => {
-      if (error instanceof ImageNotFoundError) await this.recordProblem(plugin, error.message, log)
-      throw error
-    })
   }
 
   private async refresh(containerId: string): Promise<void> {
@@ -278,59 +276,44 @@ export class Reconciler {
     else this.options.cache.removeById(containerId)
   }
 
-  /** A problem that retrying right away will not fix: status error, one event, maybe a later look. */
-  private async recordProblem(plugin: Plugin, error: string, log: Logger, requeueAfterMs?: number): Promise<ReconcileResult> {
-    log.warn({ error }, `${plugin.forgehookId}: ${error}`)
-    const events = plugin.error === error ? [] : [{ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: 'plugin:error', data: { error } }]
-    await this.writeFinalStatus(plugin, plugin, { status: 'error', error, observedGeneration: plugin.generation }, events, false)
-    return requeueAfterMs !== undefined ? { requeueAfterMs } : {}
-  }
-
   /**
-   * Records the reconcile's events and writes only the status fields that differ, in one
-   * statement; a phase change no event describes gets its own event.
+   * Records the plan's events with the status fields that differ from the row, in one
+   * statement; or, for a plan that deletes the row, the events and then the deletion.
    */
-  private async writeFinalStatus(
-    original: Plugin,
-    current: Plugin,
-    wanted: PluginStatusUpdate,
-    events: NewPluginEvent[],
-    auditPhaseChange: boolean,
-  ): Promise<void> {
-    const changes = differingFields(current, wanted)
+  private async record(run: Run, original: Plugin, planned: Plan): Promise<void> {
+    const { store } = this.options
+    const events = this.events(run, planned)
+    if (planned.deleteRow) {
+      await store.logEvents(events)
+      await store.deletePlugin(original.id)
+      return
+    }
+    const current = run.row ?? original
+    const changes = differingFields(current, { ...planned.status, ...run.facts, observedGeneration: original.generation })
     if (Object.keys(changes).length === 0) {
-      await this.options.store.logEvents(events)
+      await store.logEvents(events)
       return
     }
     try {
-      await this.options.store.writeStatusWithEvents(original.id, changes, events)
+      await store.writeStatusWithEvents(original.id, changes, events)
     } catch (error) {
       if (!(error instanceof InvalidValueError)) throw error
-      throw new Error(`cannot record the status of ${original.forgehookId}: ${error.message}`)
-    }
-    if (auditPhaseChange && wanted.status !== undefined && wanted.status !== original.status) {
-      await this.options.store.logEvent({
-        pluginId: original.id,
-        forgehookId: original.forgehookId,
-        type: 'plugin:phase',
-        data: { from: original.status, to: wanted.status },
-      })
+      throw new Error(`cannot record the status of ${original.forgehookId}: ${error.message}`, { cause: error })
     }
   }
 
-  /** The row is gone (uninstalled, or deleted in SQL): remove the container we made for it. */
-  private async reconcileDeleted(pluginId: string, log: Logger): Promise<ReconcileResult> {
-    const container = this.options.cache.findByPluginId(pluginId)
-    const actions = planOrphanRemoval(container)
-    if (!container || actions.length === 0) return {}
-    const forgehookId = container.labels[LABELS.forgehookId] ?? container.name
-    log.info({ plan: describePlan(actions) }, `removing the container of deleted plugin ${forgehookId}`)
-    if (container.state === 'running') await this.options.runtime.stop(container.id, this.options.stopTimeoutSeconds)
-    await this.options.runtime.remove(container.id)
-    this.options.cache.removeById(container.id)
-    await this.options.store.logEvent({ pluginId: null, forgehookId, type: 'plugin:uninstalled', data: { containerId: container.id, pluginId } })
-    return {}
+  private events(run: Run, planned: Plan): NewPluginEvent[] {
+    return planned.events.map((event) => ({ pluginId: run.pluginId, forgehookId: run.forgehookId, type: event.type, data: event.data }))
   }
+}
+
+function requeue(planned: Plan): ReconcileResult {
+  return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {}
+}
+
+function required(containerId: string | undefined, action: Action): string {
+  if (!containerId) throw new Error(`${action.kind} planned without a container`)
+  return containerId
 }
 
 function differingFields(plugin: Plugin, wanted: PluginStatusUpdate): PluginStatusUpdate {

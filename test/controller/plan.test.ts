@@ -1,7 +1,10 @@
 // Golden-text tests of the pure planner: one readable line per action, then the status,
 // events and requeue it asks for.
 import { describe, expect, test } from 'vitest'
-import { describePlan, plan, planOrphanRemoval, type PlanInput } from '../../src/controller/plan.js'
+import { describePlan, describeRecovery } from '../../src/controller/describe-plan.js'
+import { planRecovery } from '../../src/controller/plan-recovery.js'
+import { plan, planOrphanRemoval } from '../../src/controller/plan.js'
+import type { PlanInput } from '../../src/controller/plan-types.js'
 import type { Plugin } from '../../src/db/plugin-store.js'
 import { LABELS, type ObservedContainer } from '../../src/runtime/container-runtime.js'
 import { buildContainerSpec } from '../../src/spec/container-spec.js'
@@ -73,8 +76,7 @@ describe('plan', () => {
   test('a new plugin that should run is pulled, created and started', () => {
     expect(golden(plugin(), undefined)).toBe(
       [
-        'pull flowforge/crypto:1 (IfNotPresent)  # image for forgehook-crypto',
-        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080  # the plugin has no container yet',
+        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080 if-image-missing=pull  # the plugin has no container yet',
         'start  # desired state is running',
         'status status="running" error=null nextRestartAt=null restartCount=0',
         'event plugin:installed {"image":"flowforge/crypto:1","hostPort":4100}',
@@ -110,8 +112,7 @@ describe('plan', () => {
   test('a plugin declared stopped from the start is installed but not started', () => {
     expect(golden(plugin({ desiredState: 'stopped' }), undefined)).toBe(
       [
-        'pull flowforge/crypto:1 (IfNotPresent)  # image for forgehook-crypto',
-        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080  # the plugin has no container yet',
+        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080 if-image-missing=pull  # the plugin has no container yet',
         'status status="stopped" error=null nextRestartAt=null',
         'event plugin:installed {"image":"flowforge/crypto:1","hostPort":4100}',
       ].join('\n'),
@@ -140,10 +141,9 @@ describe('plan', () => {
     const after = { ...before, manifest: { ...before.manifest, image: 'flowforge/crypto:2' }, generation: 2 }
     expect(golden(after, container)).toBe(
       [
-        'pull flowforge/crypto:2 (IfNotPresent)  # image for forgehook-crypto',
         'stop  # spec changed: image',
         'remove c0ffee000000  # spec changed: image',
-        'create forgehook-crypto image=flowforge/crypto:2 port=127.0.0.1:4100->8080  # spec changed: image',
+        'create forgehook-crypto image=flowforge/crypto:2 port=127.0.0.1:4100->8080 if-image-missing=pull  # spec changed: image',
         'start  # desired state is running',
         'status status="running" error=null nextRestartAt=null restartCount=0',
         'event plugin:updated {"changedFields":["image"],"previousContainerId":"c0ffee000000aaaabbbbcccc","image":"flowforge/crypto:2","hostPort":4100}',
@@ -220,8 +220,7 @@ describe('plan', () => {
     const row = plugin({ status: 'running', containerId: 'dead00000000ffff' })
     expect(golden(row, undefined)).toBe(
       [
-        'pull flowforge/crypto:1 (IfNotPresent)  # image for forgehook-crypto',
-        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080  # container dead00000000 is missing',
+        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080 if-image-missing=pull  # container dead00000000 is missing',
         'start  # desired state is running',
         'status status="running" error=null nextRestartAt=null restartCount=0',
         'event plugin:recovered {"previousContainerId":"dead00000000ffff","image":"flowforge/crypto:1","hostPort":4100}',
@@ -262,10 +261,9 @@ describe('plan', () => {
     const stale = ourContainer(row, { id: 'aaaa00000000bbbb', labels: { ...ourContainer(row).labels, [LABELS.pluginId]: '22222222-2222-4222-8222-222222222222' } })
     expect(describePlan(plan({ plugin: row, container: stale, wanted: wantedFor(row), now: NOW, containerOwnerGone: true }))).toBe(
       [
-        'pull flowforge/crypto:1 (IfNotPresent)  # image for forgehook-crypto',
         'stop  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
         'remove aaaa00000000  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
-        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
+        'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080 if-image-missing=pull  # container aaaa00000000 belongs to a deleted plugin (22222222-2222-4222-8222-222222222222)',
         'start  # desired state is running',
         'status status="running" error=null nextRestartAt=null restartCount=0',
         'event plugin:installed {"image":"flowforge/crypto:1","hostPort":4100,"replacedContainerId":"aaaa00000000bbbb"}',
@@ -304,11 +302,139 @@ describe('plan', () => {
     )
   })
 
-  test('a deleted row leaves only its own managed container to remove', () => {
+  test('a deleted row leaves only its own managed container to remove, audited under its name', () => {
     const row = plugin()
-    expect(describePlan(planOrphanRemoval(ourContainer(row)))).toBe(
-      ['stop  # its plugin was deleted', 'remove c0ffee000000  # its plugin was deleted'].join('\n'),
+    expect(describePlan(planOrphanRemoval(PLUGIN_ID, ourContainer(row)))).toBe(
+      [
+        'stop  # its plugin was deleted',
+        'remove c0ffee000000  # its plugin was deleted',
+        'events about crypto (its row is gone)',
+        `event plugin:uninstalled {"containerId":"c0ffee000000aaaabbbbcccc","pluginId":"${PLUGIN_ID}"}`,
+      ].join('\n'),
     )
-    expect(planOrphanRemoval({ id: 'f0f0', name: 'forgehook-x', image: 'nginx', state: 'running', labels: {} })).toEqual([])
+    expect(describePlan(planOrphanRemoval(PLUGIN_ID, { id: 'f0f0', name: 'forgehook-x', image: 'nginx', state: 'running', labels: {} }))).toBe('')
+    expect(describePlan(planOrphanRemoval(PLUGIN_ID, undefined))).toBe('')
+  })
+})
+
+describe('plan: decisions the executor used to make', () => {
+  test('imagePullPolicy Always pulls before anything is touched; the create then expects the image', () => {
+    const before = plugin({ status: 'running', containerId: 'c0ffee000000aaaabbbbcccc' })
+    const container = ourContainer(before)
+    const after = { ...before, manifest: { ...before.manifest, image: 'flowforge/crypto:2', imagePullPolicy: 'Always' }, generation: 2 }
+    expect(golden(after, container)).toBe(
+      [
+        'pull flowforge/crypto:2 (Always)  # imagePullPolicy Always for forgehook-crypto',
+        'stop  # spec changed: image',
+        'remove c0ffee000000  # spec changed: image',
+        'create forgehook-crypto image=flowforge/crypto:2 port=127.0.0.1:4100->8080  # spec changed: image',
+        'start  # desired state is running',
+        'status status="running" error=null nextRestartAt=null restartCount=0',
+        'event plugin:updated {"changedFields":["image"],"previousContainerId":"c0ffee000000aaaabbbbcccc","image":"flowforge/crypto:2","hostPort":4100}',
+      ].join('\n'),
+    )
+  })
+
+  test('imagePullPolicy Never: the create refuses a missing image instead of pulling it', () => {
+    const row = plugin({ manifest: { name: 'Crypto', image: 'flowforge/crypto:1', port: 8080, imagePullPolicy: 'Never' } })
+    expect(golden(row, undefined).split('\n')[0]).toBe(
+      'create forgehook-crypto image=flowforge/crypto:1 port=127.0.0.1:4100->8080 if-image-missing=refuse  # the plugin has no container yet',
+    )
+  })
+
+  test('no host port to be had is a problem looked at again in 30 s; the running container is left alone', () => {
+    const row = plugin({ status: 'running', containerId: 'c0ffee000000aaaabbbbcccc', requestedHostPort: 4100 })
+    const error = 'requested host port 4100 is already assigned to plugin other'
+    expect(describePlan(plan({ plugin: row, container: ourContainer(row), wanted: { ok: false, error }, portProblem: error, now: NOW }))).toBe(
+      [`status status="error" error="${error}"`, `event plugin:error {"error":"${error}"}`, 'requeue after 30000 ms'].join('\n'),
+    )
+  })
+
+  test('a requested restart of a running container stops and starts it and takes the request', () => {
+    const row = plugin({ status: 'running', containerId: 'c0ffee000000aaaabbbbcccc' })
+    expect(describePlan(plan({ plugin: row, container: ourContainer(row), wanted: wantedFor(row), now: NOW, restartRequested: 'operator asked' }))).toBe(
+      [
+        'stop  # operator asked',
+        'start  # operator asked',
+        'status status="running" error=null containerId="c0ffee000000aaaabbbbcccc"',
+        'event plugin:restarted {"containerId":"c0ffee000000aaaabbbbcccc","reason":"operator asked"}',
+        'restart request taken',
+      ].join('\n'),
+    )
+    // Not running: the request waits; nothing takes it.
+    const stopped = ourContainer(row, { state: 'exited', exitCode: 0 })
+    expect(describePlan(plan({ plugin: { ...row, status: 'stopped' }, container: stopped, wanted: wantedFor(row), now: NOW, restartRequested: 'operator asked' }))).not.toContain('restart request taken')
+  })
+
+  test('a phase change that no event describes is audited as plugin:phase', () => {
+    const row = plugin({ status: 'error', error: 'container exited with code 1; restart 1 in 10 s', containerId: 'c0ffee000000aaaabbbbcccc' })
+    expect(golden(row, ourContainer(row))).toBe(
+      [
+        'status status="running" error=null nextRestartAt=null containerId="c0ffee000000aaaabbbbcccc" startedAt=2026-03-01T11:59:55.000Z',
+        'event plugin:phase {"from":"error","to":"running"}',
+      ].join('\n'),
+    )
+  })
+
+  test('an uninstall with no container of ours only deletes the row', () => {
+    const row = plugin({ status: 'running', deletionRequestedAt: new Date(NOW) })
+    expect(golden(row, undefined)).toBe(['delete-row  # deletion was requested', 'event plugin:uninstalled {"containerId":null}'].join('\n'))
+  })
+})
+
+describe('plan recovery: what a failed action leads to', () => {
+  const row = plugin({ status: 'installing', hostPort: 4100 })
+
+  test('a missing image is recorded as the error and retried with backoff', () => {
+    expect(describeRecovery(planRecovery(row, { kind: 'image-missing', error: 'image not found: flowforge/crypto:9 (manifest unknown)' }))).toBe(
+      [
+        'abort, then retry with backoff',
+        'status status="error" error="image not found: flowforge/crypto:9 (manifest unknown)"',
+        'event plugin:error {"error":"image not found: flowforge/crypto:9 (manifest unknown)"}',
+      ].join('\n'),
+    )
+    // The same error again is not audited again.
+    const again = planRecovery({ ...row, error: 'image not found: flowforge/crypto:9 (manifest unknown)' }, { kind: 'image-missing', error: 'image not found: flowforge/crypto:9 (manifest unknown)' })
+    expect(describeRecovery(again)).toBe(['abort, then retry with backoff', 'status status="error" error="image not found: flowforge/crypto:9 (manifest unknown)"'].join('\n'))
+  })
+
+  test('a name taken by our own container (made while the create call failed) carries on with it', () => {
+    expect(describeRecovery(planRecovery(row, { kind: 'name-taken', holder: ourContainer(row, { state: 'created' }) }))).toBe(
+      "continue with c0ffee000000  # container c0ffee000000 under our name is this plugin's own",
+    )
+  })
+
+  test('a name taken by a container that is not ours is a conflict, left alone and looked at in 30 s', () => {
+    const foreign: ObservedContainer = { id: 'f0f0f0f0f0f0f0f0', name: 'forgehook-crypto', image: 'nginx', state: 'running', labels: {} }
+    expect(describeRecovery(planRecovery(row, { kind: 'name-taken', holder: foreign }))).toBe(
+      [
+        'abort, then wait',
+        'status status="error" error="container name forgehook-crypto is held by a container not managed by FlowForge (id f0f0f0f0f0f0); remove or rename it — FlowForge will not touch it"',
+        'event plugin:error {"error":"container name forgehook-crypto is held by a container not managed by FlowForge (id f0f0f0f0f0f0); remove or rename it — FlowForge will not touch it"}',
+        'requeue after 30000 ms',
+      ].join('\n'),
+    )
+  })
+
+  test('a name taken by a container gone again by the time it is looked at is retried', () => {
+    expect(describeRecovery(planRecovery(row, { kind: 'name-taken', holder: undefined }))).toBe('abort, then retry with backoff')
+  })
+
+  test('an allocated port found taken outside FlowForge is released and the start retried (with another port)', () => {
+    expect(describeRecovery(planRecovery(row, { kind: 'port-in-use', error: 'host port 4100 is already in use (address already in use)' }))).toBe(
+      ['abort, then retry with backoff', 'release-port 4100  # host port 4100 is already in use (address already in use)'].join('\n'),
+    )
+  })
+
+  test('a requested port found taken is the operator\'s to free: recorded, looked at in 30 s', () => {
+    const requested = { ...row, requestedHostPort: 4100 }
+    expect(describeRecovery(planRecovery(requested, { kind: 'port-in-use', error: 'host port 4100 is already in use (address already in use)' }))).toBe(
+      [
+        'abort, then wait',
+        'status status="error" error="requested host port 4100 is already in use (address already in use)"',
+        'event plugin:error {"error":"requested host port 4100 is already in use (address already in use)"}',
+        'requeue after 30000 ms',
+      ].join('\n'),
+    )
   })
 })

@@ -1,0 +1,102 @@
+// The vocabulary between the planner (plan.ts, plan-recovery.ts: pure, every decision) and
+// the executor (reconciler.ts: performs one action kind at a time, decides nothing).
+import type { Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
+import type { ContainerSpec, ImagePullPolicy, ObservedContainer } from '../runtime/container-runtime.js'
+
+/**
+ * One step against Docker (or the port allocator), with the reason it is taken. A `start`
+ * acts on the plan's container: the one observed, or the one its `create` made.
+ */
+export type Action =
+  /** Pull now, before anything else changes (imagePullPolicy Always). */
+  | { kind: 'pull'; image: string; policy: 'Always'; cause: string }
+  /**
+   * Create the container. When the engine has no such image, apply `missingImage` as
+   * `docker run` does: IfNotPresent pulls it and creates again, Never refuses. Absent: the
+   * image was pulled by the plan already, so a missing one is an error.
+   */
+  | { kind: 'create'; spec: ContainerSpec; missingImage?: Exclude<ImagePullPolicy, 'Always'>; cause: string }
+  | { kind: 'start'; cause: string }
+  | { kind: 'stop'; containerId: string; cause: string }
+  | { kind: 'remove'; containerId: string; cause: string }
+  /** Give up an allocated host port found taken outside FlowForge; the next look allocates another. */
+  | { kind: 'release-port'; hostPort: number; cause: string }
+
+export type ActionKind = Action['kind']
+
+export interface PlannedEvent {
+  type: string
+  data: Record<string, unknown>
+}
+
+export interface Plan {
+  actions: Action[]
+  /** Phase to show while the actions run (installing, stopping, ...). */
+  transitionPhase?: Plugin['status']
+  /** Status to write once every action succeeded (only fields that differ are written). */
+  status: PluginStatusUpdate
+  /** Recorded once every action succeeded, in the same statement as the status. */
+  events: PlannedEvent[]
+  /** Once every action succeeded, delete the plugin's row (after recording the events) instead of writing status. */
+  deleteRow?: { cause: string }
+  /** The plan answers the pending one-off restart request: it is taken off the list. */
+  takesRestartRequest?: true
+  /** Whom the events are about when the plugin's row is already gone (its container is removed). */
+  subject?: { pluginId: null; forgehookId: string }
+  /** Look again after this long (crash-loop backoff, conflicts, the 10-minute reset). */
+  requeueAfterMs?: number
+}
+
+export interface CrashLoopPolicy {
+  /** First restart delay. Default 10 s. */
+  initialDelayMs: number
+  /** Cap. Default 5 min. */
+  maxDelayMs: number
+  /** Running this long resets restart_count. Default 10 min. */
+  resetAfterMs: number
+}
+
+export const DEFAULT_CRASH_LOOP: CrashLoopPolicy = { initialDelayMs: 10_000, maxDelayMs: 300_000, resetAfterMs: 600_000 }
+
+/** How long a plugin stuck on a conflict waits before the next look. */
+export const CONFLICT_RETRY_MS = 30_000
+
+/** The container the plugin should have, or why none can be built (bad manifest). */
+export type WantedContainer = { ok: true; spec: ContainerSpec; pullPolicy: ImagePullPolicy } | { ok: false; error: string }
+
+export interface PlanInput {
+  plugin: Plugin
+  /** The container named forgehook-<name>, whoever made it. */
+  container: ObservedContainer | undefined
+  wanted: WantedContainer
+  /** Why no host port could be had (the requested one is another plugin's, the range is full). */
+  portProblem?: string
+  now: number
+  crashLoop?: CrashLoopPolicy
+  /** Restart the running container once (health checks failing, an operator's restart). */
+  restartRequested?: string
+  /**
+   * The container under our name is one of ours, left by a plugin whose row no longer
+   * exists (a database recreated while containers kept running): replace it, not a conflict.
+   */
+  containerOwnerGone?: boolean
+}
+
+/** What went wrong performing one action, as a fact the planner decides on. */
+export type ActionFailure =
+  /** The image is not on the engine and could not be pulled (or the policy forbids pulling). */
+  | { kind: 'image-missing'; error: string }
+  /** Create found the name taken; `holder` is that container as inspected (absent: gone again). */
+  | { kind: 'name-taken'; holder: ObservedContainer | undefined }
+  /** Start found the host port taken by something outside FlowForge. */
+  | { kind: 'port-in-use'; error: string }
+
+/** The planner's answer to a failed action. */
+export type Recovery =
+  /** The action's goal is met after all (the name is held by our own container): carry on with it. */
+  | { kind: 'continue-with'; containerId: string; cause: string }
+  /**
+   * Stop the plan: run `plan` (its actions, status and events), then either retry with
+   * the queue's backoff (the failure is rethrown) or wait for `plan.requeueAfterMs`.
+   */
+  | { kind: 'abort'; plan: Plan; retry: boolean }
