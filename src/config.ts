@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isDnsLabel } from './util/dns-label.js'
+import { ExpectedError } from './util/expected-error.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
@@ -94,7 +95,7 @@ export interface ControllerConfig {
   retryMaxMs: number
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends ExpectedError {
   constructor(readonly problems: string[]) {
     super(`invalid configuration: ${problems.join('; ')}`)
     this.name = 'ConfigError'

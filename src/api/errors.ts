@@ -3,6 +3,7 @@
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { AlreadyExistsError, ConflictError, DatabaseUnavailableError, InvalidValueError, NotFoundError } from '../db/errors.js'
+import { ExpectedError } from '../util/expected-error.js'
 
 export interface ErrorDetail {
   /** Dotted path into the request (body field or query parameter). */
@@ -19,7 +20,7 @@ export function errorBody(code: string, message: string, details: ErrorDetail[] 
 }
 
 /** An error that already knows its answer. */
-export class ApiError extends Error {
+export class ApiError extends ExpectedError {
   override name = 'ApiError'
   constructor(
     readonly status: ContentfulStatusCode,

@@ -1,8 +1,9 @@
 // The failures forgectl reports as one line on stderr, each with its exit code. Anything else
 // that escapes a command is a bug, still reported as one line (see forgectl.ts).
+import { ExpectedError } from '../util/expected-error.js'
 
 /** A failure the user can act on: printed as `forgectl: <message>`, exit 1. */
-export class CliError extends Error {
+export class CliError extends ExpectedError {
   override name = 'CliError'
   readonly exitCode: number = 1
 }

@@ -1,13 +1,14 @@
 // Typed store errors. The API maps them to status codes in one place (404, 409, 503, ...).
+import { ExpectedError } from '../util/expected-error.js'
 
-export class NotFoundError extends Error {
+export class NotFoundError extends ExpectedError {
   override name = 'NotFoundError'
   constructor(readonly what: string) {
     super(`${what} not found`)
   }
 }
 
-export class AlreadyExistsError extends Error {
+export class AlreadyExistsError extends ExpectedError {
   override name = 'AlreadyExistsError'
   constructor(readonly what: string) {
     super(`${what} already exists`)
@@ -15,7 +16,7 @@ export class AlreadyExistsError extends Error {
 }
 
 /** An update carried a resourceVersion that is no longer current (optimistic concurrency). */
-export class ConflictError extends Error {
+export class ConflictError extends ExpectedError {
   override name = 'ConflictError'
   constructor(
     readonly what: string,
@@ -30,7 +31,7 @@ export class ConflictError extends Error {
 }
 
 /** A value the database refused (a check constraint, a duplicate port, ...). */
-export class InvalidValueError extends Error {
+export class InvalidValueError extends ExpectedError {
   override name = 'InvalidValueError'
   constructor(
     message: string,
@@ -41,16 +42,16 @@ export class InvalidValueError extends Error {
 }
 
 /** The database cannot be reached (start-up deadline passed, connection lost). */
-export class DatabaseUnavailableError extends Error {
+export class DatabaseUnavailableError extends ExpectedError {
   override name = 'DatabaseUnavailableError'
 }
 
 /** A data dir is already open in another process. */
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends ExpectedError {
   override name = 'DataDirLockedError'
 }
 
-export class MigrationError extends Error {
+export class MigrationError extends ExpectedError {
   override name = 'MigrationError'
   constructor(
     readonly file: string,

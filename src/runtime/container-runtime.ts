@@ -1,6 +1,7 @@
 // The only door to Docker. The controller depends on this interface; the Docker driver
 // (docker-runtime.ts) and the in-memory fake (fake-runtime.ts) implement it, and one
 // contract suite (test/runtime/contract.ts) runs against both.
+import { ExpectedError } from '../util/expected-error.js'
 
 /** Labels on every container this manager creates. Only containers with MANAGED_LABEL are ever changed. */
 export const LABELS = {
@@ -132,18 +133,18 @@ export interface ContainerRuntime {
   events(signal: AbortSignal): AsyncIterable<RuntimeStreamItem>
 }
 
-export class ContainerNotFoundError extends Error {
+export class ContainerNotFoundError extends ExpectedError {
   override name = 'ContainerNotFoundError'
 }
 
-export class NameConflictError extends Error {
+export class NameConflictError extends ExpectedError {
   override name = 'NameConflictError'
   constructor(readonly containerName: string) {
     super(`a container named ${containerName} already exists`)
   }
 }
 
-export class ImageNotFoundError extends Error {
+export class ImageNotFoundError extends ExpectedError {
   override name = 'ImageNotFoundError'
   constructor(
     readonly image: string,
@@ -153,7 +154,7 @@ export class ImageNotFoundError extends Error {
   }
 }
 
-export class PortInUseError extends Error {
+export class PortInUseError extends ExpectedError {
   override name = 'PortInUseError'
   constructor(
     readonly hostPort: number,
@@ -164,6 +165,6 @@ export class PortInUseError extends Error {
 }
 
 /** The engine is not reachable or did not answer in time. */
-export class RuntimeUnavailableError extends Error {
+export class RuntimeUnavailableError extends ExpectedError {
   override name = 'RuntimeUnavailableError'
 }

@@ -116,6 +116,26 @@ describe('server errors', () => {
     expect(logs.lines).toEqual([expect.objectContaining({ msg: 'request failed', path: '/api/v1/plugins', err: expect.objectContaining({ message: expect.stringContaining('broken') }) })])
   })
 
+  test("an unexpected error's stack and cause are in its log line and never in the answer", async () => {
+    const logs = captureLogs('warn')
+    class BuggyStore extends PluginStore {
+      override async listPlugins(): Promise<Plugin[]> {
+        throw new TypeError("Cannot read properties of undefined (reading 'rows')", { cause: new Error('the driver answered nothing') })
+      }
+    }
+    const buggy = apiHarness(database, { store: new BuggyStore(database.handle.db, database.handle.changes, silentLogger()), logger: logs.logger })
+    const response = await send(buggy.app, 'GET', '/api/v1/plugins')
+    expect(response.status).toBe(500)
+    const text = await response.text()
+    expect(JSON.parse(text)).toEqual({ error: { code: 'internal_error', message: 'internal error', details: [] } })
+    expect(text).not.toMatch(/stack|TypeError|driver answered/)
+    expect(logs.lines[0]?.err).toMatchObject({
+      type: 'TypeError',
+      stack: expect.stringContaining('errors-and-auth.test.ts'),
+      cause: { message: 'the driver answered nothing', stack: expect.any(String) },
+    })
+  })
+
   test('answers 503 while the database handle is closed', async () => {
     const closing = await openTestDatabase('embedded')
     const closed = apiHarness(closing)

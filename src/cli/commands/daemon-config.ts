@@ -1,5 +1,5 @@
 // serve and migrate: the daemon's configuration from the environment, its logger, and one
-// clear line (never a stack trace) when either fails.
+// clear line when either fails.
 import { ConfigError, loadConfig, type Config } from '../../config.js'
 import { createLogger, type Logger } from '../../logger.js'
 import type { CliContext } from '../context.js'
@@ -17,7 +17,7 @@ export async function withDaemonConfig(context: CliContext, run: (config: Config
   try {
     return await run(config, logger)
   } catch (error) {
-    // One clear line, never a stack trace.
+    // One log line led by the message; only an unexpected error adds its stack, in `err`.
     logger.fatal({ err: error }, error instanceof Error ? error.message : String(error))
     return 1
   }
