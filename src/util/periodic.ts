@@ -1,5 +1,12 @@
-import type { Logger } from '../logger.js'
 import type { Clock, TimerHandle } from './clock.js'
+
+/**
+ * The one call a failed round makes; the program's pino Logger fits. Declared here so that
+ * util, the lowest layer, needs nothing of logger.ts (which itself builds on util).
+ */
+export interface RoundFailureLogger {
+  warn(details: { err: unknown }, message: string): void
+}
 
 /**
  * Runs `round` every `intervalMs` on the injected clock, one round at a time (the next is
@@ -11,7 +18,7 @@ export class Periodic {
   private stopped = false
 
   constructor(
-    private readonly options: { clock: Clock; intervalMs: number; logger: Logger; name: string },
+    private readonly options: { clock: Clock; intervalMs: number; logger: RoundFailureLogger; name: string },
     private readonly round: () => Promise<unknown>,
   ) {}
 

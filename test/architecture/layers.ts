@@ -5,12 +5,12 @@
 // Derived from ARCHITECTURE.md's flow: inputs write the store, the controller reads it and
 // drives the runtime; the API and forgectl sit on top of everything they show or start.
 export const LAYERS: readonly (readonly string[])[] = [
-  // The one reader of process.env; imports nothing of ours.
+  // Clock, backoff, timers, uuids, DNS labels: no domain knowledge, nothing of ours below.
+  ['util'],
+  // The one reader of process.env.
   ['config.ts'],
   // pino set up once (takes its level type from config).
   ['logger.ts'],
-  // Clock, backoff, timers, uuids: no domain knowledge.
-  ['util'],
   // The two edges of the system: the store (Postgres) and the runtime (Docker). Independent.
   ['db', 'runtime'],
   // The plugin spec document, and its mapping onto store rows and container specs.
