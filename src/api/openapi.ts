@@ -1,6 +1,10 @@
 // GET /api/v1/openapi.json: every route of the app (including the stream, logs, proxy and
-// observability routes), with the plugin document schema from the one zod schema.
+// observability routes). The plugin document and the plugin object the API answers with are
+// generated from their zod schemas (spec/plugin-spec.ts, spec/api-plugin.ts), never copied.
 import { Hono } from 'hono'
+import { z } from 'zod'
+import { DESIRED_STATES } from '../db/schema.js'
+import { apiPluginSchema } from '../spec/api-plugin.js'
 import { pluginJsonSchema } from '../spec/plugin-spec.js'
 
 type Json = Record<string, unknown>
@@ -49,7 +53,7 @@ const OPERATIONS: Operation[] = [
     parameters: [
       queryParam('status', 'Phases, comma-separated', { type: 'string' }),
       queryParam('health', 'Health states, comma-separated', { type: 'string' }),
-      queryParam('state', 'Desired state', { type: 'string', enum: ['running', 'stopped'] }),
+      queryParam('state', 'Desired state', { type: 'string', enum: [...DESIRED_STATES] }),
       { name: 'If-None-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'The ETag of a list the client holds; 304 while it is current' },
     ],
     responses: {
@@ -148,36 +152,11 @@ const nullable = (type: string, extra: Json = {}): Json => ({ type: [type, 'null
 
 function componentSchemas(): Json {
   const { $schema: _dialect, ...pluginDocument } = pluginJsonSchema()
+  // OpenAPI 3.1 speaks JSON Schema 2020-12, zod's default target, so only the dialect line goes.
+  const { $schema: _pluginDialect, ...apiPlugin } = z.toJSONSchema(apiPluginSchema, { io: 'output' })
   return {
     PluginDocument: pluginDocument,
-    Plugin: {
-      type: 'object',
-      description: 'A plugin as the API returns it; secret environment values are shown as ***',
-      properties: {
-        apiVersion: { const: 'flowforge.io/v1' },
-        kind: { const: 'Plugin' },
-        metadata: {
-          type: 'object',
-          properties: {
-            name: { type: 'string' }, uid: { type: 'string', format: 'uuid' }, generation: { type: 'integer' }, resourceVersion: { type: 'string' },
-            labels: { type: 'object', additionalProperties: { type: 'string' } }, source: { type: 'string' },
-            creationTimestamp: { type: 'string', format: 'date-time' }, deletionTimestamp: { type: 'string', format: 'date-time' },
-          },
-        },
-        spec: { $ref: '#/components/schemas/PluginDocument/properties/spec' },
-        status: {
-          type: 'object',
-          properties: {
-            phase: { enum: ['installing', 'installed', 'starting', 'running', 'stopping', 'stopped', 'uninstalling', 'error'] },
-            health: { enum: ['unknown', 'starting', 'healthy', 'unhealthy'] },
-            containerId: nullable('string'), containerName: nullable('string'), hostPort: nullable('integer'), error: nullable('string'),
-            restartCount: { type: 'integer' }, observedGeneration: { type: 'integer' },
-            lastHealthCheck: nullable('string', { format: 'date-time' }), installedAt: nullable('string', { format: 'date-time' }),
-            startedAt: nullable('string', { format: 'date-time' }), stoppedAt: nullable('string', { format: 'date-time' }), nextRestartAt: nullable('string', { format: 'date-time' }),
-          },
-        },
-      },
-    },
+    Plugin: apiPlugin,
     PluginList: { type: 'object', properties: { items: { type: 'array', items: ref('Plugin') } } },
     InstallRequest: {
       type: 'object',

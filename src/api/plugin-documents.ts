@@ -2,15 +2,16 @@
 // documents (422 with field paths), keeping redacted secrets, and the guide's install body.
 import type { Plugin } from '../db/plugin-store.js'
 import type { PluginPhase } from '../db/schema.js'
-import { API_VERSION, KIND, REDACTED, secretKeys, toApiDocument, validateDocument, type FieldError, type PluginDocument } from '../spec/plugin-spec.js'
+import { toApiDocument, type ApiPlugin } from '../spec/api-plugin.js'
+import { API_VERSION, KIND, REDACTED, secretKeys, validateDocument, type FieldError, type PluginDocument } from '../spec/plugin-spec.js'
 import { ApiError } from './errors.js'
 import { isJsonObject } from './merge-patch.js'
 
 /** The API shape; a plugin whose deletion was requested shows `uninstalling` until its row is gone. */
-export function presentPlugin(plugin: Plugin): Record<string, unknown> {
+export function presentPlugin(plugin: Plugin): ApiPlugin {
   const document = toApiDocument(plugin)
   if (plugin.deletionRequestedAt === null) return document
-  return { ...document, status: { ...(document.status as Record<string, unknown>), phase: presentedPhase(plugin) } }
+  return { ...document, status: { ...document.status, phase: presentedPhase(plugin) } }
 }
 
 export function presentedPhase(plugin: Plugin): PluginPhase {

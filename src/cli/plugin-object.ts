@@ -1,45 +1,11 @@
 // The API's plugin and event objects as forgectl reads them (see README "The HTTP API"), and
 // the one definition of "converged" the client uses: the controller has acted on the latest
 // spec (status.observedGeneration == metadata.generation) and the phase is the desired state.
+import type { ApiPlugin } from '../spec/api-plugin.js'
 import { oneLine, shortValue, truncate } from './output.js'
 
-export interface PluginObject {
-  apiVersion: string
-  kind: string
-  metadata: {
-    name: string
-    uid: string
-    generation: number
-    resourceVersion: string
-    labels?: Record<string, string>
-    source: string
-    creationTimestamp: string
-    deletionTimestamp?: string
-  }
-  spec: {
-    state: 'running' | 'stopped'
-    hostPort?: number
-    manifest: Record<string, unknown>
-    config?: Record<string, unknown>
-    /** Secret-looking values read `***`. */
-    environment?: Record<string, string>
-  }
-  status: {
-    phase: string
-    health: string
-    containerId: string | null
-    containerName: string | null
-    hostPort: number | null
-    error: string | null
-    restartCount: number
-    observedGeneration: number
-    lastHealthCheck: string | null
-    installedAt: string | null
-    startedAt: string | null
-    stoppedAt: string | null
-    nextRestartAt?: string | null
-  }
-}
+/** What the API answers for a plugin: the type of its one schema (spec/api-plugin.ts). */
+export type PluginObject = ApiPlugin
 
 export interface PluginEvent {
   /** null for an event that is not stored (only on the live stream). */

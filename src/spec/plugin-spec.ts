@@ -1,7 +1,9 @@
 // The plugin spec document: one zod schema for spec files, API bodies and (through
 // manifest.ts) what the controller reads. Published as JSON Schema (schema/plugin.schema.json).
+// What the API answers with (the document plus status) is api-plugin.ts.
 import { z } from 'zod'
 import type { NewPlugin, Plugin, PluginSpecPatch } from '../db/plugin-store.js'
+import { DESIRED_STATES } from '../db/schema.js'
 import { DNS_LABEL_PATTERN } from '../util/dns-label.js'
 import { canonicalJson as canonical } from './container-spec.js'
 import { manifestSchema } from './manifest.js'
@@ -59,7 +61,7 @@ export const specManifestSchema = manifestSchema.superRefine((manifest, context)
 export const pluginSpecSchema = z
   .object({
     /** running | stopped; default running. */
-    state: z.enum(['running', 'stopped']).optional(),
+    state: z.enum(DESIRED_STATES).optional(),
     /** The host port to publish on; otherwise one is assigned from HOST_PORT_RANGE. */
     hostPort: z.number().int().min(1).max(65535).optional(),
     manifest: specManifestSchema,
@@ -159,46 +161,6 @@ export function redactEnvironment(plugin: Pick<Plugin, 'environment' | 'manifest
   return Object.fromEntries(Object.entries(plugin.environment).map(([key, value]) => [key, hidden.has(key) ? REDACTED : value]))
 }
 
-/** The plugin as the API returns it: the document, with status; secrets redacted. */
-export function toApiDocument(plugin: Plugin): Record<string, unknown> {
-  return {
-    apiVersion: API_VERSION,
-    kind: KIND,
-    metadata: {
-      name: plugin.forgehookId,
-      uid: plugin.id,
-      generation: plugin.generation,
-      resourceVersion: String(plugin.resourceVersion),
-      labels: plugin.labels,
-      source: plugin.source,
-      creationTimestamp: plugin.createdAt.toISOString(),
-      ...(plugin.deletionRequestedAt ? { deletionTimestamp: plugin.deletionRequestedAt.toISOString() } : {}),
-    },
-    spec: {
-      state: plugin.desiredState,
-      ...(plugin.requestedHostPort !== null ? { hostPort: plugin.requestedHostPort } : {}),
-      manifest: plugin.manifest,
-      config: plugin.config,
-      environment: redactEnvironment(plugin),
-    },
-    status: {
-      phase: plugin.status,
-      health: plugin.healthStatus,
-      containerId: plugin.containerId,
-      containerName: plugin.containerName,
-      hostPort: plugin.hostPort,
-      error: plugin.error,
-      restartCount: plugin.restartCount,
-      observedGeneration: plugin.observedGeneration,
-      lastHealthCheck: iso(plugin.lastHealthCheck),
-      installedAt: iso(plugin.installedAt),
-      startedAt: iso(plugin.startedAt),
-      stoppedAt: iso(plugin.stoppedAt),
-      nextRestartAt: iso(plugin.nextRestartAt),
-    },
-  }
-}
-
 /** The declarable part of a stored plugin as a document (for merge-patch and diffs). Secrets are NOT redacted. */
 export function toSpecDocument(plugin: Plugin): PluginDocument {
   return {
@@ -214,11 +176,6 @@ export function toSpecDocument(plugin: Plugin): PluginDocument {
     },
   }
 }
-
-function iso(value: Date | null): string | null {
-  return value ? value.toISOString() : null
-}
-
 
 /** The JSON Schema editors can use for spec files. */
 export function pluginJsonSchema(): Record<string, unknown> {

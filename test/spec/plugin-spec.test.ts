@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { describe, expect, test } from 'vitest'
 import type { Plugin } from '../../src/db/plugin-store.js'
-import { redactEnvironment, specDiffers, toApiDocument, toNewPlugin, validateDocument, type PluginDocument } from '../../src/spec/plugin-spec.js'
+import { toApiDocument } from '../../src/spec/api-plugin.js'
+import { redactEnvironment, specDiffers, toNewPlugin, validateDocument, type PluginDocument } from '../../src/spec/plugin-spec.js'
 import { SCHEMA_FILE, schemaText } from '../../scripts/write-json-schema.js'
 
 function document(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): unknown {

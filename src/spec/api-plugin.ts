@@ -1,0 +1,106 @@
+// The plugin object the API answers with (every /api/v1/plugins route that returns a plugin,
+// and the items of the list). This zod schema is its one definition: the OpenAPI component
+// (api/openapi.ts) and forgectl's type (cli/plugin-object.ts) are derived from it, and a test
+// parses real answers with it, so the three cannot drift apart again.
+import { z } from 'zod'
+import type { Plugin } from '../db/plugin-store.js'
+import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES } from '../db/schema.js'
+import { API_VERSION, KIND, pluginNameSchema, redactEnvironment } from './plugin-spec.js'
+
+// The lists themselves stay in db/schema.ts, beside the table types and the CHECK constraints they mirror.
+const pluginPhaseSchema = z.enum(PLUGIN_PHASES)
+const healthStatusSchema = z.enum(HEALTH_STATUSES)
+const desiredStateSchema = z.enum(DESIRED_STATES)
+
+const timestamp = z.iso.datetime()
+const hostPort = z.int().min(1).max(65535)
+const count = z.int().min(0)
+
+// Strict objects throughout: a field the server adds or drops without changing this schema
+// fails the test that parses real answers.
+export const apiPluginSchema = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(KIND),
+    metadata: z.strictObject({
+      name: pluginNameSchema,
+      // Any hex uuid, as isUuid() accepts: an adopted container's label may carry one of another version.
+      uid: z.guid(),
+      generation: count.describe('Bumped by every spec change'),
+      resourceVersion: z.string().describe('Bumped by every write; the ETag is "<resourceVersion>"'),
+      labels: z.record(z.string(), z.string()),
+      source: z.string().describe("Who declared it: 'api', 'sql', 'file:<path>', 'adopted'"),
+      creationTimestamp: timestamp,
+      deletionTimestamp: timestamp.optional().describe('Only while an uninstall is under way'),
+    }),
+    spec: z.strictObject({
+      state: desiredStateSchema,
+      hostPort: hostPort.optional().describe('Only when one was requested; status.hostPort is the one in use'),
+      // As stored: rows written with SQL are not held to the document schema.
+      manifest: z.record(z.string(), z.unknown()),
+      config: z.record(z.string(), z.unknown()),
+      environment: z.record(z.string(), z.string()).describe('Secret-looking values read ***'),
+    }),
+    status: z.strictObject({
+      phase: pluginPhaseSchema,
+      health: healthStatusSchema,
+      containerId: z.string().nullable(),
+      containerName: z.string().nullable(),
+      hostPort: hostPort.nullable(),
+      error: z.string().nullable(),
+      restartCount: count,
+      observedGeneration: count.describe('The generation the controller last acted on'),
+      lastHealthCheck: timestamp.nullable(),
+      installedAt: timestamp.nullable(),
+      startedAt: timestamp.nullable(),
+      stoppedAt: timestamp.nullable(),
+      nextRestartAt: timestamp.nullable().describe('When a crash-looping container is restarted next'),
+    }),
+  })
+  .describe('A plugin as the API returns it; secret environment values are shown as ***')
+
+export type ApiPlugin = z.output<typeof apiPluginSchema>
+
+/** The plugin as the API returns it: the document, with status; secrets redacted. */
+export function toApiDocument(plugin: Plugin): ApiPlugin {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: {
+      name: plugin.forgehookId,
+      uid: plugin.id,
+      generation: plugin.generation,
+      resourceVersion: String(plugin.resourceVersion),
+      labels: plugin.labels,
+      source: plugin.source,
+      creationTimestamp: plugin.createdAt.toISOString(),
+      ...(plugin.deletionRequestedAt ? { deletionTimestamp: plugin.deletionRequestedAt.toISOString() } : {}),
+    },
+    spec: {
+      state: plugin.desiredState,
+      ...(plugin.requestedHostPort !== null ? { hostPort: plugin.requestedHostPort } : {}),
+      manifest: plugin.manifest,
+      config: plugin.config,
+      environment: redactEnvironment(plugin),
+    },
+    status: {
+      phase: plugin.status,
+      health: plugin.healthStatus,
+      containerId: plugin.containerId,
+      containerName: plugin.containerName,
+      hostPort: plugin.hostPort,
+      error: plugin.error,
+      restartCount: plugin.restartCount,
+      observedGeneration: plugin.observedGeneration,
+      lastHealthCheck: iso(plugin.lastHealthCheck),
+      installedAt: iso(plugin.installedAt),
+      startedAt: iso(plugin.startedAt),
+      stoppedAt: iso(plugin.stoppedAt),
+      nextRestartAt: iso(plugin.nextRestartAt),
+    },
+  }
+}
+
+function iso(value: Date | null): string | null {
+  return value ? value.toISOString() : null
+}
