@@ -3,6 +3,7 @@
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { AlreadyExistsError, ConflictError, DatabaseUnavailableError, InvalidValueError, NotFoundError } from '../db/errors.js'
+import { NoLeaderError } from '../controller/leader-election.js'
 import { ExpectedError } from '../util/expected-error.js'
 
 export interface ErrorDetail {
@@ -55,6 +56,7 @@ const STORE_FIELD_PATHS: Record<string, string> = {
 
 export function toErrorResponse(error: unknown): ErrorResponse {
   if (error instanceof ApiError) return answer(error.status, error.code, error.message, error.details, error.headers)
+  if (error instanceof NoLeaderError) return answer(503, 'no_leader', error.message, [], { 'Retry-After': '2' })
   if (error instanceof NotFoundError) return answer(404, 'not_found', error.message)
   if (error instanceof AlreadyExistsError) return answer(409, 'already_exists', error.message)
   if (error instanceof ConflictError) return answer(409, 'conflict', error.message)

@@ -71,8 +71,18 @@ export class HealthMonitor {
     for (const id of this.failures.keys()) if (!plugins.some((plugin) => plugin.id === id)) this.failures.delete(id)
   }
 
-  /** A Docker health_status event: written at once rather than at the next round. */
-  async onDockerHealth(pluginId: string, health: HealthStatus): Promise<void> {
+  /**
+   * A Docker health_status event: written at once rather than at the next round. Never
+   * rejects: called from the event stream, which does not wait for it. When the database
+   * cannot take it, the next round writes what Docker reports by then.
+   */
+  onDockerHealth(pluginId: string, health: HealthStatus): Promise<void> {
+    return this.recordDockerHealth(pluginId, health).catch((error: unknown) => {
+      this.options.logger.warn({ err: error, pluginId, health }, `could not record health ${health} of ${pluginId} (${(error as Error).message}); the next health round will`)
+    })
+  }
+
+  private async recordDockerHealth(pluginId: string, health: HealthStatus): Promise<void> {
     const plugin = await this.options.store.getPlugin(pluginId)
     if (!plugin || plugin.healthStatus === health) return
     await this.record(plugin, health, new Date(this.options.clock.now()))

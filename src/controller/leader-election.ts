@@ -11,9 +11,18 @@
 import type { LeaderLockBackend, LeaderLockSession } from '../db/leader-lock.js'
 import type { Logger } from '../logger.js'
 import { sleep } from '../util/backoff.js'
+import { ExpectedError } from '../util/expected-error.js'
 import { formatDuration } from '../util/format-duration.js'
 
 export type LeaderRole = 'candidate' | 'follower' | 'leader'
+
+/** Work only the leader does was asked of a follower while no manager leads. */
+export class NoLeaderError extends ExpectedError {
+  override name = 'NoLeaderError'
+  constructor(readonly managerId: string) {
+    super(`no manager leads right now (this one, ${managerId}, follows); try again in a few seconds`)
+  }
+}
 
 export interface LeadershipStatus {
   role: LeaderRole

@@ -19,6 +19,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['controller', 'sources'],
   // HTTP: reads the store and the controller's and spec folder's views.
   ['api'],
+  // The parts the composition root connects: a leader's term, who leads, the restart route.
+  ['daemon'],
   // The composition root builds everything above.
   ['main.ts'],
   // forgectl: `serve` starts main; the client commands speak the API's objects.

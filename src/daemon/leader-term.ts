@@ -1,0 +1,106 @@
+// What only the leader runs, built fresh for every term: the controller, the health and
+// metrics loops over one shared view of Docker, and the spec folder.
+import type { ControllerConfig, SpecsConfig } from '../config.js'
+import { ContainerCache } from '../controller/container-cache.js'
+import { Controller } from '../controller/controller.js'
+import { HealthMonitor } from '../controller/health-monitor.js'
+import { MetricsSampler } from '../controller/metrics-sampler.js'
+import { RestartRequests } from '../controller/restart-requests.js'
+import type { EventBus } from '../db/event-bus.js'
+import type { PluginStore } from '../db/plugin-store.js'
+import type { Logger } from '../logger.js'
+import type { ContainerRuntime } from '../runtime/container-runtime.js'
+import { SpecFolder } from '../sources/spec-folder.js'
+import type { Clock } from '../util/clock.js'
+import { probeHostFor } from './probe-host.js'
+
+export interface LeaderTermParts {
+  store: PluginStore
+  runtime: ContainerRuntime
+  bus: EventBus
+  clock: Clock
+  logger: Logger
+  controller: ControllerConfig
+  specs: SpecsConfig
+}
+
+export class LeaderTerm {
+  readonly controller: Controller
+  readonly specs: SpecFolder
+  /** Settles once the spec folder is watched; rejects when it cannot be. */
+  readonly specsStarted: Promise<void>
+  /** Resolves once Docker was reached, the first sync done and the loops started; a failure is logged. */
+  readonly ready: Promise<void>
+  private readonly health: HealthMonitor
+  private readonly metrics: MetricsSampler
+
+  constructor(parts: LeaderTermParts) {
+    const { store, runtime, clock, logger, controller: settings } = parts
+    const cache = new ContainerCache()
+    const restarts = new RestartRequests()
+    this.health = new HealthMonitor({
+      store,
+      cache,
+      clock,
+      logger,
+      intervalMs: settings.healthIntervalMs,
+      probeHost: probeHostFor(settings.pluginBindAddress),
+      requestRestart: (pluginId, reason) => restarts.request(pluginId, reason),
+    })
+    this.controller = new Controller({
+      store,
+      runtime,
+      clock,
+      logger,
+      cache,
+      restarts,
+      workers: settings.workers,
+      resyncIntervalMs: settings.resyncIntervalMs,
+      container: { hostIp: settings.pluginBindAddress, instance: settings.instance },
+      stopTimeoutSeconds: settings.stopTimeoutSeconds,
+      portRange: settings.hostPortRange,
+      retryBaseMs: settings.retryBaseMs,
+      retryMaxMs: settings.retryMaxMs,
+      onDockerHealth: (pluginId, health) => this.health.onDockerHealth(pluginId, health),
+    })
+    this.metrics = new MetricsSampler({
+      store,
+      runtime,
+      cache,
+      clock,
+      logger,
+      intervalMs: settings.healthIntervalMs,
+      retentionMs: settings.metricsRetentionMs,
+    })
+    // Inputs write desired state only; they work while Docker is still being reached.
+    this.specs = new SpecFolder({
+      dir: parts.specs.dir,
+      store,
+      events: parts.bus,
+      logger,
+      clock,
+      rescanIntervalMs: parts.specs.rescanIntervalMs,
+      awaitWriteFinishMs: parts.specs.settleMs,
+    })
+    this.specsStarted = this.specs.start()
+    // A leader must reconcile even when its spec folder cannot be watched: holding the lead
+    // without a controller would stop every manager. (A manager that runs no election
+    // refuses to start instead: see startDaemon.)
+    this.ready = this.specsStarted
+      .catch((error: unknown) => logger.error({ err: error }, `the spec folder is not watched (${(error as Error).message}); reconciling without it`))
+      .then(() => this.controller.start())
+      .then(() => {
+        this.health.start()
+        this.metrics.start()
+        logger.info('controller running: Docker observed, orphans adopted, workers started')
+      })
+    // Logged here, so a rejection nobody awaits is still handled.
+    this.ready.catch((error: unknown) => logger.error({ err: error }, `the controller did not start: ${(error as Error).message}`))
+  }
+
+  async stop(): Promise<void> {
+    await this.specsStarted.catch(() => undefined)
+    await this.specs.stop()
+    await Promise.all([this.controller.stop(), this.health.stop(), this.metrics.stop()])
+  }
+}
