@@ -10,7 +10,6 @@ import {
   RuntimeUnavailableError,
   type ContainerHealth,
   type ContainerRuntime,
-  type ObservedContainer,
   type RuntimeEvent,
   type RuntimeInfo,
 } from '../runtime/container-runtime.js'
@@ -24,6 +23,7 @@ import type { CrashLoopPolicy } from './plan-types.js'
 import { PortAllocator, type PortRange } from './port-allocator.js'
 import { Reconciler } from './reconciler.js'
 import { RestartRequests } from './restart-requests.js'
+import { isEcho, sameObservation } from './event-echo.js'
 import { needsReconcile } from './resync-check.js'
 import { WorkQueue } from './work-queue.js'
 import { runWorkers, type WorkerPool } from './worker-pool.js'
@@ -324,49 +324,4 @@ export class Controller {
     this.stats.reconcileErrors += 1
     this.log.warn({ pluginId, err: error, retryInMs }, `reconcile of ${pluginId} failed: ${(error as Error).message}; retrying in ${formatDuration(retryInMs)}`)
   }
-}
-
-/**
- * Whether an event only confirms what the cache already says of that container: created,
- * started while cached as running, stopped or died while cached as stopped (with the same
- * exit code). Anything else (kill, oom, health, a state the cache does not show) is news.
- */
-function isEcho(event: RuntimeEvent, cached: { container: ObservedContainer; detailed: boolean } | undefined): boolean {
-  if (!cached?.detailed) return false
-  const { state, exitCode } = cached.container
-  switch (event.action) {
-    case 'create':
-      return true
-    case 'start':
-      return state === 'running'
-    case 'stop':
-      return state === 'exited'
-    case 'die':
-      return state === 'exited' && (event.exitCode === undefined || event.exitCode === exitCode)
-    default:
-      return false
-  }
-}
-
-/** Two inspections of a container that tell the same: nothing changed in between. */
-function sameObservation(a: ObservedContainer, b: ObservedContainer): boolean {
-  return (
-    a.id === b.id &&
-    a.name === b.name &&
-    a.image === b.image &&
-    a.state === b.state &&
-    a.exitCode === b.exitCode &&
-    a.oomKilled === b.oomKilled &&
-    a.startedAt?.getTime() === b.startedAt?.getTime() &&
-    a.finishedAt?.getTime() === b.finishedAt?.getTime() &&
-    a.health === b.health &&
-    a.hostPort === b.hostPort &&
-    a.containerPort === b.containerPort &&
-    sameLabels(a.labels, b.labels)
-  )
-}
-
-function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a)
-  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key])
 }
