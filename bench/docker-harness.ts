@@ -11,7 +11,7 @@ import pg from 'pg'
 import { loadConfig } from '../src/config.js'
 import { createLogger, silentLogger, type Logger } from '../src/logger.js'
 import { startDaemon, type Daemon } from '../src/main.js'
-import { LABELS, type ContainerRuntime, type ContainerSpec, type ImagePullPolicy, type RuntimeStreamItem } from '../src/runtime/container-runtime.js'
+import { LABELS, type ContainerRuntime, type ContainerSpec, type CreateOptions, type ImagePullPolicy, type RuntimeStreamItem } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
 import { processCpuSeconds } from '../src/util/proc-stat.js'
 
@@ -128,10 +128,14 @@ export class CountingRuntime implements ContainerRuntime {
   // IfNotPresent and Never with the image present pull nothing (an image inspect); Always pulls.
   ensureImage = (image: string, policy: ImagePullPolicy) =>
     policy === 'Always' ? this.timed('ensureImage', () => this.inner.ensureImage(image, policy)) : (this.count('ensureImage'), this.inner.ensureImage(image, policy))
-  create = (spec: ContainerSpec) => this.timed('create', () => this.inner.create(spec))
+  create = (spec: ContainerSpec, options?: CreateOptions) => this.timed('create', () => this.inner.create(spec, options))
+  rename = (containerId: string, name: string) => this.timed('rename', () => this.inner.rename(containerId, name))
+  ensureVolume = (name: string, labels: Record<string, string>) => (this.count('ensureVolume'), this.inner.ensureVolume(name, labels))
+  removeVolume = (name: string) => this.timed('removeVolume', () => this.inner.removeVolume(name))
+  listVolumes = (labels: Record<string, string>) => (this.count('listVolumes'), this.inner.listVolumes(labels))
   start = (containerId: string) => this.timed('start', () => this.inner.start(containerId))
   stop = (containerId: string, timeoutSeconds: number) => this.timed('stop', () => this.inner.stop(containerId, timeoutSeconds))
-  remove = (containerId: string) => this.timed('remove', () => this.inner.remove(containerId))
+  remove = (containerId: string, options?: { anonymousVolumes?: boolean }) => this.timed('remove', () => this.inner.remove(containerId, options))
   logs = (containerId: string, options: { tail: number }) => (this.count('logs'), this.inner.logs(containerId, options))
   followLogs = (containerId: string, options: { tail: number; signal: AbortSignal }) => (this.count('followLogs'), this.inner.followLogs(containerId, options))
   stats = (containerId: string) => (this.count('stats'), this.inner.stats(containerId))

@@ -22,6 +22,8 @@ export function specColumns(spec: Partial<PluginSpecFields>): PluginRowUpdate {
   if (spec.desiredState !== undefined) values.desired_state = spec.desiredState
   if (spec.requestedHostPort !== undefined) values.requested_host_port = spec.requestedHostPort
   if (spec.labels !== undefined) values.labels = JSON.stringify(spec.labels)
+  if (spec.volumes !== undefined) values.volumes = JSON.stringify(spec.volumes)
+  if (spec.updatePolicy !== undefined) values.update_policy = JSON.stringify(spec.updatePolicy)
   return values
 }
 
@@ -39,13 +41,16 @@ const STATUS_COLUMNS = {
   startedAt: 'started_at',
   stoppedAt: 'stopped_at',
   nextRestartAt: 'next_restart_at',
+  rollout: 'rollout',
 } as const satisfies Record<keyof PluginStatusUpdate, keyof PluginRow>
 
 export function statusColumns(update: PluginStatusUpdate): PluginRowUpdate {
   const values: Record<string, unknown> = {}
   for (const [field, column] of Object.entries(STATUS_COLUMNS)) {
     const value = update[field as keyof PluginStatusUpdate]
-    if (value !== undefined) values[column] = value
+    if (value === undefined) continue
+    // JSONB: written as text (a plain object would be sent as a composite by pg).
+    values[column] = field === 'rollout' && value !== null ? JSON.stringify(value) : value
   }
   return values as PluginRowUpdate
 }
@@ -62,6 +67,10 @@ export function toPlugin(row: PluginRow): Plugin {
     labels: row.labels,
     source: row.source,
     deletionRequestedAt: row.deletion_requested_at,
+    volumes: row.volumes ?? [],
+    updatePolicy: row.update_policy ?? {},
+    purgeVolumes: row.purge_volumes ?? false,
+    rolloutRetryAt: row.rollout_retry_at ?? null,
     status: row.status,
     containerId: row.container_id,
     containerName: row.container_name,
@@ -75,6 +84,7 @@ export function toPlugin(row: PluginRow): Plugin {
     startedAt: row.started_at,
     stoppedAt: row.stopped_at,
     nextRestartAt: row.next_restart_at,
+    rollout: row.rollout ?? null,
     generation: row.generation,
     resourceVersion: row.resource_version,
     createdAt: row.created_at,

@@ -20,6 +20,7 @@ import type {
   PluginMetrics,
   PluginSpecPatch,
   PluginStatusUpdate,
+  PluginTombstone,
 } from './plugin-types.js'
 import {
   decodeCursor,
@@ -35,7 +36,7 @@ import {
   whereIdOrName,
 } from './plugin-rows.js'
 
-export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics } from './plugin-types.js'
+export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics, PluginTombstone } from './plugin-types.js'
 
 const MAX_PAGE = 1000
 
@@ -159,11 +160,17 @@ export class PluginStore {
     await this.db.updateTable('plugins').set({ last_health_check: checkedAt }).where('id', 'in', pluginIds).execute()
   }
 
-  /** Marks the plugin for uninstall; the reconciler removes its container, then the row. */
-  async requestDeletion(idOrName: string): Promise<Plugin> {
+  /**
+   * Marks the plugin for uninstall; the reconciler removes its container, then the row.
+   * With `purgeVolumes`, its named volumes go too (they are kept otherwise).
+   */
+  async requestDeletion(idOrName: string, options: { purgeVolumes?: boolean } = {}): Promise<Plugin> {
     const row = await this.db
       .updateTable('plugins')
-      .set({ deletion_requested_at: sql<Date>`coalesce(deletion_requested_at, now())` })
+      .set({
+        deletion_requested_at: sql<Date>`coalesce(deletion_requested_at, now())`,
+        ...(options.purgeVolumes ? { purge_volumes: true } : {}),
+      })
       .where(whereIdOrName(idOrName), '=', idOrName)
       .returningAll()
       .executeTakeFirst()
@@ -199,6 +206,35 @@ export class PluginStore {
   }
 
   /** Which of these plugin ids belong to plugins that were deleted (tombstones). */
+  /**
+   * Asks the controller to roll out the current generation again after it was rolled back
+   * (no new generation: the spec is unchanged).
+   */
+  async requestRolloutRetry(idOrName: string): Promise<Plugin> {
+    const row = await this.db
+      .updateTable('plugins')
+      .set({ rollout_retry_at: sql<Date>`now()` })
+      .where(whereIdOrName(idOrName), '=', idOrName)
+      .returningAll()
+      .executeTakeFirst()
+    if (!row) throw new NotFoundError(`plugin "${idOrName}"`)
+    return toPlugin(row)
+  }
+
+  /** What is known of a deleted plugin, including the container it had. */
+  async tombstone(pluginId: string): Promise<PluginTombstone | undefined> {
+    const row = await this.db.selectFrom('plugin_tombstones').selectAll().where('plugin_id', '=', pluginId).executeTakeFirst()
+    if (!row) return undefined
+    return { pluginId: row.plugin_id, forgehookId: row.forgehook_id, containerId: row.container_id, containerName: row.container_name, deletedAt: row.deleted_at }
+  }
+
+  /** The tombstones of deleted plugins that had one of these containers (an adopted container has no plugin id label). */
+  async tombstonesOfContainers(containerIds: string[]): Promise<PluginTombstone[]> {
+    if (containerIds.length === 0) return []
+    const rows = await this.db.selectFrom('plugin_tombstones').selectAll().where('container_id', 'in', containerIds).execute()
+    return rows.map((row) => ({ pluginId: row.plugin_id, forgehookId: row.forgehook_id, containerId: row.container_id, containerName: row.container_name, deletedAt: row.deleted_at }))
+  }
+
   async deletedPluginIds(pluginIds: string[]): Promise<Set<string>> {
     if (pluginIds.length === 0) return new Set()
     const rows = await this.db.selectFrom('plugin_tombstones').select('plugin_id').where('plugin_id', 'in', pluginIds).execute()

@@ -1,6 +1,6 @@
 // What the store hands out and takes in: plugins, events and metrics as the rest of the
 // program sees them (camelCase, Dates), apart from the SQL that produces them.
-import type { DesiredState, HealthStatus, JsonObject, PluginPhase } from './schema.js'
+import type { DesiredState, HealthStatus, JsonObject, PluginPhase, PluginVolume, RolloutStatus, UpdatePolicy } from './schema.js'
 
 /** A plugin as the rest of the program sees it: one row, camelCase. */
 export interface Plugin {
@@ -15,6 +15,12 @@ export interface Plugin {
   labels: Record<string, string>
   source: string
   deletionRequestedAt: Date | null
+  volumes: PluginVolume[]
+  updatePolicy: UpdatePolicy
+  /** Asked with the deletion: remove the plugin's named volumes too. */
+  purgeVolumes: boolean
+  /** An operator asked to retry a rolled-back generation (forgectl rollout retry). */
+  rolloutRetryAt: Date | null
   // status
   status: PluginPhase
   containerId: string | null
@@ -30,6 +36,7 @@ export interface Plugin {
   stoppedAt: Date | null
   /** Crash-loop backoff: when the next restart is due. */
   nextRestartAt: Date | null
+  rollout: RolloutStatus | null
   // bookkeeping
   generation: number
   resourceVersion: number
@@ -45,6 +52,8 @@ export interface PluginSpecFields {
   desiredState?: DesiredState
   requestedHostPort?: number | null
   labels?: Record<string, string>
+  volumes?: PluginVolume[]
+  updatePolicy?: UpdatePolicy
 }
 
 export interface NewPlugin extends PluginSpecFields {
@@ -72,6 +81,7 @@ export interface PluginStatusUpdate {
   startedAt?: Date | null
   stoppedAt?: Date | null
   nextRestartAt?: Date | null
+  rollout?: RolloutStatus | null
 }
 
 export interface PluginFilter {
@@ -130,4 +140,23 @@ export interface PluginMetrics extends Required<Omit<MetricsSample, 'recordedAt'
   id: number
   pluginId: string
   recordedAt: Date
+}
+
+/** One generation's spec, as plugin_revisions keeps it (values as the plugins row keeps them). */
+export interface PluginRevision {
+  pluginId: string
+  revision: number
+  forgehookId: string
+  source: string
+  spec: Required<PluginSpecFields>
+  createdAt: Date
+}
+
+/** What is known of a deleted plugin. */
+export interface PluginTombstone {
+  pluginId: string
+  forgehookId: string
+  containerId: string | null
+  containerName: string | null
+  deletedAt: Date
 }

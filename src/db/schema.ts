@@ -27,6 +27,52 @@ export type PluginPhase = (typeof PLUGIN_PHASES)[number]
 export const HEALTH_STATUSES = ['unknown', 'starting', 'healthy', 'unhealthy'] as const
 export type HealthStatus = (typeof HEALTH_STATUSES)[number]
 
+export const UPDATE_STRATEGIES = ['Recreate', 'StartFirst'] as const
+export type UpdateStrategy = (typeof UPDATE_STRATEGIES)[number]
+
+/** A named volume of the plugin (spec.volumes): Docker volume forgehook-<plugin>-<name>. */
+export interface PluginVolume {
+  name: string
+  mountPath: string
+  readOnly?: boolean
+}
+
+/** spec.update: how a spec change reaches the running container. */
+export interface UpdatePolicy {
+  /** Recreate (default): the new container replaces the old on its port. StartFirst: beside it, on a new port. */
+  strategy?: UpdateStrategy
+  /** How long the new container has to run (and become healthy) before it is rolled back. Default 60. */
+  healthyTimeoutSeconds?: number
+}
+
+export const ROLLOUT_PHASES = ['progressing', 'verifying', 'draining', 'complete', 'failed', 'rolled-back'] as const
+export type RolloutPhase = (typeof ROLLOUT_PHASES)[number]
+
+/** status.rollout: the update in progress, or the last one. Times are ISO strings. */
+export interface RolloutStatus {
+  /**
+   * progressing: the new container is being prepared, the old one untouched; verifying: the
+   * new one runs and must become healthy; draining: the proxy moved to the new one (start
+   * first), the old one finishes its requests; complete; failed: it could not be prepared
+   * (the old one serves, retried with backoff); rolled-back: the new one failed, the old
+   * one serves again, not retried until the spec changes or a retry is asked.
+   */
+  phase: RolloutPhase
+  strategy: UpdateStrategy
+  /** The generation being rolled out. */
+  generation: number
+  fromImage: string | null
+  toImage: string
+  startedAt: string
+  /** When the new container took over (Recreate: started; StartFirst: given the traffic). */
+  switchedAt?: string
+  finishedAt?: string
+  error?: string
+  /** StartFirst: the port the new container runs on beside the old one's. */
+  toHostPort?: number
+  fromHostPort?: number
+}
+
 export interface PluginsTable {
   id: Generated<string>
   // spec
@@ -39,6 +85,10 @@ export interface PluginsTable {
   labels: ColumnType<Record<string, string>, string | undefined, string>
   source: ColumnType<string, string | undefined, string>
   deletion_requested_at: Date | null
+  volumes: ColumnType<PluginVolume[], string | undefined, string>
+  update_policy: ColumnType<UpdatePolicy, string | undefined, string>
+  purge_volumes: ColumnType<boolean, boolean | undefined, boolean>
+  rollout_retry_at: Date | null
   // status
   status: ColumnType<PluginPhase, PluginPhase | undefined, PluginPhase>
   container_id: string | null
@@ -53,6 +103,7 @@ export interface PluginsTable {
   started_at: Date | null
   stopped_at: Date | null
   next_restart_at: Date | null
+  rollout: ColumnType<RolloutStatus | null, string | null | undefined, string | null>
   // bookkeeping, kept by triggers
   generation: Generated<number>
   resource_version: Generated<number>
@@ -93,12 +144,37 @@ export interface PluginDriftView {
   converged: boolean
   error: string | null
   updated_at: Date
+  rollout_phase: RolloutPhase | null
+  rollout_error: string | null
 }
 
 export interface PluginTombstonesTable {
   plugin_id: string
   forgehook_id: string
   deleted_at: Timestamp
+  container_id: string | null
+  container_name: string | null
+}
+
+export interface PluginRevisionsTable {
+  plugin_id: string
+  revision: number
+  forgehook_id: string
+  source: string
+  manifest: Json<JsonObject>
+  config: Json<JsonObject>
+  environment: Json<Record<string, string>>
+  desired_state: DesiredState
+  requested_host_port: number | null
+  labels: Json<Record<string, string>>
+  volumes: Json<PluginVolume[]>
+  update_policy: Json<UpdatePolicy>
+  created_at: Timestamp
+}
+
+export interface FlowforgeSettingsTable {
+  key: string
+  value: string
 }
 
 export interface SchemaMigrationsTable {
@@ -113,6 +189,8 @@ export interface Database {
   plugin_metrics: PluginMetricsTable
   plugin_drift: PluginDriftView
   plugin_tombstones: PluginTombstonesTable
+  plugin_revisions: PluginRevisionsTable
+  flowforge_settings: FlowforgeSettingsTable
   schema_migrations: SchemaMigrationsTable
 }
 

@@ -21,6 +21,15 @@ export function containerNameFor(forgehookId: string): string {
 
 export type ImagePullPolicy = 'IfNotPresent' | 'Always' | 'Never'
 
+/** A named Docker volume mounted into a container. */
+export interface VolumeMount {
+  /** The Docker volume's name. */
+  source: string
+  /** Path inside the container. */
+  target: string
+  readOnly: boolean
+}
+
 /** Everything needed to create a plugin's container. Its hash is the drift detector. */
 export interface ContainerSpec {
   name: string
@@ -34,6 +43,32 @@ export interface ContainerSpec {
   hostIp: string
   memoryMb?: number
   cpus?: number
+  /** The plugin's named volumes (spec.volumes), created beforehand (ensureVolume). */
+  volumes?: VolumeMount[]
+}
+
+/** How one container is made from a spec, beyond the spec itself. */
+export interface CreateOptions {
+  /** The container's name, when not the spec's own (a rollout's temporary name). */
+  name?: string
+  /** Volumes to mount besides the spec's: an old container's anonymous volumes, carried over by a recreate. */
+  extraVolumes?: VolumeMount[]
+}
+
+/** A mount as inspect reports it. */
+export interface ObservedMount {
+  /** volume, bind, tmpfs, ... */
+  type: string
+  /** The volume's name (type volume); anonymous volumes have 64 hex digits. */
+  name?: string
+  destination: string
+  readOnly: boolean
+}
+
+/** A Docker volume as listed. */
+export interface ObservedVolume {
+  name: string
+  labels: Record<string, string>
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead'
@@ -57,6 +92,10 @@ export interface ObservedContainer {
   hostPort?: number
   /** The container-side port of that binding. */
   containerPort?: number
+  /** Present only after inspect. */
+  mounts?: ObservedMount[]
+  /** The output of the last Docker HEALTHCHECK run, when there is one (inspect only). */
+  healthOutput?: string
 }
 
 export function isManaged(container: ObservedContainer): boolean {
@@ -107,13 +146,24 @@ export interface ContainerRuntime {
   /** Makes sure the image is there per the policy; ImageNotFoundError when it cannot be. */
   ensureImage(image: string, policy: ImagePullPolicy): Promise<void>
   /** NameConflictError when the name is taken. Returns the new container id. */
-  create(spec: ContainerSpec): Promise<string>
+  create(spec: ContainerSpec, options?: CreateOptions): Promise<string>
+  /** NameConflictError when the new name is taken; ContainerNotFoundError when there is no such container. */
+  rename(containerId: string, name: string): Promise<void>
   /** PortInUseError when the host port is taken. Starting a running container is a no-op. */
   start(containerId: string): Promise<void>
   /** Stopping a stopped container is a no-op. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>
-  /** Removing a missing container is a no-op. */
-  remove(containerId: string): Promise<void>
+  /**
+   * Removing a missing container is a no-op. Its anonymous volumes are kept (a recreate
+   * carries them over) unless `anonymousVolumes` says to remove them too.
+   */
+  remove(containerId: string, options?: { anonymousVolumes?: boolean }): Promise<void>
+  /** Creates the named volume with these labels when it does not exist; an existing one is kept as it is. */
+  ensureVolume(name: string, labels: Record<string, string>): Promise<void>
+  /** Removing a missing volume is a no-op; VolumeInUseError while a container uses it. */
+  removeVolume(name: string): Promise<void>
+  /** Volumes carrying every one of these labels. */
+  listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]>
   /** The last `tail` lines of stdout and stderr, demultiplexed, as text. */
   logs(containerId: string, options: { tail: number }): Promise<string>
   /**
@@ -161,6 +211,13 @@ export class PortInUseError extends ExpectedError {
     detail: string,
   ) {
     super(`host port ${hostPort} is already in use (${detail})`)
+  }
+}
+
+export class VolumeInUseError extends ExpectedError {
+  override name = 'VolumeInUseError'
+  constructor(readonly volumeName: string) {
+    super(`volume ${volumeName} is in use by a container`)
   }
 }
 

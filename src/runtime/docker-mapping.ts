@@ -1,7 +1,7 @@
 // Translation between Docker's JSON and our runtime types. Each function reads only the
 // fields named in its narrow input type, so tests can hand it crafted engine answers.
 
-import type { ContainerHealth, ContainerSpec, ContainerState, ContainerStats, ObservedContainer } from './container-runtime.js'
+import type { ContainerHealth, ContainerSpec, ContainerState, ContainerStats, CreateOptions, ObservedContainer, ObservedMount, VolumeMount } from './container-runtime.js'
 
 const CONTAINER_STATES: ReadonlySet<string> = new Set<ContainerState>([
   'created',
@@ -38,11 +38,12 @@ export interface DockerInspectInfo {
     OOMKilled?: boolean
     StartedAt?: string
     FinishedAt?: string
-    Health?: { Status?: string } | null
+    Health?: { Status?: string; Log?: { Output?: string }[] | null } | null
   }
   Config: { Image: string; Labels?: Record<string, string> | null }
   HostConfig?: { PortBindings?: PortMap }
   NetworkSettings?: { Ports?: PortMap }
+  Mounts?: { Type?: string; Name?: string; Destination?: string; RW?: boolean }[] | null
 }
 
 export function observedFromListEntry(entry: DockerListEntry): ObservedContainer {
@@ -80,6 +81,16 @@ export function observedFromInspect(info: DockerInspectInfo): ObservedContainer 
   if (finishedAt) observed.finishedAt = finishedAt
   const health = info.State.Health?.Status
   if (health && HEALTH_VALUES.has(health)) observed.health = health as ContainerHealth
+  const lastCheck = info.State.Health?.Log?.at(-1)?.Output
+  if (lastCheck) observed.healthOutput = lastCheck.trim().slice(0, 500)
+  if (info.Mounts) observed.mounts = info.Mounts.map(
+    (mount): ObservedMount => ({
+      type: mount.Type ?? 'unknown',
+      ...(mount.Name ? { name: mount.Name } : {}),
+      destination: mount.Destination ?? '',
+      readOnly: mount.RW === false,
+    }),
+  )
   // NetworkSettings.Ports is filled only while the container runs; PortBindings is what
   // create asked for, so a created or exited container still shows its port.
   const binding = firstBinding(info.NetworkSettings?.Ports) ?? firstBinding(info.HostConfig?.PortBindings)
@@ -163,10 +174,11 @@ function memoryMbOf(stats: DockerStats): number {
 }
 
 /** The body of `POST /containers/create` for a plugin. */
-export function createOptionsFor(spec: ContainerSpec) {
+export function createOptionsFor(spec: ContainerSpec, options: CreateOptions = {}) {
   const portKey = `${spec.containerPort}/tcp`
+  const volumes: VolumeMount[] = [...(spec.volumes ?? []), ...(options.extraVolumes ?? [])]
   return {
-    name: spec.name,
+    name: options.name ?? spec.name,
     Image: spec.image,
     Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
     Labels: spec.labels,
@@ -175,6 +187,8 @@ export function createOptionsFor(spec: ContainerSpec) {
       PortBindings: { [portKey]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
       ...(spec.memoryMb !== undefined ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
       ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      // Named volumes only: a host path is never mounted.
+      ...(volumes.length > 0 ? { Mounts: volumes.map((volume) => ({ Type: 'volume' as const, Source: volume.source, Target: volume.target, ReadOnly: volume.readOnly })) } : {}),
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       // The manager restarts crashed plugins itself, with backoff and a record of why.

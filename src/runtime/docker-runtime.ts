@@ -11,9 +11,12 @@ import {
   NameConflictError,
   PortInUseError,
   RuntimeUnavailableError,
+  VolumeInUseError,
   type ContainerRuntime,
   type ContainerSpec,
   type ContainerStats,
+  type CreateOptions,
+  type ObservedVolume,
   type ImagePullPolicy,
   type ObservedContainer,
   type RuntimeInfo,
@@ -136,16 +139,58 @@ export class DockerRuntime implements ContainerRuntime {
     await this.pull(image)
   }
 
-  async create(spec: ContainerSpec): Promise<string> {
+  async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<string> {
+    const name = options.name ?? spec.name
     try {
-      const container = await this.connected().unary.createContainer(createOptionsFor(spec))
+      const container = await this.connected().unary.createContainer(createOptionsFor(spec, options))
       return container.id
     } catch (error) {
       const statusCode = statusCodeOf(error)
-      if (statusCode === 409) throw new NameConflictError(spec.name)
+      if (statusCode === 409) throw new NameConflictError(name)
       if (statusCode === 404) throw new ImageNotFoundError(spec.image, engineMessageOf(error))
-      throw this.driverError(`create ${spec.name}`, error)
+      throw this.driverError(`create ${name}`, error)
     }
+  }
+
+  async rename(containerId: string, name: string): Promise<void> {
+    try {
+      await this.connected().unary.getContainer(containerId).rename({ name })
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 409) throw new NameConflictError(name)
+      if (statusCode === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
+      throw this.driverError(`rename ${containerId} to ${name}`, error)
+    }
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    try {
+      await this.connected().unary.getVolume(name).inspect()
+      return
+    } catch (error) {
+      if (statusCodeOf(error) !== 404) throw this.driverError(`inspect volume ${name}`, error)
+    }
+    // Creating a volume that exists returns it unchanged: a race with another creator is harmless.
+    await this.call(`create volume ${name}`, () => this.connected().unary.createVolume({ Name: name, Labels: labels }))
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.connected().unary.getVolume(name).remove()
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 404) return
+      if (statusCode === 409) throw new VolumeInUseError(name)
+      throw this.driverError(`remove volume ${name}`, error)
+    }
+  }
+
+  async listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]> {
+    const filters = { label: Object.entries(labels).map(([key, value]) => `${key}=${value}`) }
+    const answer = (await this.call('list volumes', () => this.connected().unary.listVolumes({ filters }))) as {
+      Volumes?: { Name: string; Labels?: Record<string, string> | null }[] | null
+    }
+    return (answer.Volumes ?? []).map((volume) => ({ name: volume.Name, labels: { ...(volume.Labels ?? {}) } }))
   }
 
   async start(containerId: string): Promise<void> {
@@ -179,9 +224,10 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async remove(containerId: string): Promise<void> {
+  async remove(containerId: string, options: { anonymousVolumes?: boolean } = {}): Promise<void> {
     try {
-      await this.connected().unary.getContainer(containerId).remove({ force: true, v: true })
+      // Anonymous volumes (an image's VOLUME) are kept unless asked: a recreate carries them over.
+      await this.connected().unary.getContainer(containerId).remove({ force: true, v: options.anonymousVolumes === true })
     } catch (error) {
       const statusCode = statusCodeOf(error)
       if (statusCode === 404) return

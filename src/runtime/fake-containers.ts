@@ -11,10 +11,12 @@ import {
   type ContainerState,
   type ContainerStats,
   type ObservedContainer,
+  type ObservedMount,
 } from './container-runtime.js'
 
 export interface FakeContainer {
   readonly id: string
+  /** Changed only through FakeContainers.rename, which keeps the name index true. */
   readonly name: string
   readonly image: string
   /** Changed only through FakeContainers.setState, which keeps the host port index true. */
@@ -25,6 +27,8 @@ export interface FakeContainer {
   startedAt?: Date
   finishedAt?: Date
   health?: ContainerHealth
+  healthOutput?: string
+  mounts: ObservedMount[]
   readonly hostPort?: number
   readonly containerPort?: number
   logLines: string[]
@@ -42,6 +46,7 @@ export interface NewFakeContainer {
   state: ContainerState
   hostPort?: number
   containerPort?: number
+  mounts?: ObservedMount[]
 }
 
 export function newFakeContainer(options: NewFakeContainer): FakeContainer {
@@ -56,6 +61,7 @@ export function newFakeContainer(options: NewFakeContainer): FakeContainer {
     exitCode: 0,
     oomKilled: false,
     logLines: [],
+    mounts: [...(options.mounts ?? [])],
     ...(hostPort !== undefined && containerPort !== undefined ? { hostPort, containerPort } : {}),
   }
 }
@@ -85,6 +91,21 @@ export class FakeContainers {
     this.byName.delete(container.name)
     this.managedById.delete(container.id)
     this.namePrefixedById.delete(container.id)
+  }
+
+  rename(container: FakeContainer, name: string): void {
+    this.byName.delete(container.name)
+    const writable: { name: string } = container
+    writable.name = name
+    this.byName.set(name, container)
+    if (name.startsWith(CONTAINER_NAME_PREFIX)) this.namePrefixedById.set(container.id, container)
+    else this.namePrefixedById.delete(container.id)
+  }
+
+  /** Whether any container mounts the volume. */
+  usingVolume(name: string): boolean {
+    for (const container of this.byId.values()) if (container.mounts.some((mount) => mount.name === name)) return true
+    return false
   }
 
   setState(container: FakeContainer, state: ContainerState): void {
@@ -148,7 +169,7 @@ export class FakeContainers {
 /** What inspect shows: everything, with the configured port even before the container runs. */
 export function inspectView(container: FakeContainer): ObservedContainer {
   const { logLines: _logLines, stats: _stats, ...observed } = container
-  return { ...observed, labels: { ...container.labels } }
+  return { ...observed, labels: { ...container.labels }, mounts: container.mounts.map((mount) => ({ ...mount })) }
 }
 
 /** What a list shows: no exit details, and published ports of running containers only. */

@@ -7,16 +7,20 @@ import {
   NameConflictError,
   PortInUseError,
   RuntimeUnavailableError,
+  VolumeInUseError,
   type ContainerHealth,
   type ContainerRuntime,
   type ContainerSpec,
   type ContainerState,
   type ContainerStats,
+  type CreateOptions,
   type ImagePullPolicy,
   type ObservedContainer,
+  type ObservedVolume,
   type RuntimeInfo,
   type RuntimeStreamItem,
 } from './container-runtime.js'
+import { randomBytes } from 'node:crypto'
 import { FakeContainers, inspectView, listView, newFakeContainer, type FakeContainer, type NewFakeContainer } from './fake-containers.js'
 import { FakeEventHub } from './fake-event-hub.js'
 import { LogFollowers, splitLines, tailText } from './fake-logs.js'
@@ -29,6 +33,9 @@ export interface FakeRuntimeOptions {
   /** Text a container of the image writes to its log when it starts. Default none. */
   imageOutput?: Record<string, string>
 }
+
+/** Docker names anonymous volumes with 64 hex digits. */
+const ANONYMOUS_VOLUME = /^[0-9a-f]{64}$/
 
 const RUNNING_STATS: ContainerStats = { cpuPercent: 0.5, memoryMb: 16 }
 const IDLE_STATS: ContainerStats = { cpuPercent: 0, memoryMb: 0 }
@@ -49,6 +56,8 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly pullable: Set<string>
   private readonly imageOutput: Record<string, string>
   private readonly occupiedPorts = new Set<number>()
+  /** Named and anonymous volumes by name, with their labels. */
+  private readonly volumes = new Map<string, Record<string, string>>()
   private readonly eventHub = new FakeEventHub()
   private readonly logFollowers = new LogFollowers()
   private reachable = true
@@ -92,13 +101,54 @@ export class FakeRuntime implements ContainerRuntime {
     this.images.add(image)
   }
 
-  async create(spec: ContainerSpec): Promise<string> {
+  async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<string> {
     this.assertReachable()
-    this.mutatingCalls.push(`create ${spec.name}`)
-    if (this.containers.find(spec.name)) throw new NameConflictError(spec.name)
+    const name = options.name ?? spec.name
+    this.mutatingCalls.push(`create ${name}`)
+    if (this.containers.find(name)) throw new NameConflictError(name)
     if (!this.images.has(spec.image)) throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`)
-    const container = this.add({ ...spec, state: 'created' })
+    const mounts = [...(spec.volumes ?? []), ...(options.extraVolumes ?? [])]
+    // Like Docker, a named volume a mount needs is created on the fly (unlabelled).
+    for (const mount of mounts) if (!this.volumes.has(mount.source)) this.volumes.set(mount.source, {})
+    const container = this.add({
+      ...spec,
+      name,
+      state: 'created',
+      mounts: mounts.map((mount) => ({ type: 'volume', name: mount.source, destination: mount.target, readOnly: mount.readOnly })),
+    })
     return container.id
+  }
+
+  async rename(containerId: string, name: string): Promise<void> {
+    this.assertReachable()
+    this.mutatingCalls.push(`rename ${containerId} ${name}`)
+    const container = this.containers.get(containerId)
+    if (container.name === name) return
+    if (this.containers.find(name)) throw new NameConflictError(name)
+    this.containers.rename(container, name)
+    this.eventHub.publish(container, 'rename')
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    this.assertReachable()
+    if (this.volumes.has(name)) return
+    this.mutatingCalls.push(`volume create ${name}`)
+    this.volumes.set(name, { ...labels })
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    this.assertReachable()
+    this.mutatingCalls.push(`volume rm ${name}`)
+    if (!this.volumes.has(name)) return
+    if (this.containers.usingVolume(name)) throw new VolumeInUseError(name)
+    this.volumes.delete(name)
+  }
+
+  async listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]> {
+    this.assertReachable()
+    return [...this.volumes]
+      .filter(([, volumeLabels]) => Object.entries(labels).every(([key, value]) => volumeLabels[key] === value))
+      .map(([name, volumeLabels]) => ({ name, labels: { ...volumeLabels } }))
   }
 
   async start(containerId: string): Promise<void> {
@@ -130,12 +180,14 @@ export class FakeRuntime implements ContainerRuntime {
     this.eventHub.publish(container, 'stop')
   }
 
-  async remove(containerId: string): Promise<void> {
+  async remove(containerId: string, options: { anonymousVolumes?: boolean } = {}): Promise<void> {
     this.assertReachable()
     this.mutatingCalls.push(`remove ${containerId}`)
     const container = this.containers.find(containerId)
     if (!container) return
     this.destroy(container)
+    if (!options.anonymousVolumes) return
+    for (const mount of container.mounts) if (mount.name && ANONYMOUS_VOLUME.test(mount.name)) this.volumes.delete(mount.name)
   }
 
   async logs(containerId: string, options: { tail: number }): Promise<string> {
@@ -213,10 +265,25 @@ export class FakeRuntime implements ContainerRuntime {
     return container.id
   }
 
-  /** Test control: the image's HEALTHCHECK reports a new state; emits health_status. */
-  setHealth(idOrName: string, health: ContainerHealth): void {
+  /** Test control: an anonymous volume, as an image's VOLUME makes one, mounted in the container. Returns its name. */
+  addAnonymousVolume(idOrName: string, destination: string): string {
+    const container = this.containers.get(idOrName)
+    const name = randomBytes(32).toString('hex')
+    this.volumes.set(name, {})
+    container.mounts.push({ type: 'volume', name, destination, readOnly: false })
+    return name
+  }
+
+  /** Test control: whether a volume of that name exists. */
+  hasVolume(name: string): boolean {
+    return this.volumes.has(name)
+  }
+
+  /** Test control: the image's HEALTHCHECK reports a new state (and output); emits health_status. */
+  setHealth(idOrName: string, health: ContainerHealth, output?: string): void {
     const container = this.containers.get(idOrName)
     container.health = health
+    if (output !== undefined) container.healthOutput = output
     this.eventHub.publish(container, 'health_status', { health })
   }
 

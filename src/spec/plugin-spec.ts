@@ -3,7 +3,7 @@
 // What the API answers with (the document plus status) is api-plugin.ts.
 import { z } from 'zod'
 import type { NewPlugin, Plugin, PluginSpecPatch } from '../db/plugin-store.js'
-import { DESIRED_STATES } from '../db/schema.js'
+import { DESIRED_STATES, UPDATE_STRATEGIES } from '../db/schema.js'
 import { DNS_LABEL_PATTERN } from '../util/dns-label.js'
 import { canonicalJson as canonical } from './container-spec.js'
 import { manifestSchema } from './manifest.js'
@@ -58,6 +58,31 @@ export const specManifestSchema = manifestSchema.superRefine((manifest, context)
   }
 })
 
+const VOLUME_NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/
+
+/** A named volume: Docker volume forgehook-<plugin>-<name>, kept across updates and uninstall. */
+export const pluginVolumeSchema = z
+  .object({
+    name: z.string().regex(VOLUME_NAME, 'must be lower-case letters, digits and "-", at most 32 characters'),
+    mountPath: z
+      .string()
+      .max(4096)
+      .regex(/^\/[^\0]*$/, 'must be an absolute path inside the container')
+      .refine((path) => path !== '/' && !path.split('/').includes('..'), 'must not be / or contain ..'),
+    readOnly: z.boolean().optional(),
+  })
+  .strict()
+
+/** How a spec change reaches the running container. */
+export const updatePolicySchema = z
+  .object({
+    /** Recreate (default): the new container takes the old one's port. StartFirst: it starts beside the old one on a new port first. */
+    strategy: z.enum(UPDATE_STRATEGIES).optional(),
+    /** Seconds the new container has to run (and become healthy) before it is rolled back. Default 60. */
+    healthyTimeoutSeconds: z.number().int().min(1).max(3600).optional(),
+  })
+  .strict()
+
 export const pluginSpecSchema = z
   .object({
     /** running | stopped; default running. */
@@ -68,8 +93,28 @@ export const pluginSpecSchema = z
     /** Given to the container as JSON in FORGEHOOK_CONFIG. */
     config: z.record(z.string(), z.unknown()).optional(),
     environment: z.record(z.string().regex(ENV_NAME, 'must be an environment variable name'), z.string().max(65_536)).optional(),
+    /** Named volumes; host paths are never mounted. */
+    volumes: z.array(pluginVolumeSchema).max(16).optional(),
+    update: updatePolicySchema.optional(),
   })
   .strict()
+  .superRefine((spec, context) => {
+    const names = new Set<string>()
+    const paths = new Set<string>()
+    for (const [index, volume] of (spec.volumes ?? []).entries()) {
+      if (names.has(volume.name)) context.addIssue({ code: 'custom', path: ['volumes', index, 'name'], message: `volume "${volume.name}" is declared twice` })
+      if (paths.has(volume.mountPath)) context.addIssue({ code: 'custom', path: ['volumes', index, 'mountPath'], message: `${volume.mountPath} is mounted twice` })
+      names.add(volume.name)
+      paths.add(volume.mountPath)
+    }
+    if (spec.update?.strategy === 'StartFirst' && spec.hostPort !== undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['update', 'strategy'],
+        message: 'StartFirst needs a second host port from HOST_PORT_RANGE while both containers run: it cannot be used with a pinned spec.hostPort (use Recreate, or drop hostPort)',
+      })
+    }
+  })
 
 export const pluginMetadataSchema = z
   .object({
@@ -131,6 +176,8 @@ export function toSpecFields(document: PluginDocument): Required<Omit<PluginSpec
     desiredState: document.spec.state ?? 'running',
     requestedHostPort: document.spec.hostPort ?? null,
     labels: document.metadata.labels ?? {},
+    volumes: document.spec.volumes ?? [],
+    updatePolicy: document.spec.update ?? {},
   }
 }
 
@@ -143,7 +190,9 @@ export function specDiffers(plugin: Plugin, document: PluginDocument): boolean {
     canonical(plugin.environment) !== canonical(wanted.environment) ||
     plugin.desiredState !== wanted.desiredState ||
     plugin.requestedHostPort !== wanted.requestedHostPort ||
-    canonical(plugin.labels) !== canonical(wanted.labels)
+    canonical(plugin.labels) !== canonical(wanted.labels) ||
+    canonical(plugin.volumes) !== canonical(wanted.volumes) ||
+    canonical(plugin.updatePolicy) !== canonical(wanted.updatePolicy)
   )
 }
 
@@ -173,6 +222,8 @@ export function toSpecDocument(plugin: Plugin): PluginDocument {
       manifest: plugin.manifest as PluginDocument['spec']['manifest'],
       config: plugin.config,
       environment: plugin.environment,
+      ...(plugin.volumes.length > 0 ? { volumes: plugin.volumes } : {}),
+      ...(Object.keys(plugin.updatePolicy).length > 0 ? { update: plugin.updatePolicy } : {}),
     },
   }
 }

@@ -8,7 +8,7 @@ import { migrate, readMigrationFiles } from '../../src/db/migrator.js'
 import { silentLogger } from '../../src/logger.js'
 import { engines, migrationsDir, openTestDatabase, type TestDatabase } from '../helpers/databases.js'
 
-const ALL_MIGRATIONS = ['001_create_plugins_table.sql', '002_controller_state.sql', '003_event_notifications.sql']
+const ALL_MIGRATIONS = ['001_create_plugins_table.sql', '002_controller_state.sql', '003_event_notifications.sql', '004_safe_change.sql']
 const logger = silentLogger()
 
 async function migrationsCopy(extra: Record<string, string> = {}): Promise<string> {
@@ -49,10 +49,13 @@ describe.each(engines)('migrations on %s Postgres', (engine) => {
     const result = await migrate(database.handle.db, migrationsDir, logger)
     expect(result.applied).toEqual(ALL_MIGRATIONS)
     expect(await tableNames(database)).toEqual([
+      'flowforge_settings',
       'plugin_drift',
       'plugin_events',
       'plugin_metrics',
+      'plugin_revisions',
       'plugin_tombstones',
+      'plugin_volumes',
       'plugins',
       'schema_migrations',
     ])
