@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The README walk-through and the fault suite have their own runs (npm run test:walkthrough, test:faults).
-    exclude: ['test/walkthrough/**', 'test/faults/**', 'node_modules/**'],
+    // The README walk-through, the fault suite and the compose service end to end have their
+    // own runs (npm run test:walkthrough, test:faults, test:compose).
+    exclude: ['test/walkthrough/**', 'test/faults/**', 'test/compose/**', 'node_modules/**'],
     // Database suites open their own engines; a fresh PGlite takes a few seconds.
     testTimeout: 60_000,
     hookTimeout: 120_000,
