@@ -1,7 +1,14 @@
-# FlowForge plugin manager: `forgectl serve` on Node 20.
+# FlowForge plugin manager: `forgectl serve`, compiled, on Node 24 LTS.
 #
 #   docker build -t flowforge/plugin-manager .
 #   docker compose up -d            # see docker-compose.yml and .env.example
+#
+# The base image is a build argument, NODE_IMAGE, node:24-slim by default: point it at a
+# mirror or a local copy (`--build-arg NODE_IMAGE=registry.example/node:24-slim`, or
+# NODE_IMAGE in .env for compose). CI builds this file FROM a local stand-in made without
+# any registry (test/compose/stand-ins/build.sh) and runs the compose file end to end
+# (test/compose/compose.test.ts). Both stages use the same image: npm ci in the runtime
+# stage installs the production dependencies for the Node that runs them.
 #
 # The Docker socket. The manager creates plugin containers through the engine's API, so
 # the container needs the host's socket: mount it (-v /var/run/docker.sock:/var/run/docker.sock,
@@ -13,10 +20,15 @@
 # Give this container to no one you would not give root on the host.
 #
 # test/packaging/packaging.test.ts checks that every path copied below exists after
-# `npm run build`.
+# `npm run build`; test/compose/compose.test.ts builds the image and looks inside it.
+
+ARG NODE_IMAGE=node:24-slim
 
 # --- build: compile TypeScript to dist/src --------------------------------------------
-FROM node:20-slim AS build
+FROM ${NODE_IMAGE} AS build
+# Marks this stage's image, which the legacy builder keeps untagged: the compose test
+# removes the ones its build left behind.
+LABEL io.flowforge.stage=build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -25,7 +37,7 @@ COPY src ./src
 RUN npm run build
 
 # --- runtime: production dependencies and the compiled code ----------------------------
-FROM node:20-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
 # package.json marks the package root: the daemon finds migrations/ next to it

@@ -1,8 +1,9 @@
 // Packaging (issue #5): the compose file as docker-compose resolves it, the Dockerfile's
-// inputs and outputs (its image cannot be built here: no registry, so no node:20-slim), and
-// the examples with their locally built images.
+// inputs and outputs, the production start (npm start runs dist/), and the examples with
+// their locally built images. The image itself is built and run, with the compose file, by
+// npm run test:compose (test/compose/compose.test.ts), FROM local stand-ins of its base images.
 import { execFile } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { builtinModules } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -154,6 +155,7 @@ describe.skipIf(!compose.available)(`docker-compose config (${compose.reason})`,
     const { services, volumes } = result.config!
 
     const postgres = services.postgres!
+    // The public base images by default (POSTGRES_IMAGE, and NODE_IMAGE for the Dockerfile).
     expect(postgres.image).toBe('postgres:15')
     expect(JSON.stringify((postgres.healthcheck as { test: unknown }).test)).toContain('pg_isready')
     const data = volumeEntries(postgres).find((volume) => volume.target === '/var/lib/postgresql/data')
@@ -163,7 +165,7 @@ describe.skipIf(!compose.available)(`docker-compose config (${compose.reason})`,
     expect(portEntries(postgres)).toEqual(['127.0.0.1:55432:5432'])
 
     const manager = services['plugin-manager']!
-    expect(manager.build).toBeDefined()
+    expect(manager.build).toEqual({ context: ROOT, args: { NODE_IMAGE: 'node:24-slim' } })
     expect(manager.network_mode).toBe('host')
     expect(manager.ports ?? []).toEqual([]) // meaningless with the host network
     expect(manager.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' } })
@@ -177,6 +179,7 @@ describe.skipIf(!compose.available)(`docker-compose config (${compose.reason})`,
       API_BIND_ADDRESS: '0.0.0.0',
       SPECS_DIR: '/app/specs',
       FORGE_URL: 'http://127.0.0.1:4000',
+      MANAGER_INSTANCE: 'default',
     })
 
     const mounts = volumeEntries(manager)
@@ -204,6 +207,30 @@ describe.skipIf(!compose.available)(`docker-compose config (${compose.reason})`,
       FORGE_URL: 'http://127.0.0.1:4100',
     })
     expect(String(services['plugin-manager']!.environment!.PORT)).toBe('4100')
+  })
+
+  test('POSTGRES_IMAGE, NODE_IMAGE and MANAGER_INSTANCE replace the base images and the installation name, nothing else', async () => {
+    const plain = await composeConfig({ FORGE_API_TOKEN: TOKEN })
+    const result = await composeConfig({
+      FORGE_API_TOKEN: TOKEN,
+      POSTGRES_IMAGE: 'mirror.example/postgres:15',
+      NODE_IMAGE: 'mirror.example/node:24-slim',
+      MANAGER_INSTANCE: 'second',
+    })
+    expect(result.code, result.stderr).toBe(0)
+    const { services } = result.config!
+    expect(services.postgres!.image).toBe('mirror.example/postgres:15')
+    expect(services['plugin-manager']!.build).toEqual({ context: ROOT, args: { NODE_IMAGE: 'mirror.example/node:24-slim' } })
+    expect(services['plugin-manager']!.environment!.MANAGER_INSTANCE).toBe('second')
+    // Everything else resolves exactly as without them.
+    const normalised = (config: ComposeConfig) => {
+      const copy = structuredClone(config)
+      delete copy.services.postgres!.image
+      delete copy.services['plugin-manager']!.build
+      delete copy.services['plugin-manager']!.environment!.MANAGER_INSTANCE
+      return copy
+    }
+    expect(normalised(result.config!)).toEqual(normalised(plain.config!))
   })
 
   test('refuses without FORGE_API_TOKEN, naming it', async () => {
@@ -237,8 +264,8 @@ interface Stage {
   healthcheck?: string
 }
 
-/** The instructions this Dockerfile uses, with line continuations joined and comments dropped. */
-function parseDockerfile(text: string): Stage[] {
+/** The instructions this Dockerfile uses, with line continuations joined and comments dropped; ARGs before the first FROM in `args`. */
+function parseDockerfile(text: string): Stage[] & { args: Record<string, string> } {
   const instructions: string[] = []
   let pending = ''
   for (const raw of text.split('\n')) {
@@ -254,10 +281,16 @@ function parseDockerfile(text: string): Stage[] {
   }
 
   const stages: Stage[] = []
+  const args: Record<string, string> = {}
   for (const instruction of instructions) {
     const [, keyword = '', rest = ''] = /^(\w+)\s+([\s\S]*)$/.exec(instruction) ?? []
     const stage = stages.at(-1)
     switch (keyword.toUpperCase()) {
+      case 'ARG': {
+        const [name = '', value = ''] = rest.trim().split('=', 2)
+        if (!stage) args[name] = value
+        break
+      }
       case 'FROM': {
         const [image = '', as, name] = rest.split(/\s+/)
         stages.push({ image, ...(as?.toUpperCase() === 'AS' && name ? { name } : {}), workdir: '/', copies: [], runs: [] })
@@ -289,7 +322,7 @@ function parseDockerfile(text: string): Stage[] {
         break
     }
   }
-  return stages
+  return Object.assign(stages, { args })
 }
 
 async function readDockerignore(): Promise<{ pattern: RegExp; negate: boolean }[]> {
@@ -351,7 +384,7 @@ async function importedPackages(dir: string): Promise<Set<string>> {
 }
 
 describe('Dockerfile', () => {
-  let stages: Stage[]
+  let stages: Stage[] & { args: Record<string, string> }
   let build: Stage
   let runtime: Stage
   let work: string
@@ -368,8 +401,9 @@ describe('Dockerfile', () => {
     if (work) await rm(work, { recursive: true, force: true })
   })
 
-  test('two node:20-slim stages; production dependencies, NODE_ENV, port, health check and command of the runtime stage', async () => {
-    expect(stages.map((stage) => stage.image)).toEqual(['node:20-slim', 'node:20-slim'])
+  test('two stages FROM NODE_IMAGE (node:24-slim by default); production dependencies, NODE_ENV, port, health check and command of the runtime stage', async () => {
+    expect(stages.args).toEqual({ NODE_IMAGE: 'node:24-slim' })
+    expect(stages.map((stage) => stage.image)).toEqual(['${NODE_IMAGE}', '${NODE_IMAGE}'])
     expect(build.name).toBe('build')
     expect(build.runs).toEqual(expect.arrayContaining([expect.stringMatching(/^npm ci\b/), 'npm run build']))
     expect(runtime.runs.some((line) => /\bnpm ci\b.*--omit=dev/.test(line))).toBe(true)
@@ -447,6 +481,122 @@ describe('Dockerfile', () => {
     },
     360_000,
   )
+})
+
+// --- (b2) the production start: npm start runs the compiled daemon -------------------
+
+interface PackageJson {
+  scripts: Record<string, string>
+  engines: { node: string }
+  bin: Record<string, string>
+  devDependencies: Record<string, string>
+}
+
+/** Whether `version` (e.g. v24.21.0) satisfies a range made of `^X.Y.Z` alternatives joined by `||`. */
+function satisfiesCaretRange(version: string, range: string): boolean {
+  const parse = (text: string) => text.replace(/^[v^]/, '').split('.').map(Number) as [number, number, number]
+  const [major, minor, patch] = parse(version)
+  return range.split('||').some((alternative) => {
+    const [wantMajor, wantMinor = 0, wantPatch = 0] = parse(alternative.trim())
+    return major === wantMajor && (minor > wantMinor || (minor === wantMinor && patch >= wantPatch))
+  })
+}
+
+describe('the production start', () => {
+  let packageJson: PackageJson
+  let work: string
+  const prestart = path.join(ROOT, 'scripts', 'build-if-stale.mjs')
+
+  beforeAll(async () => {
+    packageJson = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as PackageJson
+    work = await mkdtemp(path.join(os.tmpdir(), 'ff-start-'))
+  })
+
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true })
+  })
+
+  test('npm start and npm run migrate run dist/ with node (no tsx), built first by prestart; npm run dev runs the sources with tsx', async () => {
+    const dockerfile = parseDockerfile(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8'))
+    const entry = dockerfile.at(-1)!.cmd![1]! // the image's: dist/src/cli/forgectl.js
+    expect(packageJson.scripts.start).toBe(`node ${entry} serve`)
+    expect(packageJson.scripts.migrate).toBe(`node ${entry} migrate`)
+    expect(packageJson.bin.forgectl).toBe(entry)
+    expect(packageJson.scripts.prestart).toBe('node scripts/build-if-stale.mjs')
+    expect(packageJson.scripts.premigrate).toBe('node scripts/build-if-stale.mjs')
+    expect(packageJson.scripts.dev).toMatch(/^tsx watch .*src\/cli\/forgectl\.ts serve$/)
+    expect('tsx' in packageJson.devDependencies).toBe(true)
+    for (const name of ['start', 'prestart', 'migrate', 'premigrate']) expect(packageJson.scripts[name], name).not.toMatch(/\btsx\b/)
+  })
+
+  test('engines names the tested Node lines: that of the image (NODE_IMAGE) and the one running this test', async () => {
+    const dockerfile = parseDockerfile(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8'))
+    const imageMajor = /^node:(\d+)-slim$/.exec(dockerfile.args.NODE_IMAGE!)![1]!
+    expect(packageJson.engines.node).toBe('^20.19.0 || ^24.0.0')
+    expect(satisfiesCaretRange(`v${imageMajor}.0.0`, packageJson.engines.node), `node:${imageMajor} in engines`).toBe(true)
+    expect(satisfiesCaretRange(process.version, packageJson.engines.node), `${process.version} in engines`).toBe(true)
+    expect(satisfiesCaretRange('v22.12.0', packageJson.engines.node), 'Node 22 is not tested').toBe(false)
+  })
+
+  /** A checkout with one source file: src/cli/forgectl.ts, a tsconfig, and the prestart script; node_modules only if asked. */
+  async function miniCheckout(name: string, withTypeScript: boolean): Promise<string> {
+    const dir = path.join(work, name)
+    await mkdir(path.join(dir, 'src', 'cli'), { recursive: true })
+    await mkdir(path.join(dir, 'scripts'), { recursive: true })
+    await writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n')
+    await cp(path.join(ROOT, 'tsconfig.json'), path.join(dir, 'tsconfig.json'))
+    await cp(path.join(ROOT, 'tsconfig.build.json'), path.join(dir, 'tsconfig.build.json'))
+    await cp(prestart, path.join(dir, 'scripts', 'build-if-stale.mjs'))
+    await writeFile(path.join(dir, 'src', 'cli', 'forgectl.ts'), "console.log('version 1')\n")
+    if (withTypeScript) await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir')
+    return dir
+  }
+
+  /** Sets a file's times `seconds` from now: file times decide, and tests must not wait for the clock. */
+  async function setTime(file: string, seconds: number): Promise<void> {
+    const time = new Date(Date.now() + seconds * 1000)
+    await utimes(file, time, time)
+  }
+
+  test('with TypeScript: it compiles a missing or outdated dist/ and does nothing while dist/ is current', async () => {
+    const dir = await miniCheckout('with-typescript', true)
+    const node = (args: string[]) => run(process.execPath, args, { cwd: dir, env: cleanEnv(), timeout: 120_000 })
+    const first = await node(['scripts/build-if-stale.mjs'])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stderr).toContain('dist/ has not been built: compiling')
+    expect((await node(['dist/src/cli/forgectl.js'])).stdout.trim()).toBe('version 1')
+
+    const again = await node(['scripts/build-if-stale.mjs'])
+    expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toEqual({ code: 0, stdout: '', stderr: '' })
+
+    const source = path.join(dir, 'src', 'cli', 'forgectl.ts')
+    await writeFile(source, "console.log('version 2')\n")
+    await setTime(source, 5)
+    const changed = await node(['scripts/build-if-stale.mjs'])
+    expect(changed.code, changed.stderr).toBe(0)
+    expect(changed.stderr).toContain('src/cli/forgectl.ts changed since the last build: compiling')
+    expect((await node(['dist/src/cli/forgectl.js'])).stdout.trim()).toBe('version 2')
+  })
+
+  test('without TypeScript (npm ci --omit=dev): a present dist/ is used as it is; a missing one is an error saying why', async () => {
+    const built = await miniCheckout('built', true)
+    expect((await run(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: built, env: cleanEnv(), timeout: 120_000 })).code).toBe(0)
+    const dir = await miniCheckout('without-typescript', false)
+    const prestartHere = () => run(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: dir, env: cleanEnv() })
+
+    const missing = await prestartHere()
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('dist/ has not been built, and TypeScript is not installed (npm ci --omit=dev?)')
+
+    await cp(path.join(built, 'dist'), path.join(dir, 'dist'), { recursive: true })
+    await setTime(path.join(dir, 'dist', 'src', 'cli', 'forgectl.js'), 5)
+    expect(await prestartHere()).toEqual({ code: 0, stdout: '', stderr: '' })
+
+    await setTime(path.join(dir, 'src', 'cli', 'forgectl.ts'), 60)
+    const stale = await prestartHere()
+    expect(stale.code).toBe(0)
+    expect(stale.stderr).toContain('warning: src/cli/forgectl.ts changed since the last build, but TypeScript is not installed: starting dist/ as it is')
+  })
 })
 
 // --- (c) the examples ----------------------------------------------------------------
