@@ -78,7 +78,7 @@ async function benchEngine(engine: string, config: Config): Promise<EngineResult
       notifyP95Ms: percentile(notify, 0.95),
     }
     if (database.sqlAddress) {
-      const client = new pg.Client({ host: database.sqlAddress.host, port: database.sqlAddress.port, user: 'postgres', database: 'postgres' })
+      const client = new pg.Client({ host: database.sqlAddress.host, port: database.sqlAddress.port, user: 'postgres', database: 'postgres', password: database.sqlPassword })
       await client.connect()
       const overWire = await notifyLatencies(store, (round) =>
         client.query(`UPDATE plugins SET config = jsonb_build_object('wire', $1::int) WHERE forgehook_id = 'latency'`, [round]),

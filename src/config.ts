@@ -21,6 +21,12 @@ export interface EmbeddedDatabaseConfig {
   dataDir: string
   /** Port of the Postgres wire protocol on 127.0.0.1; 0 turns it off. Default 5433. */
   sqlPort: number
+  /** SQL_PASSWORD: the SQL port's password. Default: generated into <dataDir>/sql-password. Never logged. */
+  sqlPassword?: string
+  /** SQL_SOCKET_DIR: also serve a Unix socket .s.PGSQL.<port> there, mode 0600, without a password. Default none. */
+  sqlSocketDir?: string
+  /** SQL_TRANSACTION_TIMEOUT: an SQL client's transaction is ended after holding the database this long. Default 60 s. */
+  sqlTransactionTimeoutMs?: number
 }
 
 export interface Config {
@@ -168,10 +174,19 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
   for (const name of ['POSTGRES_PORT', 'POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB']) {
     if (nonEmpty(env[name])) problems.push(`${name} is set but POSTGRES_HOST is not; set POSTGRES_HOST (or DATABASE_URL) to use a Postgres server`)
   }
+  const sqlPassword = env.SQL_PASSWORD
+  if (sqlPassword !== undefined && (sqlPassword.length < 8 || /\s/.test(sqlPassword))) {
+    problems.push('SQL_PASSWORD must be at least 8 characters without spaces (or unset, to have one generated)')
+  }
+  const sqlSocketDir = nonEmpty(env.SQL_SOCKET_DIR)
+  const sqlTransactionTimeout = nonEmpty(env.SQL_TRANSACTION_TIMEOUT)
   return {
     kind: 'embedded',
     dataDir: path.resolve(nonEmpty(env.DATA_DIR) ?? './data'),
     sqlPort: read.integer('SQL_PORT', 5433, 0, 65535),
+    ...(sqlPassword !== undefined ? { sqlPassword } : {}),
+    ...(sqlSocketDir !== undefined ? { sqlSocketDir: path.resolve(sqlSocketDir) } : {}),
+    ...(sqlTransactionTimeout !== undefined ? { sqlTransactionTimeoutMs: read.seconds('SQL_TRANSACTION_TIMEOUT', 60) * 1000 } : {}),
   }
 }
 

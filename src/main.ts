@@ -15,6 +15,7 @@ import { startApiServer } from './api/server.js'
 import { emptyControllerStats, type Controller } from './controller/controller.js'
 import type { LeadershipStatus } from './controller/leader-election.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
+import { sqlAccessHints } from './db/sql-access-hints.js'
 import { EventBus } from './db/event-bus.js'
 import { EventRelay } from './db/event-relay.js'
 import { postgresLeaderLock, type LeaderLockBackend } from './db/leader-lock.js'
@@ -165,8 +166,7 @@ async function openMigratedDatabase(config: Config, logger: Logger, onQuery: (()
     throw error
   }
   if (database.sqlAddress) {
-    const { host, port } = database.sqlAddress
-    logger.info({ host, port }, `embedded database open for SQL clients: psql -h ${host} -p ${port} -U postgres`)
+    for (const hint of sqlAccessHints(database.sqlAddress, database.sqlPasswordFile)) logger.info(hint.fields, hint.message)
   }
   return database
 }

@@ -5,6 +5,7 @@ import type { Config } from '../config.js'
 import { describeDatabase } from '../config.js'
 import type { Logger } from '../logger.js'
 import type { ChangeFeed } from './change-feed.js'
+import type { SqlServerAddress } from './embedded-sql-server.js'
 import { openEmbeddedDatabase } from './embedded.js'
 import { createPool, poolForKysely, PostgresChangeFeed, waitForPostgres } from './postgres.js'
 import type { Database } from './schema.js'
@@ -15,8 +16,12 @@ export interface DatabaseHandle {
   readonly changes: ChangeFeed
   /** Where the data lives, password redacted: for logs and /readyz. */
   readonly description: string
-  /** Embedded mode: where psql can connect, when the SQL port is on. */
-  readonly sqlAddress?: { host: string; port: number }
+  /** Embedded mode: where psql can connect, when the SQL port (or socket) is on. */
+  readonly sqlAddress?: SqlServerAddress
+  /** Embedded mode, SQL port on: the file holding its password (none when SQL_PASSWORD gave it). */
+  readonly sqlPasswordFile?: string
+  /** Embedded mode, SQL port on: the password itself, for tests and tools in this process. Never log it. */
+  readonly sqlPassword?: string
   /** Throws when the database does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
@@ -38,6 +43,9 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
       dataDir: config.database.dataDir,
       sqlPort: config.database.sqlPort,
       sqlPortEphemeral: options.sqlPortEphemeral,
+      sqlPassword: config.database.sqlPassword,
+      sqlSocketDir: config.database.sqlSocketDir,
+      sqlTransactionTimeoutMs: config.database.sqlTransactionTimeoutMs,
       logger,
       onQuery: options.onQuery,
     })
@@ -47,6 +55,8 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
       changes: embedded.changes,
       description,
       sqlAddress: embedded.sqlAddress,
+      ...(embedded.sqlPassword?.file !== undefined ? { sqlPasswordFile: embedded.sqlPassword.file } : {}),
+      ...(embedded.sqlPassword !== undefined ? { sqlPassword: embedded.sqlPassword.password } : {}),
       ping: () => ping(embedded.db),
       close: () => embedded.close(),
     }

@@ -7,10 +7,13 @@ import { Kysely } from 'kysely'
 import type { Logger } from '../logger.js'
 import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, type ChangeFeed } from './change-feed.js'
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js'
-import { EmbeddedSqlServer } from './embedded-sql-server.js'
+import { EmbeddedSqlServer, type SqlServerAddress } from './embedded-sql-server.js'
 import { GatedPgliteDialect } from './pglite-dialect.js'
 import type { Database } from './schema.js'
+import { scramVerifier } from './scram.js'
 import { SessionGate } from './session-gate.js'
+import { resolveSqlPassword, type SqlPassword } from './sql-password.js'
+import { SqlSessionState } from './sql-session-state.js'
 import { queryCounter } from './query-counter.js'
 import { numericParsers } from './type-parsers.js'
 
@@ -21,9 +24,15 @@ export interface EmbeddedOptions {
   sqlPort: number
   /** Listen on port 0 (a free one) instead: for tests. Default false. */
   sqlPortEphemeral?: boolean
+  /** SQL_PASSWORD; otherwise the password file in dataDir (generated at the first start). */
+  sqlPassword?: string
+  /** SQL_SOCKET_DIR: also serve a Unix socket there (mode 0600, no password). */
+  sqlSocketDir?: string
   logger: Logger
   /** See EmbeddedSqlServerOptions. Default 60 s. */
   idleInTransactionTimeoutMs?: number
+  /** SQL_TRANSACTION_TIMEOUT; see EmbeddedSqlServerOptions. Default 60 s. */
+  sqlTransactionTimeoutMs?: number
   /** Called once per query (benchmarks). */
   onQuery?: () => void
 }
@@ -32,7 +41,10 @@ export interface EmbeddedDatabase {
   db: Kysely<Database>
   changes: ChangeFeed
   pglite: PGlite
-  sqlAddress: { host: string; port: number } | undefined
+  /** Where SQL clients connect, when the SQL port or socket is on. */
+  sqlAddress: SqlServerAddress | undefined
+  /** The SQL port's password and the file it is kept in, when the port is on. */
+  sqlPassword: SqlPassword | undefined
   close(): Promise<void>
 }
 
@@ -55,15 +67,34 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
   }
 
   const gate = new SessionGate()
+  const sessions = new SqlSessionState(pglite, logger)
   const fanout = new ChangeFanout(logger)
-  const sqlServer = options.sqlPort === 0 && !options.sqlPortEphemeral ? undefined : new EmbeddedSqlServer({
-    pglite,
-    gate,
-    logger,
-    port: options.sqlPortEphemeral ? 0 : options.sqlPort,
-    onNotification: (payload) => fanout.deliver(PLUGIN_CHANGES_CHANNEL, payload),
-    idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs,
-  })
+  const tcpPort = options.sqlPortEphemeral ? 0 : options.sqlPort === 0 ? undefined : options.sqlPort
+  const serving = tcpPort !== undefined || options.sqlSocketDir !== undefined
+  let sqlPassword: SqlPassword | undefined
+  let sqlServer: EmbeddedSqlServer | undefined
+  try {
+    sqlPassword = serving ? await resolveSqlPassword(options.dataDir, options.sqlPassword) : undefined
+  } catch (error) {
+    await pglite.close()
+    lock?.release()
+    throw error
+  }
+  if (sqlPassword) {
+    sqlServer = new EmbeddedSqlServer({
+      pglite,
+      gate,
+      sessions,
+      logger,
+      verifier: scramVerifier(sqlPassword.password),
+      port: tcpPort,
+      socketDir: options.sqlSocketDir,
+      socketPort: options.sqlPort === 0 ? undefined : options.sqlPort,
+      onNotification: (payload) => fanout.deliver(PLUGIN_CHANGES_CHANNEL, payload),
+      idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs,
+      transactionTimeoutMs: options.sqlTransactionTimeoutMs,
+    })
+  }
   const db = new Kysely<Database>({ dialect: new GatedPgliteDialect(pglite, gate), ...queryCounter(options.onQuery) })
   let closed = false
   const close = async () => {
@@ -78,11 +109,15 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
     // In-process LISTEN sees the NOTIFYs of our own statements; those of SQL-port clients
     // arrive through the server (see embedded-sql-server.ts).
     await gate.run(() => pglite.listen(PLUGIN_CHANGES_CHANNEL, (payload) => fanout.deliver(PLUGIN_CHANGES_CHANNEL, payload)))
+    // Whatever an earlier run's clients left in the database's defaults (ALTER ROLE … SET),
+    // the daemon runs with its own settings.
+    await gate.run(() => sessions.pinDaemonSettings())
     const sqlAddress = await sqlServer?.start()
     return {
       db,
       pglite,
       sqlAddress,
+      sqlPassword,
       changes: {
         subscribe: (listener) => fanout.subscribe(listener),
         // In-process LISTEN cannot be lost; it ends with the database.

@@ -2,7 +2,7 @@
 // what they print.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, readFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -142,7 +142,13 @@ describe('forgectl serve on the embedded default', () => {
     expect(output).toContain(`using the embedded Postgres (PGlite) in ${dataDir}`)
     expect(output).toContain(`psql -h 127.0.0.1 -p ${sqlPort} -U postgres`)
 
-    const psql = await run('psql', ['-h', '127.0.0.1', '-p', String(sqlPort), '-U', 'postgres', '-d', 'postgres', '-c', '\\dt'], {})
+    // The password is generated into the data dir at the first start; the log names the file, never the password.
+    const password = (await readFile(path.join(dataDir, 'sql-password'), 'utf8')).trim()
+    expect(output).toContain(`password in ${path.join(dataDir, 'sql-password')}`)
+    expect(output).not.toContain(password)
+    const refused = await run('psql', ['-h', '127.0.0.1', '-p', String(sqlPort), '-U', 'postgres', '-d', 'postgres', '-w', '-c', '\\dt'], {})
+    expect(refused.code).not.toBe(0)
+    const psql = await run('psql', ['-h', '127.0.0.1', '-p', String(sqlPort), '-U', 'postgres', '-d', 'postgres', '-c', '\\dt'], { PGPASSWORD: password })
     expect(psql.code).toBe(0)
     for (const table of ['plugins', 'plugin_events', 'plugin_metrics']) expect(psql.stdout).toMatch(new RegExp(`${table}\\s+\\| table`))
 

@@ -62,6 +62,7 @@ describe('the embedded SQL port', () => {
   let database: EmbeddedDatabase
   let store: PluginStore
   let port: number
+  let password: string
   const changes: PluginChange[] = []
   const clients: pg.Client[] = []
 
@@ -70,7 +71,8 @@ describe('the embedded SQL port', () => {
     await migrate(database.db, migrationsDir, logger)
     store = new PluginStore(database.db, database.changes, logger)
     store.subscribe({ onChange: (change) => changes.push(change), onResync: () => undefined })
-    port = database.sqlAddress!.port
+    port = database.sqlAddress!.port!
+    password = database.sqlPassword!.password
   })
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.end().catch(() => undefined)))
@@ -78,7 +80,7 @@ describe('the embedded SQL port', () => {
   })
 
   async function connect(): Promise<pg.Client> {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' })
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', password })
     client.on('error', () => undefined)
     await client.connect()
     clients.push(client)
@@ -90,7 +92,9 @@ describe('the embedded SQL port', () => {
   })
 
   test('psql lists the three tables', async () => {
-    const { stdout } = await execFileAsync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-c', '\\dt'])
+    const { stdout } = await execFileAsync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-c', '\\dt'], {
+      env: { ...process.env, PGPASSWORD: password },
+    })
     expect(stdout).toMatch(/plugins\s+\| table/)
     expect(stdout).toMatch(/plugin_events\s+\| table/)
     expect(stdout).toMatch(/plugin_metrics\s+\| table/)

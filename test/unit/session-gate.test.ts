@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { PLUGIN_CHANGES_CHANNEL } from '../../src/db/change-feed.js'
-import { BackendStream } from '../../src/db/embedded-sql-server.js'
+import { BackendStream } from '../../src/db/gated-query-queue.js'
 import { SessionGate } from '../../src/db/session-gate.js'
 
 describe('the session gate', () => {

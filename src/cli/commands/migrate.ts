@@ -38,7 +38,9 @@ async function runMigrations(config: Config, logger: Logger): Promise<number> {
   }
 }
 
-/** `migrate` needs no SQL port, and must not fail because a running daemon holds it. */
+/** `migrate` needs no SQL port or socket, and must not fail because a running daemon holds it. */
 function noSqlPort(database: Config['database']): Config['database'] {
-  return database.kind === 'embedded' ? { ...database, sqlPort: 0 } : database
+  if (database.kind !== 'embedded') return database
+  const { sqlSocketDir: _socketDir, ...embedded } = database
+  return { ...embedded, sqlPort: 0 }
 }

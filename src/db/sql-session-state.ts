@@ -1,0 +1,117 @@
+// PGlite is one Postgres session, shared by the daemon and every SQL-port client (see
+// session-gate.ts). Whatever a client sets on it would otherwise stay for everyone: after
+// `SET session_replication_role = replica` the daemon's writes would fire no trigger (no
+// generation bump, no notification), after `SET default_transaction_read_only = on` every
+// daemon write would fail. So each client turn (its transaction, or one statement in
+// autocommit) ends with the session put back into the daemon's settings, and the client's own
+// SETs are kept aside and put back at its next turn: each client sees a session of its own as
+// far as settings go, and the daemon always runs with the settings below.
+import type { PGlite } from '@electric-sql/pglite'
+import type { Logger } from '../logger.js'
+import { PLUGIN_CHANGES_CHANNEL } from './change-feed.js'
+
+/**
+ * What the daemon's statements rely on, pinned after every client turn and at open, so that
+ * neither a SET nor an ALTER ROLE/DATABASE/SYSTEM of an earlier run changes them. Values are
+ * PGlite's own defaults. search_path puts pg_temp last: a client's temporary table named
+ * like one of ours cannot stand in for it (without pg_temp in the path it is searched first).
+ */
+export const DAEMON_SETTINGS: Readonly<Record<string, string>> = {
+  session_replication_role: 'origin',
+  default_transaction_read_only: 'off',
+  default_transaction_isolation: 'read committed',
+  default_transaction_deferrable: 'off',
+  search_path: 'public, pg_temp',
+  statement_timeout: '0',
+  lock_timeout: '0',
+  idle_in_transaction_session_timeout: '0',
+  transaction_timeout: '0',
+  idle_session_timeout: '0',
+  TimeZone: 'UTC',
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '1',
+  bytea_output: 'hex',
+  client_encoding: 'UTF8',
+  standard_conforming_strings: 'on',
+  transform_null_equals: 'off',
+  row_security: 'on',
+  array_nulls: 'on',
+  synchronous_commit: 'on',
+  client_min_messages: 'notice',
+}
+
+// RESET ALL leaves out the role and the session user. LISTEN again: a client's UNLISTEN *
+// would otherwise end the daemon's in-process LISTEN (LISTEN twice is a no-op).
+const RESET_SCRIPT = [
+  'SET SESSION AUTHORIZATION DEFAULT',
+  'RESET ROLE',
+  'RESET ALL',
+  `SELECT set_config(name, value, false) FROM (VALUES ${Object.entries(DAEMON_SETTINGS)
+    .map(([name, value]) => `(${literal(name)}, ${literal(value)})`)
+    .join(', ')}) AS pinned(name, value)`,
+  `LISTEN ${PLUGIN_CHANGES_CHANNEL}`,
+].join(';\n')
+
+// DISCARD ALL without UNLISTEN *, which would end the daemon's LISTEN (and DISCARD ALL cannot
+// be combined with other statements in one call): what a session leaves behind besides settings.
+const DISCARD_SCRIPT = ['CLOSE ALL', 'DEALLOCATE ALL', 'SELECT pg_advisory_unlock_all()', 'DISCARD PLANS', 'DISCARD TEMP', 'DISCARD SEQUENCES'].join(';\n')
+
+export class SqlSessionState {
+  /** Each client's own SETs (name → value), put back at its next turn. */
+  private readonly saved = new Map<number, [string, string][]>()
+
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The daemon's settings. Run while holding the session, outside any transaction. */
+  async pinDaemonSettings(): Promise<void> {
+    await this.pglite.exec(RESET_SCRIPT)
+  }
+
+  /** A client's turn begins (the gate is its): its own settings come back. */
+  async beginTurn(clientId: number): Promise<void> {
+    const settings = this.saved.get(clientId)
+    if (!settings || settings.length === 0) return
+    const values = settings.map(([name, value]) => `(${literal(name)}, ${literal(value)})`).join(', ')
+    try {
+      await this.pglite.exec(`SELECT set_config(name, value, false) FROM (VALUES ${values}) AS saved(name, value)`)
+    } catch (error) {
+      // A value that no longer applies (a role dropped since): the client gets the default.
+      this.logger.debug({ err: error, clientId }, 'could not restore the settings of an SQL client')
+    }
+  }
+
+  /** A client's turn ends, its transaction closed: keep its settings aside, pin the daemon's. */
+  async endTurn(clientId: number): Promise<void> {
+    try {
+      const result = await this.pglite.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE source = 'session'`)
+      const own = result.rows.filter(({ name, setting }) => DAEMON_SETTINGS[name] !== setting).map(({ name, setting }) => [name, setting] as [string, string])
+      if (own.length > 0) this.saved.set(clientId, own)
+      else this.saved.delete(clientId)
+    } finally {
+      await this.pinDaemonSettings()
+    }
+  }
+
+  /**
+   * A client session begins or ends. Cursors, prepared statements, temporary tables and
+   * advisory locks are the whole session's, so they are discarded only when no other client
+   * session is open (another client's would go with them).
+   */
+  async discardSession(clientId: number, otherClientsOpen: boolean): Promise<void> {
+    this.saved.delete(clientId)
+    if (!otherClientsOpen) await this.pglite.exec(DISCARD_SCRIPT)
+    await this.pinDaemonSettings()
+  }
+
+  forget(clientId: number): void {
+    this.saved.delete(clientId)
+  }
+}
+
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`
+}
