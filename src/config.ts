@@ -56,6 +56,14 @@ export interface ApiConfig {
   token?: string
   /** How often proxy request counters are written to plugin_metrics. Default 60 s. */
   usageFlushIntervalMs: number
+  /**
+   * Host names the API answers to besides IP literals and localhost: this machine's name and
+   * API_ALLOWED_HOSTS (comma-separated; `.example.com` allows the names below it). Any other
+   * Host is refused (DNS rebinding).
+   */
+  allowedHosts: string[]
+  /** Live streams (event WebSockets and SSE, followed logs) open at once; more get 503. Default 32. */
+  maxStreams: number
 }
 
 export interface SpecsConfig {
@@ -174,7 +182,7 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
   for (const name of ['POSTGRES_PORT', 'POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB']) {
     if (nonEmpty(env[name])) problems.push(`${name} is set but POSTGRES_HOST is not; set POSTGRES_HOST (or DATABASE_URL) to use a Postgres server`)
   }
-  const sqlPassword = env.SQL_PASSWORD
+  const sqlPassword = env.SQL_PASSWORD === '' ? undefined : env.SQL_PASSWORD
   if (sqlPassword !== undefined && (sqlPassword.length < 8 || /\s/.test(sqlPassword))) {
     problems.push('SQL_PASSWORD must be at least 8 characters without spaces (or unset, to have one generated)')
   }
@@ -202,7 +210,17 @@ function readApi(env: Env, read: EnvReader, problems: string[]): ApiConfig {
     host,
     ...(token ? { token } : {}),
     usageFlushIntervalMs: read.seconds('USAGE_FLUSH_INTERVAL', 60) * 1000,
+    allowedHosts: readAllowedHosts(env, problems),
+    maxStreams: read.integer('API_MAX_STREAMS', 32, 1, 10_000),
   }
+}
+
+function readAllowedHosts(env: Env, problems: string[]): string[] {
+  const listed = (env.API_ALLOWED_HOSTS ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean)
+  for (const name of listed) {
+    if (!/^\.?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) problems.push(`API_ALLOWED_HOSTS must list host names such as flowforge.example.com or .example.com, got "${name}"`)
+  }
+  return [os.hostname().toLowerCase(), ...listed]
 }
 
 export function isLoopback(address: string): boolean {

@@ -95,6 +95,8 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     leadership: () => leadership.status(),
     proxyUsage,
     apiToken: config.api.token,
+    allowedHosts: config.api.allowedHosts,
+    maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
   })
 

@@ -1,9 +1,11 @@
-// The HTTP API: one Hono app built from ApiDependencies only. Order matters: the open
-// observability routes first, then authentication and the body limit, then the routes
+// The HTTP API: one Hono app built from ApiDependencies only. Order matters: the browser
+// checks first (browser-guard.ts), the open observability routes, then authentication and
+// the body limit, then the routes
 // (the more specific stream and log routes before the plugin and event routes they share a prefix with).
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { bearerAuth } from './bearer-auth.js'
+import { hostGuard, originGuard, securityHeaders } from './browser-guard.js'
 import type { ApiDependencies } from './deps.js'
 import { ApiError, errorBody, toErrorResponse } from './errors.js'
 import { openApiRoutes } from './openapi.js'
@@ -14,9 +16,17 @@ import { logRoutes } from './routes/logs.js'
 import { observabilityRoutes } from './routes/observability.js'
 import { pluginRoutes } from './routes/plugins.js'
 import { streamRoutes } from './routes/stream.js'
+import { DEFAULT_MAX_STREAMS, StreamLimit } from './stream-limit.js'
 
 export function createApp(deps: ApiDependencies): Hono {
   const app = new Hono()
+
+  // Before anything else, on every route: a Host that is not ours (DNS rebinding) is refused,
+  // and every answer but a plugin's own proxied content gets the API's security headers.
+  app.use('*', securityHeaders())
+  app.use('*', hostGuard({ allowedHosts: deps.allowedHosts ?? [] }))
+  // A page of another origin (or a sandboxed plugin page) gets nothing from /api, token or not.
+  app.use('/api/*', originGuard())
 
   // /healthz, /readyz and /metrics stay open: probes and scrapers carry no token.
   app.route('/', observabilityRoutes(deps))
@@ -29,8 +39,10 @@ export function createApp(deps: ApiDependencies): Hono {
   // Only the API's own JSON bodies are capped; proxied plugin traffic streams through as sent.
   app.use('/api/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: rejectLargeBody }))
 
-  app.route('/', streamRoutes(deps))
-  app.route('/', logRoutes(deps))
+  // One cap for every live stream: event WebSockets, event SSE and followed logs.
+  const streams = new StreamLimit(deps.maxStreams ?? DEFAULT_MAX_STREAMS)
+  app.route('/', streamRoutes(deps, { streams }))
+  app.route('/', logRoutes(deps, { streams }))
   app.route('/', pluginRoutes(deps))
   app.route('/', eventRoutes(deps))
   app.route('/', openApiRoutes())

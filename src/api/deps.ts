@@ -38,4 +38,8 @@ export interface ApiDependencies {
   apiToken?: string
   /** Address plugin ports are reached on from the manager (the proxy's upstream host). */
   pluginHost: string
+  /** Host names served besides IP literals and localhost (API_ALLOWED_HOSTS and this machine's name). Default none. */
+  allowedHosts?: readonly string[]
+  /** Live streams (WebSockets, SSE, followed logs) open at once (API_MAX_STREAMS). Default 32. */
+  maxStreams?: number
 }

@@ -89,6 +89,14 @@ function forwardedHeaders(c: Context): OutgoingHttpHeaders {
   return headers
 }
 
+/**
+ * A plugin's page is served from the API's own origin, so it is sandboxed: its scripts run
+ * in an opaque origin (no allow-same-origin), cannot read the API's answers or storage, and
+ * their requests to /api carry `Origin: null`, which browser-guard.ts refuses. Appended, so a
+ * policy of the plugin's own still applies too and cannot lift the sandbox.
+ */
+export const PROXIED_CONTENT_POLICY = 'sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads'
+
 function responseHeaders(upstream: IncomingMessage): Headers {
   const dropped = connectionListed(upstream.headers.connection)
   const headers = new Headers()
@@ -96,6 +104,8 @@ function responseHeaders(upstream: IncomingMessage): Headers {
     if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name)) continue
     for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item)
   }
+  headers.append('Content-Security-Policy', PROXIED_CONTENT_POLICY)
+  headers.set('X-Content-Type-Options', 'nosniff')
   return headers
 }
 

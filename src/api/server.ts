@@ -23,13 +23,17 @@ export interface ApiServer {
   close(): Promise<void>
 }
 
+export const MAX_WEBSOCKET_MESSAGE_BYTES = 64 * 1024
+
 /** 1001 Going Away: the server is shutting down. */
 const CLOSE_GOING_AWAY = 1001
 
 /** Resolves once listening; rejects when the port cannot be had (EADDRINUSE names the port and PORT). */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { host, port, logger } = options
-  const webSockets = new WebSocketServer({ noServer: true })
+  // Clients send nothing the server reads on the event stream: a message (or frame) over
+  // 64 KiB closes the connection (1009) instead of being buffered (ws' default is 100 MiB).
+  const webSockets = new WebSocketServer({ noServer: true, maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES })
   const server = serve({ fetch: options.app.fetch, hostname: host, port, websocket: { server: webSockets } }) as Server
   try {
     await listening(server)

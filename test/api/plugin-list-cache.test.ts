@@ -70,7 +70,7 @@ describe.each(engines)('GET /api/v1/plugins from the list cache on %s Postgres',
     const client =
       engine === 'postgres'
         ? new pg.Client({ connectionString: database.connectionString })
-        : new pg.Client({ host: '127.0.0.1', port: database.handle.sqlAddress!.port, user: 'postgres', database: 'postgres' })
+        : new pg.Client({ host: '127.0.0.1', port: database.handle.sqlAddress!.port, user: 'postgres', database: 'postgres', password: database.handle.sqlPassword })
     client.on('error', () => undefined)
     await client.connect()
     return client

@@ -48,7 +48,7 @@ describe('usage errors exit 2', () => {
     [['describe'], "forgectl: describe needs a plugin NAME\nRun 'forgectl describe --help' for usage."],
     [['logs', 'a', 'b'], `forgectl: unexpected argument "b" for logs\nRun 'forgectl logs --help' for usage.`],
     [['get', '-o', 'xml'], "forgectl: --output must be one of table, wide, json, yaml, got \"xml\"\nRun 'forgectl get --help' for usage."],
-    [['logs', 'a', '--tail', 'many'], "forgectl: --tail must be a whole number from 0 to 10000, got \"many\"\nRun 'forgectl logs --help' for usage."],
+    [['logs', 'a', '--tail', 'many'], "forgectl: --tail must be a whole number from 0 to 1000, got \"many\"\nRun 'forgectl logs --help' for usage."],
     [['apply', '-f', 'x.yaml', '--timeout', 'soon'], "forgectl: --timeout must be a positive duration such as 30s, 2m or 500ms, got \"soon\"\nRun 'forgectl apply --help' for usage."],
     [['serve', 'extra'], `forgectl: unexpected argument "extra" for serve\nRun 'forgectl serve --help' for usage.`],
   ])('forgectl %j', async (args, message) => {

@@ -6,21 +6,32 @@ import { ContainerNotFoundError, RuntimeUnavailableError } from '../../runtime/c
 import type { ApiDependencies } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { QueryReader } from '../request.js'
+import { DEFAULT_MAX_STREAMS, StreamLimit } from '../stream-limit.js'
 import { startHeartbeat, untilAborted } from './stream.js'
 
 export interface LogRouteOptions {
   /** SSE comment heartbeat interval while following. Default 15_000 ms. */
   heartbeatMs?: number
+  /** The cap on live streams (a follow is one), shared with the event streams. Default: its own. */
+  streams?: StreamLimit
 }
 
-const DEFAULT_TAIL = 100
-const MAX_TAIL = 10_000
+export const DEFAULT_TAIL = 100
+/**
+ * A non-follow answer is read whole from Docker before it is sent, and Docker cuts lines at
+ * 16 KiB: 1,000 lines is at most about 16 MiB per request.
+ */
+export const MAX_TAIL = 1_000
+/** Non-follow log answers being read at once; more are refused with 503 rather than buffered. */
+const MAX_CONCURRENT_LOG_READS = 4
 const BOOLEAN_VALUES = ['true', 'false', '1', '0'] as const
 /** Output without a newline for this long is sent as a line of its own rather than held without end. */
 const MAX_LINE_CHARS = 64 * 1024
 
 export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}): Hono {
   const heartbeatMs = options.heartbeatMs ?? 15_000
+  const streams = options.streams ?? new StreamLimit(DEFAULT_MAX_STREAMS)
+  let readsInFlight = 0
   const app = new Hono()
 
   app.get('/api/v1/plugins/:id/logs', async (c) => {
@@ -32,13 +43,22 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
     const { pluginName, containerId } = await containerOf(deps, c.req.param('id'))
 
     if (!follow) {
-      const text = await runtimeCall(pluginName, () => deps.runtime.logs(containerId, { tail }))
-      return c.text(text)
+      if (readsInFlight >= MAX_CONCURRENT_LOG_READS) {
+        throw new ApiError(503, 'too_many_log_reads', `${MAX_CONCURRENT_LOG_READS} log requests are being read already; try again in a moment`, [], { 'Retry-After': '2' })
+      }
+      readsInFlight += 1
+      try {
+        return c.text(await runtimeCall(pluginName, () => deps.runtime.logs(containerId, { tail })))
+      } finally {
+        readsInFlight -= 1
+      }
     }
+    streams.check()
     // Checked before the stream opens, so a missing container is a 404 and not an error event.
     const container = await runtimeCall(pluginName, () => deps.runtime.inspect(containerId))
     if (!container) throw containerGone(pluginName)
 
+    const releaseSlot = streams.take()
     return streamSSE(c, async (stream) => {
       const following = new AbortController()
       stream.onAbort(() => following.abort())
@@ -53,6 +73,7 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
       } finally {
         stopHeartbeat()
         following.abort()
+        releaseSlot()
       }
     })
   })

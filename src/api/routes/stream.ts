@@ -10,18 +10,21 @@ import type { Clock, TimerHandle } from '../../util/clock.js'
 import type { ApiDependencies } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { QueryReader } from '../request.js'
+import { DEFAULT_MAX_STREAMS, StreamLimit } from '../stream-limit.js'
 
 export interface StreamRouteOptions {
   /** SSE comment heartbeat and WebSocket ping interval. Default 15_000 ms. */
   heartbeatMs?: number
+  /** The cap on live streams, shared with the log streams. Default: one of its own of DEFAULT_MAX_STREAMS. */
+  streams?: StreamLimit
 }
 
 /** A WebSocket client this far behind is dropped rather than buffered without end. */
 const MAX_WEBSOCKET_BUFFERED_BYTES = 4 * 1024 * 1024
 /** An SSE client with this many events not yet taken by its socket is dropped. */
 const MAX_SSE_PENDING_EVENTS = 1_000
-/** 1013 Try Again Later: the close code for a client that cannot keep up. */
-const CLOSE_TOO_SLOW = 1013
+/** 1013 Try Again Later: the close code for a client that cannot keep up, or that found no free slot. */
+const CLOSE_TRY_AGAIN_LATER = 1013
 
 /** The JSON each event is sent as, on both streams. */
 export interface WireEvent {
@@ -40,28 +43,39 @@ export function toWireEvent(event: BusEvent): WireEvent {
 
 export function streamRoutes(deps: ApiDependencies, options: StreamRouteOptions = {}): Hono {
   const heartbeatMs = options.heartbeatMs ?? 15_000
+  const streams = options.streams ?? new StreamLimit(DEFAULT_MAX_STREAMS)
   const app = new Hono()
 
   app.get(
     '/api/v1/ws',
     upgradeWebSocket((c) => {
       const matches = readEventFilter(c)
+      // Refused with a 503 before the handshake when full; the slot itself is taken on open.
+      streams.check()
       let unsubscribe: (() => void) | undefined
       let stopPinging: (() => void) | undefined
+      let releaseSlot: (() => void) | undefined
       const release = () => {
         unsubscribe?.()
         stopPinging?.()
+        releaseSlot?.()
       }
       return {
         // Subscribing on open, not before the upgrade: a failed handshake leaves nothing behind.
         onOpen: (_event, ws) => {
           const socket = ws.raw as unknown as WebSocket
+          releaseSlot = streams.tryTake()
+          if (releaseSlot === undefined) {
+            // Another stream took the last slot during the handshake.
+            socket.close(CLOSE_TRY_AGAIN_LATER, 'too many streams')
+            return
+          }
           unsubscribe = deps.events.subscribe((event) => {
             if (!matches(event) || socket.readyState !== socket.OPEN) return
             if (socket.bufferedAmount > MAX_WEBSOCKET_BUFFERED_BYTES) {
               deps.logger.warn({ bufferedBytes: socket.bufferedAmount }, 'event stream client cannot keep up: closing its WebSocket')
               release()
-              socket.close(CLOSE_TOO_SLOW, 'too slow')
+              socket.close(CLOSE_TRY_AGAIN_LATER, 'too slow')
               return
             }
             socket.send(JSON.stringify(toWireEvent(event)))
@@ -85,6 +99,7 @@ export function streamRoutes(deps: ApiDependencies, options: StreamRouteOptions 
 
   app.get('/api/v1/events/stream', (c) => {
     const matches = readEventFilter(c)
+    const releaseSlot = streams.take()
     return streamSSE(c, async (stream) => {
       let pending = 0
       let queue = Promise.resolve()
@@ -114,6 +129,7 @@ export function streamRoutes(deps: ApiDependencies, options: StreamRouteOptions 
       } finally {
         unsubscribe()
         stopHeartbeat()
+        releaseSlot()
       }
     })
   })

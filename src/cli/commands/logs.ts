@@ -5,7 +5,7 @@ import { CliError, InterruptedError } from '../cli-errors.js'
 import type { CliContext, Command } from '../context.js'
 import { writeLine } from '../output.js'
 
-const MAX_TAIL = 10_000
+const MAX_TAIL = 1_000
 
 const USAGE = `Usage: forgectl logs NAME [-f] [--tail N]
 
