@@ -2,6 +2,7 @@
 // translated here, at the driver edge: "not found" by status code, never by guessing.
 
 import Docker from 'dockerode'
+import { Agent } from 'node:http'
 import type { Readable } from 'node:stream'
 import {
   ContainerNotFoundError,
@@ -68,6 +69,13 @@ interface DockerClients {
 }
 
 const MANAGED_FILTER = `${LABELS.managed}=true`
+
+/**
+ * A connection per call, not Node's global agent. That agent keeps idle sockets for 5 s, and
+ * on Node 24 a call with a timeout (docker-modem's) that reuses one just as those 5 s run out
+ * fails with "socket hang up": the event stream's ping every 5 s did, about one ping in three.
+ */
+const ONE_CONNECTION_PER_CALL = new Agent({ keepAlive: false })
 
 export class DockerRuntime implements ContainerRuntime {
   private readonly endpoint: DockerEndpoint
@@ -357,10 +365,12 @@ export class DockerRuntime implements ContainerRuntime {
     // Explicit undefineds override what docker-modem would read from DOCKER_HOST,
     // DOCKER_CLIENT_TIMEOUT and friends: configuration comes from src/config.ts only.
     const version = apiVersion === undefined ? undefined : `v${apiVersion}`
+    // docker-modem takes `agent` (its ConstructorOptions); dockerode's DockerOptions type leaves it out.
+    const connection = { version, timeout, agent: ONE_CONNECTION_PER_CALL }
     if (this.endpoint.kind === 'socket') {
-      return new Docker({ socketPath: this.endpoint.socketPath, host: undefined, port: undefined, version, timeout })
+      return new Docker({ socketPath: this.endpoint.socketPath, host: undefined, port: undefined, ...connection })
     }
-    return new Docker({ host: this.endpoint.host, port: this.endpoint.port, protocol: 'http', version, timeout })
+    return new Docker({ host: this.endpoint.host, port: this.endpoint.port, protocol: 'http', ...connection })
   }
 
   private connected(): DockerClients {
