@@ -161,8 +161,12 @@ async function openMigratedDatabase(config: Config, logger: Logger, onQuery: (()
     )
   }
   const database = await openDatabase(config, logger, { onQuery })
+  // The guide's start-up lines ("Database connection established", "Database migrations
+  // completed"), which an operator looks for in `docker compose logs`.
+  logger.info({ database: database.description }, `database connection established: ${database.description}`)
   try {
-    await migrate(database.db, config.migrationsDir, logger)
+    const { applied, alreadyApplied } = await migrate(database.db, config.migrationsDir, logger)
+    logger.info({ applied: applied.length, alreadyApplied }, `database migrations completed: ${applied.length} applied now, ${alreadyApplied} earlier`)
   } catch (error) {
     await database.close()
     throw error
