@@ -73,6 +73,8 @@ export interface SpecsConfig {
   rescanIntervalMs: number
   /** How long a file must stay unchanged before it is read (a half-written file is never applied). Default 50 ms. */
   settleMs: number
+  /** YAML documents one file may hold; a file with more is refused unread. Default 500. */
+  maxDocuments: number
 }
 
 export interface ControllerConfig {
@@ -153,6 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
       dir: path.resolve(nonEmpty(env.SPECS_DIR) ?? './specs'),
       rescanIntervalMs: read.seconds('SPECS_RESCAN_INTERVAL', 60) * 1000,
       settleMs: Math.round(read.seconds('SPECS_SETTLE', 0.05) * 1000),
+      maxDocuments: read.integer('SPECS_MAX_DOCUMENTS', 500, 1, 100_000),
     },
   }
   if (problems.length > 0) throw new ConfigError(problems)

@@ -30,7 +30,7 @@ const ifMatch: Json = { name: 'If-Match', in: 'header', required: false, schema:
 const pluginId = pathParam('id', 'The plugin uuid or its name')
 const errors = (...codes: number[]): Record<string, Json> =>
   Object.fromEntries(codes.map((code) => [String(code), { $ref: `#/components/responses/Error${code}` }]))
-const common = [401, 503]
+const common = [401, 403, 503]
 const plugin = (status: string, description: string): Record<string, Json> => ({
   [status]: { ...json(ref('Plugin'), description), headers: { ETag: { schema: { type: 'string' }, description: '"<resourceVersion>"' } } },
 })
@@ -91,7 +91,7 @@ const OPERATIONS: Operation[] = [
   },
   {
     method: 'get', path: '/api/v1/plugins/{id}/logs', id: 'pluginLogs', summary: "The container's stdout and stderr: the last lines, or (follow) those and every new line", tag: 'plugins',
-    parameters: [pluginId, queryParam('tail', 'Lines from the end (default 100)', { type: 'integer', minimum: 0, maximum: 10000 }), queryParam('follow', 'Stream new lines as server-sent events', { type: 'string', enum: ['true', 'false', '1', '0'] })],
+    parameters: [pluginId, queryParam('tail', 'Lines from the end (default 100, at most 1000)', { type: 'integer', minimum: 0, maximum: 1000 }), queryParam('follow', 'Stream new lines as server-sent events', { type: 'string', enum: ['true', 'false', '1', '0'] })],
     responses: { '200': { description: 'Log text, or an event stream with follow', content: { 'text/plain': { schema: { type: 'string' } }, 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(400, 404, ...common) },
   },
   { method: 'get', path: '/api/v1/events', id: 'listEvents', summary: 'The audit trail of all plugins', tag: 'events', parameters: [queryParam('plugin', 'Only events of the plugin with this name'), ...eventQuery], responses: { '200': json(ref('EventPage'), 'A page of events'), ...errors(400, ...common) } },
@@ -109,6 +109,7 @@ const OPERATIONS: Operation[] = [
 const ERROR_STATUSES: Record<number, string> = {
   400: 'Malformed JSON or invalid query parameters',
   401: 'Missing or invalid bearer token',
+  403: 'A browser request from another origin, or a Host that is not a name of this daemon (DNS rebinding)',
   404: 'Not found',
   409: 'Conflict: the name exists, or the plugin is being uninstalled or stopped',
   412: 'If-Match does not match the current resourceVersion',
@@ -117,7 +118,7 @@ const ERROR_STATUSES: Record<number, string> = {
   422: 'The document is not valid; details name each field',
   426: 'A WebSocket endpoint called without Upgrade: websocket',
   502: 'The plugin is not reachable or answered with an invalid status',
-  503: 'The database or Docker is not reachable, or (proxy) the plugin is not running',
+  503: 'The database or Docker is not reachable, too many live streams or log reads at once, or (proxy) the plugin is not running',
   504: 'The plugin did not answer in time',
 }
 
@@ -182,7 +183,7 @@ function componentSchemas(): Json {
     },
     SpecFileReport: {
       type: 'object',
-      properties: { path: { type: 'string' }, status: { enum: ['ok', 'invalid', 'conflict', 'refused'] }, plugins: { type: 'array', items: { type: 'string' } }, errors: { type: 'array', items: { type: 'object' } }, checkedAt: { type: 'string', format: 'date-time' } },
+      properties: { path: { type: 'string' }, status: { enum: ['ok', 'invalid', 'conflict', 'refused'] }, plugins: { type: 'array', items: { type: 'string' } }, errors: { type: 'array', items: { type: 'object' }, description: 'The first 50 problems' }, moreErrors: { type: 'integer', description: 'How many problems there are beyond errors (absent when none)' }, checkedAt: { type: 'string', format: 'date-time' } },
     },
     Error: {
       type: 'object',

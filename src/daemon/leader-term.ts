@@ -81,6 +81,7 @@ export class LeaderTerm {
       clock,
       rescanIntervalMs: parts.specs.rescanIntervalMs,
       awaitWriteFinishMs: parts.specs.settleMs,
+      maxDocuments: parts.specs.maxDocuments,
     })
     this.specsStarted = this.specs.start()
     // A leader must reconcile even when its spec folder cannot be watched: holding the lead

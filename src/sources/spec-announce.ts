@@ -6,10 +6,13 @@ import type { NewPluginEvent, PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import type { SpecFileError } from '../spec/spec-file-error.js'
 import type { Clock } from '../util/clock.js'
-import type { SpecFileReport } from './spec-file-report.js'
+import { cappedErrors, type SpecFileReport } from './spec-file-report.js'
 
-/** How many errors the log line carries; the API lists them all. */
+/** How many errors the log line carries; the report lists MAX_REPORTED_ERRORS. */
 const LOGGED_ERRORS = 3
+/** How many of its own errors a plugin's audit event carries. */
+const ERRORS_PER_PLUGIN_EVENT = 10
+const NAMES_LOOKED_UP_ONE_BY_ONE = 20
 
 export interface FileProblems {
   /** YAML and schema errors. */
@@ -17,6 +20,8 @@ export interface FileProblems {
   /** Documents naming a plugin owned by another source. */
   conflicts: SpecFileError[]
   conflictNames: string[]
+  /** The plugin name of each document by index (parse-yaml's namesByDocument). */
+  namesByDocument: (string | undefined)[]
 }
 
 export interface AnnounceDependencies {
@@ -39,11 +44,13 @@ export async function announceProblems(dependencies: AnnounceDependencies, input
   }
   if (problems.parseErrors.length > 0) {
     tell(dependencies, 'spec:invalid', report.path, problems.parseErrors)
-    await recordForPlugins(dependencies, 'spec:invalid', report.path, problems.parseErrors, report.plugins)
+    const named = problems.parseErrors.map((error) => ({ error, pluginName: error.document === undefined ? undefined : problems.namesByDocument[error.document] }))
+    await recordForPlugins(dependencies, 'spec:invalid', report.path, named)
   }
   if (problems.conflicts.length > 0) {
     tell(dependencies, 'spec:conflict', report.path, problems.conflicts)
-    await recordForPlugins(dependencies, 'spec:conflict', report.path, problems.conflicts, problems.conflictNames)
+    const named = problems.conflicts.map((error, index) => ({ error, pluginName: problems.conflictNames[index] }))
+    await recordForPlugins(dependencies, 'spec:conflict', report.path, named)
   }
 }
 
@@ -65,26 +72,36 @@ function tell(dependencies: AnnounceDependencies, type: ProblemType, file: strin
     pluginId: null,
     forgehookId: null,
     type,
-    data: { file, errors },
+    data: { file, ...cappedErrors(errors) },
     timestamp: new Date(dependencies.clock.now()),
   })
 }
 
-/** Audit rows need a plugin name (forgehook_id is NOT NULL), so only named plugins get one. */
+/**
+ * Audit rows need a plugin name (forgehook_id is NOT NULL), so only named plugins get one,
+ * each with its own documents' errors (capped): a file of thousands of bad documents costs
+ * one small row per plugin (at most SPECS_MAX_DOCUMENTS), never the whole list in each.
+ */
 async function recordForPlugins(
   dependencies: AnnounceDependencies,
   type: ProblemType,
   file: string,
-  errors: SpecFileError[],
-  pluginNames: string[],
+  named: { error: SpecFileError; pluginName: string | undefined }[],
 ): Promise<void> {
-  if (pluginNames.length === 0) return
-  const idsByName = await pluginIdsByName(dependencies, pluginNames)
-  const events: NewPluginEvent[] = [...new Set(pluginNames)].map((pluginName) => ({
+  const errorsByName = new Map<string, SpecFileError[]>()
+  for (const { error, pluginName } of named) {
+    if (pluginName === undefined) continue
+    const errors = errorsByName.get(pluginName) ?? []
+    errors.push(error)
+    errorsByName.set(pluginName, errors)
+  }
+  if (errorsByName.size === 0) return
+  const idsByName = await pluginIdsByName(dependencies, [...errorsByName.keys()])
+  const events: NewPluginEvent[] = [...errorsByName].map(([pluginName, errors]) => ({
     pluginId: idsByName.get(pluginName) ?? null,
     forgehookId: pluginName,
     type,
-    data: { file, errors },
+    data: { file, ...cappedErrors(errors, ERRORS_PER_PLUGIN_EVENT) },
   }))
   await dependencies.store.logEvents(events)
 }
@@ -92,6 +109,12 @@ async function recordForPlugins(
 async function pluginIdsByName(dependencies: AnnounceDependencies, pluginNames: string[]): Promise<Map<string, string>> {
   const ids = new Map<string, string>()
   try {
+    // A few names: one lookup each; many (a file of hundreds of documents): one list.
+    if (pluginNames.length > NAMES_LOOKED_UP_ONE_BY_ONE) {
+      const wanted = new Set(pluginNames)
+      for (const plugin of await dependencies.store.listPlugins()) if (wanted.has(plugin.forgehookId)) ids.set(plugin.forgehookId, plugin.id)
+      return ids
+    }
     for (const pluginName of pluginNames) {
       const plugin = await dependencies.store.getPlugin(pluginName)
       if (plugin) ids.set(pluginName, plugin.id)

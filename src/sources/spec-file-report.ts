@@ -10,9 +10,20 @@ export interface SpecFileReport {
   status: 'ok' | 'invalid' | 'conflict' | 'refused'
   /** Names of the plugins the file declares (as far as they could be read). */
   plugins: string[]
+  /** The first MAX_REPORTED_ERRORS problems, in file order. */
   errors: SpecFileError[]
+  /** How many problems there are beyond `errors`; absent when none. */
+  moreErrors?: number
   /** When the file was last read. */
   checkedAt: string
+}
+
+/** A file with thousands of bad documents is still one report of bounded size. */
+export const MAX_REPORTED_ERRORS = 50
+
+export function cappedErrors(errors: SpecFileError[], max = MAX_REPORTED_ERRORS): { errors: SpecFileError[]; moreErrors?: number } {
+  if (errors.length <= max) return { errors }
+  return { errors: errors.slice(0, max), moreErrors: errors.length - max }
 }
 
 /** The folder as the API reads it. */

@@ -14,7 +14,7 @@ import type { SpecFileError } from '../spec/spec-file-error.js'
 import type { Clock } from '../util/clock.js'
 import { Periodic } from '../util/periodic.js'
 import { announceProblems, problemSignature, type FileProblems } from './spec-announce.js'
-import type { SpecFileReport, SpecFolderView } from './spec-file-report.js'
+import { cappedErrors, type SpecFileReport, type SpecFolderView } from './spec-file-report.js'
 import { applyDocuments, fileSource, filesOwningPlugins, requestDeletionOfUndeclared } from './spec-file-sync.js'
 import { listSpecFiles, readSpecFile, type SpecFileListing } from './spec-files.js'
 import { watchSpecFolder } from './spec-watcher.js'
@@ -33,6 +33,8 @@ export interface SpecFolderOptions {
   rescanIntervalMs: number
   /** How long a file must stay unchanged before it is read. Default 50 ms. */
   awaitWriteFinishMs?: number
+  /** YAML documents a file may hold (SPECS_MAX_DOCUMENTS); a file with more is refused. Default 500. */
+  maxDocuments?: number
 }
 
 interface TrackedFile {
@@ -179,7 +181,11 @@ export class SpecFolder implements SpecFolderView {
       previous.report = { ...previous.report, checkedAt }
       return
     }
-    const parsed = parseSpecText(text)
+    const parsed = parseSpecText(text, { maxDocuments: this.options.maxDocuments })
+    if (parsed.tooManyDocuments) {
+      await this.refuseFile(relativePath, parsed.errors[0]!.message)
+      return
+    }
     const { store } = this.options
     const source = fileSource(relativePath)
     try {
@@ -189,7 +195,12 @@ export class SpecFolder implements SpecFolderView {
       const report = toReport(relativePath, parsed, applied.conflicts, checkedAt)
       const tracked: TrackedFile = { hash, revisit: applied.revisit, report, announced: previous?.announced ?? '' }
       this.files.set(relativePath, tracked)
-      await this.announce(tracked, hash, { parseErrors: parsed.errors, conflicts: applied.conflicts, conflictNames: applied.conflictNames })
+      await this.announce(tracked, hash, {
+        parseErrors: parsed.errors,
+        conflicts: applied.conflicts,
+        conflictNames: applied.conflictNames,
+        namesByDocument: parsed.namesByDocument,
+      })
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
       this.logger.warn({ err: error, file: relativePath }, `could not apply spec file ${relativePath}; retrying at the next rescan`)
@@ -208,7 +219,7 @@ export class SpecFolder implements SpecFolderView {
     const report: SpecFileReport = { path: relativePath, status: 'refused', plugins: [], errors: [{ message }], checkedAt: this.timestamp() }
     const tracked: TrackedFile = { hash: undefined, revisit: false, report, announced: this.files.get(relativePath)?.announced ?? '' }
     this.files.set(relativePath, tracked)
-    await this.announce(tracked, undefined, { parseErrors: [], conflicts: [], conflictNames: [] })
+    await this.announce(tracked, undefined, { parseErrors: [], conflicts: [], conflictNames: [], namesByDocument: [] })
   }
 
   private async removeFile(relativePath: string): Promise<void> {
@@ -276,7 +287,8 @@ export class SpecFolder implements SpecFolderView {
   }
 }
 
+/** One report per file however many of its documents fail: the first errors, and how many more there are. */
 function toReport(relativePath: string, parsed: ParsedSpecText, conflicts: SpecFileError[], checkedAt: string): SpecFileReport {
   const status = parsed.errors.length > 0 ? 'invalid' : conflicts.length > 0 ? 'conflict' : 'ok'
-  return { path: relativePath, status, plugins: parsed.names, errors: [...parsed.errors, ...conflicts], checkedAt }
+  return { path: relativePath, status, plugins: parsed.names, ...cappedErrors([...parsed.errors, ...conflicts]), checkedAt }
 }

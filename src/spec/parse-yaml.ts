@@ -1,6 +1,6 @@
 // Spec files as text: YAML documents (several per file, split by `---`) turned into plugin
 // documents, with every problem reported at its line and column so an author can find it.
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type YAMLError } from 'yaml'
+import { Composer, isAlias, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type YAMLError } from 'yaml'
 import type { SpecFileError } from './spec-file-error.js'
 import { pluginNameSchema, validateDocument, type PluginDocument } from './plugin-spec.js'
 
@@ -10,12 +10,24 @@ export const MAX_SPEC_FILE_BYTES = 1024 * 1024
 /** Aliases a document may expand; more is treated as an alias bomb ("billion laughs"). */
 const MAX_ALIAS_COUNT = 100
 
+/** SPECS_MAX_DOCUMENTS' default: YAML documents one file may hold. */
+export const DEFAULT_MAX_SPEC_DOCUMENTS = 500
+
 export interface ParsedSpecText {
   /** The valid documents, with their 0-based index in the file. */
   documents: { index: number; document: PluginDocument }[]
   /** Every plugin name the file declares, valid document or not (as far as it could be read), first occurrence order. */
   names: string[]
   errors: SpecFileError[]
+  /** The plugin name of each document by its index, where one could be read. */
+  namesByDocument: (string | undefined)[]
+  /** The file holds more documents than allowed: none of it was read (errors says so). */
+  tooManyDocuments?: true
+}
+
+export interface ParseOptions {
+  /** More YAML documents than this and the file is refused without being read further. Default 500. */
+  maxDocuments?: number
 }
 
 type ParsedDocument = Document.Parsed
@@ -25,10 +37,15 @@ type ParsedDocument = Document.Parsed
  * each with line, column, field and document index. Each document stands on its own, so
  * one broken document does not hide the others.
  */
-export function parseSpecText(text: string): ParsedSpecText {
+export function parseSpecText(text: string, options: ParseOptions = {}): ParsedSpecText {
+  const maxDocuments = options.maxDocuments ?? DEFAULT_MAX_SPEC_DOCUMENTS
   const lineCounter = new LineCounter()
-  const yamlDocuments = parseAllDocuments(text, { lineCounter })
-  const result: ParsedSpecText = { documents: [], names: [], errors: [] }
+  const yamlDocuments = composeDocuments(text, lineCounter, maxDocuments)
+  const result: ParsedSpecText = { documents: [], names: [], errors: [], namesByDocument: [] }
+  if (yamlDocuments === undefined) {
+    const message = `the file holds more than ${maxDocuments} YAML documents (SPECS_MAX_DOCUMENTS); not read`
+    return { ...result, errors: [{ message }], tooManyDocuments: true }
+  }
   const firstDocumentOfName = new Map<string, number>()
   const position = (offset: number) => toLineColumn(lineCounter, offset)
 
@@ -36,6 +53,7 @@ export function parseSpecText(text: string): ParsedSpecText {
     if (isEmptyDocument(yamlDocument)) return
     const plain = toPlainValue(yamlDocument)
     const pluginName = readPluginName(yamlDocument, plain.ok ? plain.value : undefined)
+    result.namesByDocument[index] = pluginName
 
     const checked = checkDocument(yamlDocument, plain, position)
     const documentErrors = checked.errors.map((error) => ({ ...error, document: index }))
@@ -61,6 +79,20 @@ export function parseSpecText(text: string): ParsedSpecText {
     if (checked.document) result.documents.push({ index, document: checked.document })
   })
   return result
+}
+
+/**
+ * The YAML documents of `text`, as parseAllDocuments gives them, composed one at a time so
+ * that a file of thousands stops at `maxDocuments + 1`: undefined then.
+ */
+function composeDocuments(text: string, lineCounter: LineCounter, maxDocuments: number): ParsedDocument[] | undefined {
+  const composer = new Composer({})
+  const documents: ParsedDocument[] = []
+  for (const yamlDocument of composer.compose(new Parser(lineCounter.addNewLine).parse(text))) {
+    if (documents.length >= maxDocuments) return undefined
+    documents.push(yamlDocument as ParsedDocument)
+  }
+  return documents
 }
 
 type PlainValue = { ok: true; value: unknown } | { ok: false; message: string }

@@ -51,8 +51,8 @@ spec:
   })
 
   test('an empty file or one with only comments declares nothing', () => {
-    expect(parseSpecText('')).toEqual({ documents: [], names: [], errors: [] })
-    expect(parseSpecText('# nothing here yet\n')).toEqual({ documents: [], names: [], errors: [] })
+    expect(parseSpecText('')).toEqual({ documents: [], names: [], errors: [], namesByDocument: [] })
+    expect(parseSpecText('# nothing here yet\n')).toEqual({ documents: [], names: [], errors: [], namesByDocument: [] })
   })
 
   test('reports a YAML syntax error with its line and column, without the quoted source', () => {
