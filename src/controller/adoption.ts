@@ -4,7 +4,7 @@
 import type { Logger } from '../logger.js'
 import { AlreadyExistsError } from '../db/errors.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
-import { CONTAINER_NAME_PREFIX, isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
+import { CONTAINER_NAME_PREFIX, containerNameFor, isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
 import { readDeclaredSpec } from '../spec/container-spec.js'
 import { isDnsLabel } from '../util/dns-label.js'
 import { isUuid } from '../util/uuid.js'
@@ -34,6 +34,8 @@ export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult
   const rowNames = new Set(input.rows.map((row) => row.forgehookId))
   const orphans = input.containers.filter((container) => {
     if (!container.name.startsWith(CONTAINER_NAME_PREFIX)) return false
+    // Only a plugin's own container is adopted, never a rollout's beside it (forgehook-x_next).
+    if (container.name !== containerNameFor(nameOf(container))) return false
     const pluginId = container.labels[LABELS.pluginId]
     if (isManaged(container) && pluginId && rowIds.has(pluginId)) return false
     // Containers of the guide's manager carry no labels; they belong to the default
@@ -44,12 +46,20 @@ export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult
   })
   const labelledIds = orphans.map((container) => container.labels[LABELS.pluginId] ?? '').filter((id) => isUuid(id))
   const deleted = await store.deletedPluginIds(labelledIds)
+  // An unlabelled container a deleted plugin had adopted: the deletion sticks, it goes.
+  const unlabelled = orphans.filter((container) => !isManaged(container)).map((container) => container.id)
+  const adoptedThenDeleted = new Map((await store.tombstonesOfContainers(unlabelled)).map((tombstone) => [tombstone.containerId, tombstone.pluginId]))
 
   const result: AdoptionResult = { created: 0, removeContainersOf: [] }
   for (const container of orphans) {
     const pluginId = container.labels[LABELS.pluginId]
     if (isManaged(container) && pluginId && deleted.has(pluginId)) {
       result.removeContainersOf.push(pluginId)
+      continue
+    }
+    const deletedOwner = adoptedThenDeleted.get(container.id)
+    if (deletedOwner) {
+      result.removeContainersOf.push(deletedOwner)
       continue
     }
     if (await adoptOne(store, container, logger)) result.created += 1

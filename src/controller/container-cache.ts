@@ -114,9 +114,11 @@ export class ContainerCache {
     return this.listed && !this.incomplete
   }
 
-  findByPluginId(pluginId: string): ObservedContainer | undefined {
-    for (const entry of this.byName.values()) if (entry.container.labels[LABELS.pluginId] === pluginId) return entry.container
-    return undefined
+  /** Every container labelled with the plugin id (its own, and a rollout's beside it). */
+  allByPluginId(pluginId: string): ObservedContainer[] {
+    const found: ObservedContainer[] = []
+    for (const entry of this.byName.values()) if (entry.container.labels[LABELS.pluginId] === pluginId) found.push(entry.container)
+    return found
   }
 
   all(): ObservedContainer[] {
@@ -128,6 +130,9 @@ export class ContainerCache {
   }
 
   private set(entry: Entry): void {
+    // Renamed (a rollout): the entry under its old name goes.
+    const oldName = this.nameById.get(entry.container.id)
+    if (oldName !== undefined && oldName !== entry.container.name) this.byName.delete(oldName)
     const stale = this.byName.get(entry.container.name)
     if (stale) this.nameById.delete(stale.container.id)
     this.byName.set(entry.container.name, entry)

@@ -3,10 +3,11 @@
 // and a full resync at start, after every reconnect of either stream, and periodically.
 import type { Logger } from '../logger.js'
 import type { PluginChange } from '../db/change-feed.js'
-import type { PluginStore } from '../db/plugin-store.js'
+import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import {
   isManaged,
   LABELS,
+  rolloutNamesFor,
   RuntimeUnavailableError,
   type ContainerHealth,
   type ContainerRuntime,
@@ -19,7 +20,8 @@ import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
 import type { ContainerSpecOptions } from '../spec/container-spec.js'
 import { ContainerCache } from './container-cache.js'
-import type { CrashLoopPolicy } from './plan-types.js'
+import type { CrashLoopPolicy, RolloutSettings } from './plan-types.js'
+import { networkReadinessProbe, type ProxyTraffic, type ReadinessProbe } from './readiness-probe.js'
 import { PortAllocator, type PortRange } from './port-allocator.js'
 import { Reconciler } from './reconciler.js'
 import { RestartRequests } from './restart-requests.js'
@@ -46,6 +48,13 @@ export interface ControllerOptions {
   cache?: ContainerCache
   /** One-off restart requests (the health monitor's, the API's). Default: a fresh list. */
   restarts?: RestartRequests
+  /** Whether a rollout's new container answers. Default: HTTP health check or TCP connect, over the network. */
+  readiness?: ReadinessProbe
+  /** Where plugin ports are reached from the manager. Default 127.0.0.1. */
+  probeHost?: string
+  /** The proxy's requests in flight, for the drain of a start-first update. Default: none seen. */
+  traffic?: ProxyTraffic
+  rolloutSettings?: RolloutSettings
   /** Told of Docker HEALTHCHECK changes as they happen (the health monitor). Must not throw. */
   onDockerHealth?: (pluginId: string, health: ContainerHealth) => void
 }
@@ -102,6 +111,10 @@ export class Controller {
       stopTimeoutSeconds: options.stopTimeoutSeconds,
       crashLoop: options.crashLoop,
       restarts: this.restarts,
+      readiness: options.readiness ?? networkReadinessProbe,
+      probeHost: options.probeHost ?? '127.0.0.1',
+      ...(options.traffic ? { traffic: options.traffic } : {}),
+      ...(options.rolloutSettings ? { rolloutSettings: options.rolloutSettings } : {}),
     })
   }
 
@@ -197,8 +210,9 @@ export class Controller {
     const { store, runtime } = this.options
     const started = this.options.clock.now()
     const token = this.cache.beginList()
-    // At start, list by name too: unlabelled forgehook-* containers are orphans to adopt.
-    const listed = adopt ? await runtime.listByNamePrefix() : await runtime.listManaged()
+    // By name, not by label: unlabelled forgehook-* containers are orphans to adopt (at
+    // start), containers a plugin adopted (ours since), or foreign ones holding a name.
+    const listed = await runtime.listByNamePrefix()
     // Containers another installation manages on this engine are not ours to look at.
     const containers = listed.filter((container) => !isManaged(container) || this.isOurs(container))
     this.stats.dockerConnected = true
@@ -209,12 +223,14 @@ export class Controller {
       for (const pluginId of adopted.removeContainersOf) this.queue.add(pluginId)
       if (adopted.created > 0) rows = await store.listPlugins()
     } else {
-      await this.queueOrphanRemovals(new Set(rows.map((row) => row.id)))
+      await this.queueOrphanRemovals(rows)
     }
     let queued = 0
     for (const row of rows) {
-      const entry = this.cache.get(`forgehook-${row.forgehookId}`)
-      if (!needsReconcile(row, entry?.container, this.options.container)) continue
+      const names = rolloutNamesFor(row.forgehookId)
+      const entry = this.cache.get(names.main)
+      const companions = this.cache.get(names.next) !== undefined || this.cache.get(names.previous) !== undefined
+      if (!needsReconcile(row, entry?.container, this.options.container, companions)) continue
       this.queue.add(row.id)
       queued += 1
     }
@@ -227,15 +243,19 @@ export class Controller {
   }
 
   /** Managed containers whose plugin row is gone: their reconcile removes them. */
-  private async queueOrphanRemovals(pluginIds: Set<string>): Promise<void> {
-    const orphans = this.cache
-      .all()
+  private async queueOrphanRemovals(rows: Plugin[]): Promise<void> {
+    const pluginIds = new Set(rows.map((row) => row.id))
+    const containers = this.cache.all()
+    const orphans = containers
       .filter((container) => isManaged(container))
       .map((container) => container.labels[LABELS.pluginId] ?? '')
       .filter((pluginId) => isUuid(pluginId) && !pluginIds.has(pluginId))
-    if (orphans.length === 0) return
     // Only tombstoned ones: an unknown id is an orphan to adopt at the next start, not to delete.
-    for (const pluginId of await this.options.store.deletedPluginIds(orphans)) this.queue.add(pluginId)
+    if (orphans.length > 0) for (const pluginId of await this.options.store.deletedPluginIds(orphans)) this.queue.add(pluginId)
+    // Unlabelled containers no row holds: one a deleted plugin had adopted goes too.
+    const held = new Set(rows.map((row) => row.containerId))
+    const unheld = containers.filter((container) => !isManaged(container) && !held.has(container.id)).map((container) => container.id)
+    if (unheld.length > 0) for (const tombstone of await this.options.store.tombstonesOfContainers(unheld)) this.queue.add(tombstone.pluginId)
   }
 
   private isOurs(container: { labels: Record<string, string> }): boolean {

@@ -14,6 +14,7 @@ export function describePlan(planned: Plan | Action[]): string {
   if (planned.subject) lines.push(`events about ${planned.subject.forgehookId} (its row is gone)`)
   for (const event of planned.events) lines.push(`event ${event.type} ${JSON.stringify(event.data)}`)
   if (planned.takesRestartRequest) lines.push('restart request taken')
+  if (planned.leavesGenerationUnobserved) lines.push('generation left unobserved')
   if (planned.requeueAfterMs !== undefined) lines.push(`requeue after ${planned.requeueAfterMs} ms`)
   return lines.join('\n')
 }
@@ -31,14 +32,29 @@ function describeAction(action: Action): string {
     case 'create': {
       const { spec } = action
       const missing = action.missingImage === undefined ? '' : action.missingImage === 'Never' ? ' if-image-missing=refuse' : ' if-image-missing=pull'
-      return `create ${spec.name} image=${spec.image} port=${spec.hostIp}:${spec.hostPort}->${spec.containerPort}${missing}`
+      const mounts = [...(spec.volumes ?? []), ...(action.extraVolumes ?? [])].map((volume) => ` mount=${short(volume.source)}:${volume.target}${volume.readOnly ? ':ro' : ''}`).join('')
+      return `create ${action.name ?? spec.name} image=${spec.image} port=${spec.hostIp}:${spec.hostPort}->${spec.containerPort}${mounts}${missing}`
     }
     case 'remove':
-      return `remove ${action.containerId.slice(0, 12)}`
+      return `remove ${action.containerId.slice(0, 12)}${action.anonymousVolumes ? ' with its anonymous volumes' : ''}`
+    case 'rename':
+      return `rename ${action.containerId.slice(0, 12)} ${action.name}`
     case 'release-port':
       return `release-port ${action.hostPort}`
-    case 'start':
+    case 'reserve-port':
+      return 'reserve-port'
+    case 'ensure-volumes':
+      return `ensure-volumes ${action.volumes.map((volume) => volume.name).join(' ')}`
+    case 'remove-volumes':
+      return `remove-volumes ${action.names.join(' ')}`
     case 'stop':
-      return action.kind
+      return `stop ${action.containerId.slice(0, 12)}`
+    case 'start':
+      return action.containerId === undefined ? 'start' : `start ${action.containerId.slice(0, 12)}`
   }
+}
+
+/** A 64-hex anonymous volume name, shortened like a container id. */
+function short(volumeName: string): string {
+  return /^[0-9a-f]{64}$/.test(volumeName) ? volumeName.slice(0, 12) : volumeName
 }

@@ -2,12 +2,14 @@
 // container and returns the actions to take, each with its cause, the events to record
 // and the status to write once they succeed. It is a pure function: no I/O, no clock
 // (`now` is given), so every case is a golden-text test (test/controller/plan.test.ts).
-// What happens when an action fails is decided in plan-recovery.ts, also pure.
-import type { Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
-import { isManaged, LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
+// Updates of a running plugin are plan-rollout.ts; what happens when an action fails is
+// plan-recovery.ts. Both are pure too.
+import type { Plugin, PluginStatusUpdate, PluginTombstone } from '../db/plugin-store.js'
+import { containerNameFor, isManaged, LABELS, rolloutNamesFor, volumeNameFor, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
 import { backoffDelayMs } from '../util/backoff.js'
 import { formatDuration } from '../util/format-duration.js'
+import { isHeld, planRollout, rolledBackError, ROLLOUT_IN_PROGRESS, stopAndRemove, volumesToEnsure } from './plan-rollout.js'
 import { CONFLICT_RETRY_MS, DEFAULT_CRASH_LOOP, type Action, type CrashLoopPolicy, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
 
 /** The wait before restart number `restartCount` (1 for the first crash). */
@@ -21,15 +23,18 @@ export function plan(input: PlanInput): Plan {
 
 function decide(input: PlanInput): Plan {
   const { plugin, container } = input
-  if (plugin.deletionRequestedAt) return planUninstall(plugin, container)
+  if (plugin.deletionRequestedAt) return planUninstall(input)
   // No host port: nothing can be created or started; a running container keeps running.
   if (input.portProblem !== undefined) return withError(plugin, input.portProblem, { requeueAfterMs: CONFLICT_RETRY_MS })
-  if (container && !belongsTo(container, plugin)) {
+  if (container && !ownedBy(container, plugin)) {
     if (!(input.containerOwnerGone && isManaged(container))) return planConflict(plugin, container)
     if (!input.wanted.ok) return planInvalidSpec(plugin, input.wanted.error)
     return planReplaceStale(input, container, input.wanted.spec, input.wanted.pullPolicy)
   }
   if (!input.wanted.ok) return planInvalidSpec(plugin, input.wanted.error)
+  // A rollout's containers without the plugin's own (a manager stopped between renames).
+  const renamed = container ? undefined : planRenameIntoPlace(input)
+  if (renamed) return renamed
   if (plugin.desiredState === 'stopped') return planStopped(input, input.wanted.spec, input.wanted.pullPolicy)
   return planRunning(input, input.wanted.spec, input.wanted.pullPolicy)
 }
@@ -49,24 +54,71 @@ export function belongsTo(container: ObservedContainer, plugin: Plugin): boolean
   return isManaged(container) && container.labels[LABELS.pluginId] === plugin.id
 }
 
-function planUninstall(plugin: Plugin, container: ObservedContainer | undefined): Plan {
+/**
+ * Ours to change and remove: made by us for this plugin, or adopted by it (a container
+ * without our labels that the adoption recorded as the plugin's: once adopted, it is ours).
+ */
+export function ownedBy(container: ObservedContainer, plugin: Plugin): boolean {
+  return belongsTo(container, plugin) || (!isManaged(container) && plugin.source === 'adopted' && plugin.containerId === container.id)
+}
+
+/**
+ * An adopted container whose spec nobody has changed since (generation 1): what it runs
+ * (its environment, its command) is not known, so it is kept as it is, never recreated
+ * from a guessed spec. The first spec change replaces it with a container of ours.
+ */
+function adoptedAsIs(container: ObservedContainer, plugin: Plugin): boolean {
+  return !isManaged(container) && plugin.generation === 1
+}
+
+function planUninstall(input: PlanInput): Plan {
+  const { plugin, container } = input
+  const cause = 'the plugin is being uninstalled'
   const actions: Action[] = []
+  for (const companion of [input.rollout?.next, input.rollout?.previous]) {
+    if (companion && ownedBy(companion, plugin)) actions.push(...stopAndRemove(companion, `${cause} (a rollout's container)`))
+  }
   // A container that is not ours is left alone even when its namesake plugin goes.
-  const ours = container && belongsTo(container, plugin) ? container : undefined
-  if (ours) actions.push(...stopAndRemove(ours, 'the plugin is being uninstalled'))
+  const ours = container && ownedBy(container, plugin) ? container : undefined
+  if (ours) actions.push(...stopAndRemove(ours, cause, { anonymousVolumes: plugin.purgeVolumes }))
+  const events: PlannedEvent[] = [{ type: 'plugin:uninstalled', data: { containerId: ours?.id ?? null } }]
+  if (plugin.purgeVolumes && plugin.volumes.length > 0) {
+    const names = plugin.volumes.map((volume) => volumeNameFor(plugin.forgehookId, volume.name))
+    actions.push({ kind: 'remove-volumes', names, cause: 'deleted with purge: its named volumes go too' })
+    events.push({ type: 'plugin:volumes-purged', data: { volumes: names } })
+  }
+  return { actions, transitionPhase: 'uninstalling', status: {}, events, deleteRow: { cause: 'deletion was requested' } }
+}
+
+/**
+ * The plugin's own container is missing but a rollout's is there: the manager stopped
+ * between two renames. The new container takes the name when the switch had begun (or the
+ * old one is gone); otherwise the old one gets it back.
+ */
+function planRenameIntoPlace(input: PlanInput): Plan | undefined {
+  const { plugin } = input
+  const next = input.rollout?.next && belongsTo(input.rollout.next, plugin) ? input.rollout.next : undefined
+  const previous = input.rollout?.previous && ownedBy(input.rollout.previous, plugin) ? input.rollout.previous : undefined
+  const chosen = next ?? previous
+  if (!chosen) return undefined
+  const cause = next && previous
+    ? 'the switch had begun: the new container takes the name'
+    : next
+      ? 'the old container is gone: the new one takes the name'
+      : 'the rollback had begun: the old container takes its name back'
   return {
-    actions,
-    transitionPhase: 'uninstalling',
+    actions: [{ kind: 'rename', containerId: chosen.id, name: rolloutNamesFor(plugin.forgehookId).main, cause }],
     status: {},
-    events: [{ type: 'plugin:uninstalled', data: { containerId: ours?.id ?? null } }],
-    deleteRow: { cause: 'deletion was requested' },
+    events: [],
+    leavesGenerationUnobserved: true,
+    requeueAfterMs: 0,
   }
 }
 
 function planReplaceStale(input: PlanInput, stale: ObservedContainer, spec: ContainerSpec, pullPolicy: ImagePullPolicy): Plan {
   const cause = `container ${stale.id.slice(0, 12)} belongs to a deleted plugin (${stale.labels[LABELS.pluginId] ?? 'no id'})`
   const running = input.plugin.desiredState === 'running'
-  const { pull, create } = pullAndCreate(spec, pullPolicy, cause)
+  const { pull, create } = pullAndCreate(input.plugin, spec, pullPolicy, cause)
   const actions: Action[] = [...pull, ...stopAndRemove(stale, cause), create]
   if (running) actions.push({ kind: 'start', cause: 'desired state is running' })
   const events: PlannedEvent[] = [{ type: 'plugin:installed', data: { image: spec.image, hostPort: spec.hostPort, replacedContainerId: stale.id } }]
@@ -106,10 +158,21 @@ export function withError(plugin: Plugin, error: string, extra: Pick<Plan, 'requ
 function planStopped(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePullPolicy): Plan {
   const { plugin, container } = input
   const status: PluginStatusUpdate = { status: 'stopped', error: null, nextRestartAt: null }
+  // Stopped in the middle of a rollout: the container under the plugin's name stays, the rest goes.
+  const leftovers = [input.rollout?.next, input.rollout?.previous].filter((companion): companion is ObservedContainer => companion !== undefined && ownedBy(companion, plugin))
+  if (leftovers.length > 0) {
+    return {
+      actions: leftovers.flatMap((companion) => stopAndRemove(companion, 'desired state is stopped: the rollout ends here')),
+      status: {},
+      events: [],
+      leavesGenerationUnobserved: true,
+      requeueAfterMs: 0,
+    }
+  }
   if (!container && plugin.containerId === null) {
     // Declared stopped from the start: install it (image checked, container created) so
     // that a later start is quick, but do not start it.
-    const { pull, create } = pullAndCreate(spec, pullPolicy, 'the plugin has no container yet')
+    const { pull, create } = pullAndCreate(plugin, spec, pullPolicy, 'the plugin has no container yet')
     return {
       actions: [...pull, create],
       transitionPhase: 'installing',
@@ -132,10 +195,41 @@ function planStopped(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePul
 }
 
 function planRunning(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePullPolicy): Plan {
-  const { plugin, container, now } = input
+  const { plugin, container } = input
   if (!container) return planCreate(plugin, spec, pullPolicy)
-  const fields = changedFields(container.labels, spec)
-  if (fields.length > 0) return planRecreate(plugin, container, spec, pullPolicy, fields)
+  const drifted = changedFields(container.labels, spec).length > 0 && !adoptedAsIs(container, plugin)
+  const underWay = input.rollout?.next !== undefined || input.rollout?.previous !== undefined
+  if (underWay || (drifted && !isHeld(plugin))) return planRollout({ input, main: container, spec, pullPolicy })
+  const steady = planSteady(input, container)
+  if (drifted) return heldBack(plugin, steady)
+  return finishRollout(input, container, steady)
+}
+
+/**
+ * Rolled back: the old container is looked after as usual (kept running, restarted after a
+ * crash) and nothing is updated; the gap to the generation stays visible.
+ */
+function heldBack(plugin: Plugin, steady: Plan): Plan {
+  const status = { ...steady.status }
+  if (status.error === null && plugin.rollout) status.error = rolledBackError(plugin.rollout)
+  return { ...steady, status, leavesGenerationUnobserved: true }
+}
+
+/** A rollout the status shows under way with nothing left to do: its last step ran, its record did not (a manager stopped). */
+function finishRollout(input: PlanInput, container: ObservedContainer, steady: Plan): Plan {
+  const rollout = input.plugin.rollout
+  if (!rollout || !ROLLOUT_IN_PROGRESS.has(rollout.phase)) return steady
+  const finished = { ...rollout, phase: 'complete' as const, finishedAt: new Date(input.now).toISOString() }
+  const recorded: PlannedEvent = {
+    type: 'plugin:updated',
+    data: { image: container.image, strategy: rollout.strategy, recordedLate: 'the last step of the rollout ran, its record did not (a manager stopped)' },
+  }
+  return { ...steady, status: { ...steady.status, rollout: finished }, events: [...steady.events, recorded] }
+}
+
+/** A container that runs the wanted spec (or is held back): keep it running, restart it, count its crashes. */
+function planSteady(input: PlanInput, container: ObservedContainer): Plan {
+  const { plugin, now } = input
   if (container.state === 'running' && input.restartRequested) return planRestart(container, input.restartRequested)
   if (container.state === 'running') return planKeepRunning(input, container)
   if (crashedBehindOurBack(plugin, container)) return planCrash(input, container)
@@ -167,24 +261,12 @@ function planCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePullPo
     ? [{ type: 'plugin:recovered', data: { previousContainerId: plugin.containerId, image: spec.image, hostPort: spec.hostPort } }]
     : [{ type: 'plugin:installed', data: { image: spec.image, hostPort: spec.hostPort } }]
   events.push({ type: 'plugin:started', data: { hostPort: spec.hostPort } })
-  const { pull, create } = pullAndCreate(spec, pullPolicy, cause)
+  const { pull, create } = pullAndCreate(plugin, spec, pullPolicy, cause)
   return {
     actions: [...pull, create, { kind: 'start', cause: 'desired state is running' }],
     transitionPhase: 'installing',
     status: { status: 'running', error: null, nextRestartAt: null, restartCount: 0 },
     events,
-  }
-}
-
-function planRecreate(plugin: Plugin, container: ObservedContainer, spec: ContainerSpec, pullPolicy: ImagePullPolicy, fields: string[]): Plan {
-  const cause = `spec changed: ${fields.join(', ')}`
-  const { pull, create } = pullAndCreate(spec, pullPolicy, cause)
-  const actions: Action[] = [...pull, ...stopAndRemove(container, cause), create, { kind: 'start', cause: 'desired state is running' }]
-  return {
-    actions,
-    transitionPhase: 'installing',
-    status: { status: 'running', error: null, nextRestartAt: null, restartCount: 0 },
-    events: [{ type: 'plugin:updated', data: { changedFields: fields, previousContainerId: container.id, image: spec.image, hostPort: spec.hostPort } }],
   }
 }
 
@@ -221,20 +303,18 @@ function planRestart(container: ObservedContainer, reason: string): Plan {
 }
 
 /**
- * The image first, then the create. Only Always pulls up front; otherwise the create
- * applies the policy when the engine says the image is missing (as `docker run` does), so
- * an image already there costs no lookup.
+ * The image (and the named volumes) first, then the create. Only Always pulls up front;
+ * otherwise the create applies the policy when the engine says the image is missing (as
+ * `docker run` does), so an image already there costs no lookup. This is for a plugin with
+ * nothing running to protect; an update prepares its new container first (plan-rollout.ts).
  */
-function pullAndCreate(spec: ContainerSpec, pullPolicy: ImagePullPolicy, cause: string): { pull: Action[]; create: Action } {
-  if (pullPolicy === 'Always') {
-    return { pull: [{ kind: 'pull', image: spec.image, policy: 'Always', cause: `imagePullPolicy Always for ${spec.name}` }], create: { kind: 'create', spec, cause } }
-  }
-  return { pull: [], create: { kind: 'create', spec, missingImage: pullPolicy, cause } }
-}
-
-function stopAndRemove(container: ObservedContainer, cause: string): Action[] {
-  const remove: Action = { kind: 'remove', containerId: container.id, cause }
-  return container.state === 'running' ? [{ kind: 'stop', containerId: container.id, cause }, remove] : [remove]
+function pullAndCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePullPolicy, cause: string): { pull: Action[]; create: Action } {
+  const pull: Action[] = []
+  if (pullPolicy === 'Always') pull.push({ kind: 'pull', image: spec.image, policy: 'Always', cause: `imagePullPolicy Always for ${spec.name}` })
+  const volumes = volumesToEnsure(plugin, spec)
+  if (volumes.length > 0) pull.push({ kind: 'ensure-volumes', volumes, cause: `named volumes of ${spec.name}` })
+  if (pullPolicy === 'Always') return { pull, create: { kind: 'create', spec, cause } }
+  return { pull, create: { kind: 'create', spec, missingImage: pullPolicy, cause } }
 }
 
 /** After a restart, come back when the 10-minute mark is reached to reset the count. */
@@ -279,14 +359,23 @@ function planCrash(input: PlanInput, container: ObservedContainer): Plan {
 
 /**
  * For a plugin row that is gone (deleted in SQL, or uninstalled by a manager that died
- * before removing the container): remove its container, if we made one.
+ * before removing the container): remove its containers (a rollout may have left two) if
+ * we made them, or if the deleted row had adopted it (its tombstone names the container).
  */
-export function planOrphanRemoval(pluginId: string, container: ObservedContainer | undefined): Plan {
-  if (!container || !isManaged(container)) return { actions: [], status: {}, events: [] }
+export function planOrphanRemoval(pluginId: string, containers: ObservedContainer[], tombstone?: Pick<PluginTombstone, 'containerId' | 'forgehookId'>): Plan {
+  const ours = containers.filter(
+    (container) =>
+      (isManaged(container) && container.labels[LABELS.pluginId] === pluginId) ||
+      // Adopted (no labels of ours): only the very container the row had, under the plugin's name.
+      (tombstone !== undefined && !isManaged(container) && container.id === tombstone.containerId && container.name === containerNameFor(tombstone.forgehookId)),
+  )
+  if (ours.length === 0) return { actions: [], status: {}, events: [] }
+  const forgehookId = tombstone?.forgehookId ?? ours[0]!.labels[LABELS.forgehookId] ?? ours[0]!.name
+  const main = ours.find((container) => container.name === containerNameFor(forgehookId)) ?? ours[0]!
   return {
-    actions: stopAndRemove(container, 'its plugin was deleted'),
+    actions: ours.flatMap((container) => stopAndRemove(container, 'its plugin was deleted')),
     status: {},
-    events: [{ type: 'plugin:uninstalled', data: { containerId: container.id, pluginId } }],
-    subject: { pluginId: null, forgehookId: container.labels[LABELS.forgehookId] ?? container.name },
+    events: [{ type: 'plugin:uninstalled', data: { containerId: main.id, pluginId } }],
+    subject: { pluginId: null, forgehookId },
   }
 }

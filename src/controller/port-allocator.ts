@@ -38,6 +38,25 @@ export class PortAllocator {
     return this.allocate(plugin)
   }
 
+  /**
+   * A second port for a start-first update, free now; the caller keeps it in
+   * status.rollout.toHostPort, which the reserved set reads from then on.
+   */
+  async reserveExtra(): Promise<number | undefined> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const fresh = this.reserved === undefined
+      const reserved = await this.reservedPorts()
+      const hostPort = this.firstFree(reserved)
+      if (hostPort !== undefined) {
+        reserved.add(hostPort)
+        return hostPort
+      }
+      if (fresh) return undefined
+      this.reserved = undefined
+    }
+    return undefined
+  }
+
   /** The plugin's allocated port turned out to be in use on the host: let it go. */
   async release(plugin: Plugin): Promise<void> {
     if (plugin.hostPort === null) return

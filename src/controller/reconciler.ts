@@ -1,39 +1,33 @@
-// reconcile(pluginId): re-read the row and the container, plan, execute, write status.
+// reconcile(pluginId): re-read the row and the containers, plan, execute, write status.
 //
 // The contract (written once, here):
 // - It is level-triggered and idempotent: running it again right away changes nothing.
 // - A thrown error means "retry with backoff" (the worker pool requeues the key).
 // - A terminal problem (bad manifest, a name or port held by someone else) is recorded in
 //   the row's status and not thrown; conflicts come back after `requeueAfterMs`.
-// - `{ requeueAfterMs }` asks for the next look (crash-loop backoff, the 10-minute reset).
+// - `{ requeueAfterMs }` asks for the next look (crash-loop backoff, a rollout's next step).
 // - Status is written only when it differs from the row; events only for what happened.
 //
-// Every decision is the planner's (plan.ts, plan-recovery.ts): this file gathers the facts
-// it needs, performs the actions it returns one kind at a time, and hands every typed
-// failure back to it.
+// Every decision is the planner's (plan.ts, plan-rollout.ts, plan-recovery.ts): this file
+// gathers the facts it needs, has each action performed (action-performer.ts), and hands
+// every typed failure back to it.
 import type { Logger } from '../logger.js'
 import { InvalidValueError } from '../db/errors.js'
 import type { NewPluginEvent, Plugin, PluginStatusUpdate, PluginStore } from '../db/plugin-store.js'
-import {
-  containerNameFor,
-  ImageNotFoundError,
-  isManaged,
-  LABELS,
-  NameConflictError,
-  PortInUseError,
-  type ContainerRuntime,
-  type ObservedContainer,
-} from '../runtime/container-runtime.js'
-import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
+import { isManaged, LABELS, rolloutNamesFor, type ContainerRuntime, type ObservedContainer } from '../runtime/container-runtime.js'
+import { buildContainerSpec, canonicalJson, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
 import type { Clock } from '../util/clock.js'
 import { isUuid } from '../util/uuid.js'
+import { ActionPerformer, type Run } from './action-performer.js'
 import type { ContainerCache } from './container-cache.js'
 import { describePlan, describeRecovery } from './describe-plan.js'
 import { plan, planOrphanRemoval } from './plan.js'
 import { planRecovery } from './plan-recovery.js'
-import type { Action, ActionFailure, CrashLoopPolicy, Plan, WantedContainer } from './plan-types.js'
+import { hasHttpHealthCheck, ROLLOUT_IN_PROGRESS, strategyFor } from './plan-rollout.js'
+import type { CandidateProbe, CrashLoopPolicy, Plan, RolloutFacts, RolloutSettings, WantedContainer } from './plan-types.js'
 import type { PortAllocator } from './port-allocator.js'
+import { NO_PROXY_TRAFFIC, type ProxyTraffic, type ReadinessProbe } from './readiness-probe.js'
 import type { RestartRequests } from './restart-requests.js'
 
 export interface ReconcileResult {
@@ -54,29 +48,24 @@ export interface ReconcilerOptions {
   crashLoop?: CrashLoopPolicy
   /** Pending one-off restarts; the plan that answers one takes it. */
   restarts: RestartRequests
+  /** Whether a rollout's new container answers. */
+  readiness: ReadinessProbe
+  /** Where plugin ports are reached from the manager. */
+  probeHost: string
+  /** The proxy's requests in flight (start-first drain). Default: none. */
+  traffic?: ProxyTraffic
+  rolloutSettings?: RolloutSettings
 }
 
-/** One execution of a plan: whom it is about and what it learned on the way. */
-interface Run {
-  /** The row as last written (the transition phase changes it); absent when the row is gone. */
-  row: Plugin | undefined
-  pluginId: string | null
-  forgehookId: string
-  /** The plan's container: the one observed, then the one its create made. */
-  containerId: string | undefined
-  /** Facts learned while executing, merged into the status at the end. */
-  facts: Pick<PluginStatusUpdate, 'containerId' | 'containerName' | 'installedAt' | 'startedAt' | 'stoppedAt'>
-}
-
-/** What performing one action came to: done, or a failure the planner decides on (with the error to rethrow). */
-type Outcome = { kind: 'done' } | { kind: 'failed'; failure: ActionFailure; error: Error }
-
-const DONE: Outcome = { kind: 'done' }
+const PROBE_TIMEOUT_MS = 2_000
 
 export class Reconciler {
   private reconciles = 0
+  private readonly performer: ActionPerformer
 
-  constructor(private readonly options: ReconcilerOptions) {}
+  constructor(private readonly options: ReconcilerOptions) {
+    this.performer = new ActionPerformer(options)
+  }
 
   async reconcile(pluginId: string): Promise<ReconcileResult> {
     const { store, logger } = this.options
@@ -86,33 +75,46 @@ export class Reconciler {
     if (!row) return this.reconcileDeleted(pluginId, log)
     const pluginLog = log.child({ plugin: row.forgehookId })
 
-    const container = await this.observe(containerNameFor(row.forgehookId))
+    const names = rolloutNamesFor(row.forgehookId)
+    const container = await this.observe(names.main)
     // A plugin being uninstalled needs no port; any other gets one (or the reason it cannot).
     const port = row.deletionRequestedAt ? { ok: true as const, plugin: row, hostPort: row.hostPort ?? 0 } : await this.options.ports.resolve(row)
     const plugin = port.ok ? port.plugin : row
+    const wanted: WantedContainer = port.ok ? this.wanted(plugin, port.hostPort) : { ok: false, error: port.error }
     const planned = plan({
       plugin,
       container,
-      wanted: port.ok ? this.wanted(plugin, port.hostPort) : { ok: false, error: port.error },
+      wanted,
       portProblem: port.ok ? undefined : port.error,
       now: this.options.clock.now(),
       crashLoop: this.options.crashLoop,
       restartRequested: this.options.restarts.get(plugin.id),
       containerOwnerGone: await this.ownerGone(container, plugin),
+      rollout: await this.rolloutFacts(plugin, container, wanted, names),
+      ...(this.options.rolloutSettings ? { rolloutSettings: this.options.rolloutSettings } : {}),
     })
     if (planned.takesRestartRequest) this.options.restarts.take(plugin.id)
     if (planned.actions.length > 0) pluginLog.info({ plan: describePlan(planned) }, `reconciling ${plugin.forgehookId}`)
-    const run: Run = { row: plugin, pluginId: plugin.id, forgehookId: plugin.forgehookId, containerId: container?.id, facts: {} }
+    const run: Run = { row: plugin, pluginId: plugin.id, forgehookId: plugin.forgehookId, mainName: names.main, containerId: container?.id, facts: {} }
     return this.execute(run, planned, pluginLog)
   }
 
-  /** The row is gone (uninstalled, or deleted in SQL): remove the container we made for it. */
+  /** The row is gone (uninstalled, or deleted in SQL): remove the containers it had. */
   private async reconcileDeleted(pluginId: string, log: Logger): Promise<ReconcileResult> {
-    const container = this.options.cache.findByPluginId(pluginId)
-    const planned = planOrphanRemoval(pluginId, container)
-    if (!container || !planned.subject) return {}
-    log.info({ plan: describePlan(planned) }, `removing the container of deleted plugin ${planned.subject.forgehookId}`)
-    return this.execute({ row: undefined, ...planned.subject, containerId: container.id, facts: {} }, planned, log)
+    const { cache, runtime, store } = this.options
+    const containers = cache.allByPluginId(pluginId)
+    // An adopted container carries no plugin id: its tombstone names it.
+    const tombstone = await store.tombstone(pluginId)
+    const adoptedId = tombstone?.containerId
+    if (adoptedId && !containers.some((container) => container.id === adoptedId)) {
+      const adopted = cache.getById(adoptedId)?.container ?? (await runtime.inspect(adoptedId))
+      if (adopted && !isManaged(adopted)) containers.push(adopted)
+    }
+    const planned = planOrphanRemoval(pluginId, containers, tombstone)
+    if (!planned.subject) return {}
+    log.info({ plan: describePlan(planned) }, `removing the containers of deleted plugin ${planned.subject.forgehookId}`)
+    const run: Run = { row: undefined, ...planned.subject, mainName: rolloutNamesFor(planned.subject.forgehookId).main, containerId: undefined, facts: {} }
+    return this.execute(run, planned, log)
   }
 
   /**
@@ -135,6 +137,34 @@ export class Reconciler {
     return { ok: true, spec, pullPolicy: parsed.manifest.imagePullPolicy }
   }
 
+  /** What is observed of an update: the containers beside the plugin's own, and whether the new one answers. */
+  private async rolloutFacts(plugin: Plugin, main: ObservedContainer | undefined, wanted: WantedContainer, names: { next: string; previous: string }): Promise<RolloutFacts> {
+    const next = await this.observe(names.next)
+    const previous = await this.observe(names.previous)
+    const facts: RolloutFacts = { ...(next ? { next } : {}), ...(previous ? { previous } : {}) }
+    const rollout = plugin.rollout
+    const toHostPort = rollout?.toHostPort
+    if (wanted.ok && main && strategyFor(plugin, main) === 'StartFirst' && toHostPort !== undefined && toHostPort !== plugin.hostPort && rollout && ROLLOUT_IN_PROGRESS.has(rollout.phase)) {
+      const parsed = parseManifest(plugin.manifest)
+      if (parsed.ok) facts.candidate = buildContainerSpec(plugin, parsed.manifest, toHostPort, this.options.container)
+    }
+    // The new container: after a Recreate switch it is the plugin's own; start first, the next one.
+    const candidate = previous ? main : next
+    if (candidate?.state === 'running' && candidate.health === undefined && candidate.hostPort !== undefined) facts.probe = await this.probe(plugin, candidate.hostPort)
+    if (rollout?.phase === 'draining' && rollout.fromHostPort !== undefined) facts.oldInFlight = (this.options.traffic ?? NO_PROXY_TRAFFIC).inFlight(rollout.fromHostPort)
+    return facts
+  }
+
+  private async probe(plugin: Plugin, hostPort: number): Promise<CandidateProbe> {
+    const { readiness, probeHost } = this.options
+    if (!hasHttpHealthCheck(plugin)) return readiness.tcp(probeHost, hostPort, PROBE_TIMEOUT_MS)
+    const parsed = parseManifest(plugin.manifest)
+    const healthCheck = parsed.ok ? parsed.manifest.healthCheck : undefined
+    const host = probeHost.includes(':') ? `[${probeHost}]` : probeHost
+    const timeoutMs = (healthCheck?.timeoutSeconds ?? PROBE_TIMEOUT_MS / 1000) * 1000
+    return readiness.http(`http://${host}:${hostPort}${healthCheck?.path ?? '/'}`, timeoutMs)
+  }
+
   /** The cached container, inspected once if the cache only has list data for it. */
   private async observe(containerName: string): Promise<ObservedContainer | undefined> {
     const { cache } = this.options
@@ -154,18 +184,18 @@ export class Reconciler {
       run.row = (await this.options.store.writeStatus(run.row.id, { status: planned.transitionPhase })) ?? run.row
     }
     for (const action of planned.actions) {
-      const outcome = await this.perform(action, run)
+      const outcome = await this.performer.perform(action, run)
       if (outcome.kind === 'done') continue
       if (!run.row) throw outcome.error
-      const recovery = planRecovery(run.row, outcome.failure)
+      const recovery = planRecovery(run.row, outcome.failure, planned)
       log.info({ recovery: describeRecovery(recovery) }, `${run.forgehookId}: ${action.kind} failed: ${outcome.error.message}`)
       if (recovery.kind === 'continue-with') {
-        this.created(run, action, recovery.containerId)
+        this.performer.created(run, action, recovery.containerId)
         continue
       }
       // Performed apart from the plan's own status and facts: what it meant to do did not happen.
       const aborted: Run = { ...run, facts: {} }
-      for (const step of recovery.plan.actions) await this.perform(step, aborted)
+      for (const step of recovery.plan.actions) await this.performer.perform(step, aborted)
       const { error } = recovery.plan.status
       if (typeof error === 'string') log.warn({ error }, `${run.forgehookId}: ${error}`)
       // Nothing to record (a retry that only released a port): the generation stays unobserved.
@@ -181,101 +211,6 @@ export class Reconciler {
     return requeue(planned)
   }
 
-  /** One action, by kind; a known failure comes back as an outcome for the planner. */
-  private async perform(action: Action, run: Run): Promise<Outcome> {
-    const { runtime, cache, clock } = this.options
-    switch (action.kind) {
-      case 'pull':
-        return this.imageOutcome(() => runtime.ensureImage(action.image, action.policy))
-      case 'create':
-        return this.create(action, run)
-      case 'start': {
-        const containerId = required(run.containerId, action)
-        const outcome = await cache.whileActing(containerId, 'start', async () => {
-          try {
-            await runtime.start(containerId)
-          } catch (error) {
-            if (error instanceof PortInUseError) return { kind: 'failed' as const, failure: { kind: 'port-in-use' as const, error: error.message }, error }
-            throw error
-          }
-          await this.refresh(containerId)
-          return DONE
-        })
-        if (outcome.kind === 'done') Object.assign(run.facts, { startedAt: new Date(clock.now()), containerId })
-        return outcome
-      }
-      case 'stop':
-        await cache.whileActing(action.containerId, 'stop', async () => {
-          await runtime.stop(action.containerId, this.options.stopTimeoutSeconds)
-          await this.refresh(action.containerId)
-        })
-        run.facts.stoppedAt = new Date(clock.now())
-        return DONE
-      case 'remove':
-        await runtime.remove(action.containerId)
-        cache.removeById(action.containerId)
-        if (action.containerId === run.containerId) {
-          run.containerId = undefined
-          run.facts.containerId = null
-        }
-        return DONE
-      case 'release-port':
-        if (run.row) await this.options.ports.release(run.row)
-        return DONE
-    }
-  }
-
-  /** Create; a missing image is pulled per `missingImage` and the create tried once more, as `docker run` does. */
-  private async create(action: Extract<Action, { kind: 'create' }>, run: Run): Promise<Outcome> {
-    const { runtime, cache } = this.options
-    const { spec } = action
-    try {
-      const outcome = await this.imageOutcome(async () => {
-        const containerId = await runtime.create(spec).catch(async (error: unknown) => {
-          if (!(error instanceof ImageNotFoundError) || !action.missingImage) throw error
-          await runtime.ensureImage(spec.image, action.missingImage)
-          return runtime.create(spec)
-        })
-        // What we just made, as inspect would tell it: no second look needed.
-        const { image, labels, hostPort, containerPort } = spec
-        cache.putDetailed({ id: containerId, name: spec.name, image, state: 'created', labels, hostPort, containerPort })
-        this.created(run, action, containerId)
-      })
-      return outcome
-    } catch (error) {
-      if (!(error instanceof NameConflictError)) throw error
-      // Docker may have created it while our call failed, or a crashed manager made it: look.
-      const holder = await runtime.inspect(spec.name)
-      if (holder) cache.putDetailed(holder)
-      return { kind: 'failed', failure: { kind: 'name-taken', holder }, error }
-    }
-  }
-
-  /** The plan's create is done, by us or (continue-with) found done already. */
-  private created(run: Run, action: Action, containerId: string): void {
-    if (action.kind !== 'create') throw new Error(`continue-with after a failed ${action.kind}`)
-    run.containerId = containerId
-    run.facts.containerId = containerId
-    run.facts.containerName = action.spec.name
-    if (!run.row?.installedAt) run.facts.installedAt = new Date(this.options.clock.now())
-  }
-
-  private async imageOutcome(operation: () => Promise<void>): Promise<Outcome> {
-    try {
-      await operation()
-      return DONE
-    } catch (error) {
-      if (error instanceof ImageNotFoundError) return { kind: 'failed', failure: { kind: 'image-missing', error: error.message }, error }
-      throw error
-    }
-  }
-
-  private async refresh(containerId: string): Promise<void> {
-    const inspected = await this.options.runtime.inspect(containerId)
-    if (inspected) this.options.cache.putDetailed(inspected)
-    else this.options.cache.removeById(containerId)
-  }
-
   /**
    * Records the plan's events with the status fields that differ from the row, in one
    * statement; or, for a plan that deletes the row, the events and then the deletion.
@@ -289,7 +224,12 @@ export class Reconciler {
       return
     }
     const current = run.row ?? original
-    const changes = differingFields(current, { ...planned.status, ...run.facts, observedGeneration: original.generation })
+    const { reservedHostPort, ...facts } = run.facts
+    const wanted: PluginStatusUpdate = { ...planned.status, ...facts }
+    // A port reserved for a start-first update is kept in the rollout it belongs to.
+    if (reservedHostPort !== undefined && wanted.rollout) wanted.rollout = { ...wanted.rollout, toHostPort: reservedHostPort }
+    if (!planned.leavesGenerationUnobserved) wanted.observedGeneration = original.generation
+    const changes = differingFields(current, wanted)
     if (Object.keys(changes).length === 0) {
       await store.logEvents(events)
       return
@@ -311,11 +251,6 @@ function requeue(planned: Plan): ReconcileResult {
   return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {}
 }
 
-function required(containerId: string | undefined, action: Action): string {
-  if (!containerId) throw new Error(`${action.kind} planned without a container`)
-  return containerId
-}
-
 function differingFields(plugin: Plugin, wanted: PluginStatusUpdate): PluginStatusUpdate {
   const changes: Record<string, unknown> = {}
   for (const [field, value] of Object.entries(wanted)) {
@@ -328,5 +263,7 @@ function differingFields(plugin: Plugin, wanted: PluginStatusUpdate): PluginStat
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime()
+  // JSONB (status.rollout): equal when the same JSON, whatever the key order Postgres gives back.
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') return canonicalJson(a) === canonicalJson(b)
   return a === b
 }

@@ -5,9 +5,17 @@ import type { Plugin } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
 import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
+import { ROLLOUT_IN_PROGRESS } from './plan-rollout.js'
 
-export function needsReconcile(plugin: Plugin, container: ObservedContainer | undefined, options: ContainerSpecOptions): boolean {
+export function needsReconcile(
+  plugin: Plugin,
+  container: ObservedContainer | undefined,
+  options: ContainerSpecOptions,
+  /** A rollout's containers beside the plugin's own (forgehook-<name>_next, _previous). */
+  hasRolloutContainers = false,
+): boolean {
   if (plugin.deletionRequestedAt) return true
+  if (hasRolloutContainers || (plugin.rollout && ROLLOUT_IN_PROGRESS.has(plugin.rollout.phase))) return true
   if (plugin.observedGeneration !== plugin.generation) return true
   if (plugin.hostPort === null || plugin.status === 'error') return true
   if (plugin.restartCount > 0 || plugin.nextRestartAt) return true

@@ -188,13 +188,15 @@ export class PluginStore {
   async reservedHostPorts(): Promise<Set<number>> {
     const rows = await this.db
       .selectFrom('plugins')
-      .select(['host_port', 'requested_host_port'])
-      .where((eb) => eb.or([eb('host_port', 'is not', null), eb('requested_host_port', 'is not', null)]))
+      // A start-first update holds a second port (status.rollout.toHostPort) while both containers run.
+      .select(['host_port', 'requested_host_port', sql<string | null>`rollout->>'toHostPort'`.as('rollout_port')])
+      .where((eb) => eb.or([eb('host_port', 'is not', null), eb('requested_host_port', 'is not', null), eb(sql`rollout->>'toHostPort'`, 'is not', null)]))
       .execute()
     const ports = new Set<number>()
     for (const row of rows) {
       if (row.host_port !== null) ports.add(row.host_port)
       if (row.requested_host_port !== null) ports.add(row.requested_host_port)
+      if (row.rollout_port !== null && Number.isInteger(Number(row.rollout_port))) ports.add(Number(row.rollout_port))
     }
     return ports
   }

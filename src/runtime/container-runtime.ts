@@ -19,6 +19,24 @@ export function containerNameFor(forgehookId: string): string {
   return `${CONTAINER_NAME_PREFIX}${forgehookId}`
 }
 
+/**
+ * The names a rollout uses beside the plugin's own: the new container while it is prepared
+ * (`next`), the old one while the new one proves itself (`previous`). "_" is in no plugin
+ * name (a DNS label), so these never collide with another plugin's container.
+ */
+export function rolloutNamesFor(forgehookId: string): { main: string; next: string; previous: string } {
+  const main = containerNameFor(forgehookId)
+  return { main, next: `${main}_next`, previous: `${main}_previous` }
+}
+
+/** The Docker volume of a plugin's named volume. */
+export function volumeNameFor(forgehookId: string, volumeName: string): string {
+  return `${CONTAINER_NAME_PREFIX}${forgehookId}-${volumeName}`
+}
+
+/** Labels of a plugin's named volume: ours, of this installation, of this plugin name (a reinstall finds it again). */
+export const VOLUME_LABELS = { volume: 'io.flowforge.volume' } as const
+
 export type ImagePullPolicy = 'IfNotPresent' | 'Always' | 'Never'
 
 /** A named Docker volume mounted into a container. */
@@ -158,8 +176,8 @@ export interface ContainerRuntime {
    * carries them over) unless `anonymousVolumes` says to remove them too.
    */
   remove(containerId: string, options?: { anonymousVolumes?: boolean }): Promise<void>
-  /** Creates the named volume with these labels when it does not exist; an existing one is kept as it is. */
-  ensureVolume(name: string, labels: Record<string, string>): Promise<void>
+  /** Creates the named volume with these labels when it does not exist; an existing one is kept as it is. Returns it as it is now. */
+  ensureVolume(name: string, labels: Record<string, string>): Promise<ObservedVolume>
   /** Removing a missing volume is a no-op; VolumeInUseError while a container uses it. */
   removeVolume(name: string): Promise<void>
   /** Volumes carrying every one of these labels. */

@@ -171,15 +171,19 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<ObservedVolume> {
     try {
-      await this.connected().unary.getVolume(name).inspect()
-      return
+      const found = (await this.connected().unary.getVolume(name).inspect()) as { Name: string; Labels?: Record<string, string> | null }
+      return { name: found.Name, labels: { ...(found.Labels ?? {}) } }
     } catch (error) {
       if (statusCodeOf(error) !== 404) throw this.driverError(`inspect volume ${name}`, error)
     }
     // Creating a volume that exists returns it unchanged: a race with another creator is harmless.
-    await this.call(`create volume ${name}`, () => this.connected().unary.createVolume({ Name: name, Labels: labels }))
+    const created = (await this.call(`create volume ${name}`, () => this.connected().unary.createVolume({ Name: name, Labels: labels }))) as {
+      Name?: string
+      Labels?: Record<string, string> | null
+    }
+    return { name: created.Name ?? name, labels: { ...(created.Labels ?? labels) } }
   }
 
   async removeVolume(name: string): Promise<void> {

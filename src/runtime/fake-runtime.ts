@@ -129,10 +129,17 @@ export class FakeRuntime implements ContainerRuntime {
     this.eventHub.publish(container, 'rename')
   }
 
-  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<ObservedVolume> {
     this.assertReachable()
-    if (this.volumes.has(name)) return
+    const existing = this.volumes.get(name)
+    if (existing) return { name, labels: { ...existing } }
     this.mutatingCalls.push(`volume create ${name}`)
+    this.volumes.set(name, { ...labels })
+    return { name, labels: { ...labels } }
+  }
+
+  /** Test control: a volume someone else made (`docker volume create`). */
+  addForeignVolume(name: string, labels: Record<string, string> = {}): void {
     this.volumes.set(name, { ...labels })
   }
 

@@ -2,7 +2,7 @@
 // drift. Each field is hashed on its own so a recreate can say which fields changed.
 import { createHash } from 'node:crypto'
 import type { Plugin } from '../db/plugin-store.js'
-import { containerNameFor, LABELS, type ContainerSpec } from '../runtime/container-runtime.js'
+import { containerNameFor, LABELS, volumeNameFor, type ContainerSpec } from '../runtime/container-runtime.js'
 import type { ParsedManifest } from './manifest.js'
 
 /** Label holding `field=hash,...` of the normalised spec, beside the overall hash. */
@@ -54,8 +54,14 @@ export function readDeclaredSpec(labels: Record<string, string>): DeclaredSpec |
   }
 }
 
-export const SPEC_FIELDS = ['image', 'env', 'containerPort', 'hostPort', 'hostIp', 'memoryMb', 'cpus'] as const
+export const SPEC_FIELDS = ['image', 'env', 'containerPort', 'hostPort', 'hostIp', 'memoryMb', 'cpus', 'volumes'] as const
 export type SpecField = (typeof SPEC_FIELDS)[number]
+
+/**
+ * Fields added after the first release: hashed only when set, so a container made before
+ * they existed (or without them) keeps its hash and is not recreated by an upgrade.
+ */
+const OPTIONAL_SPEC_FIELDS: ReadonlySet<SpecField> = new Set(['volumes'])
 
 export interface ContainerSpecOptions {
   /** Address published ports bind to. Default 127.0.0.1 (published ports bypass host firewalls). */
@@ -78,6 +84,10 @@ export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hos
     hostIp: options.hostIp,
     ...(manifest.memoryMb !== undefined ? { memoryMb: manifest.memoryMb } : {}),
     ...(manifest.cpus !== undefined ? { cpus: manifest.cpus } : {}),
+    // A row from before volumes existed (or a caller's partial row) has none.
+    ...((plugin.volumes ?? []).length > 0
+      ? { volumes: plugin.volumes.map((volume) => ({ source: volumeNameFor(plugin.forgehookId, volume.name), target: volume.mountPath, readOnly: volume.readOnly ?? false })) }
+      : {}),
   }
   const fieldHashes = hashFields(base)
   return {
@@ -96,18 +106,28 @@ export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hos
 
 type Hashable = Omit<ContainerSpec, 'labels' | 'name'>
 
-function hashFields(spec: Hashable): Record<SpecField, string> {
-  const hashes = {} as Record<SpecField, string>
-  for (const field of SPEC_FIELDS) hashes[field] = shortHash(canonicalJson(spec[field] ?? null))
+function hashFields(spec: Hashable): Partial<Record<SpecField, string>> {
+  const hashes: Partial<Record<SpecField, string>> = {}
+  for (const field of SPEC_FIELDS) {
+    const value = spec[field]
+    if (OPTIONAL_SPEC_FIELDS.has(field) && isUnset(value)) continue
+    hashes[field] = shortHash(canonicalJson(value ?? null))
+  }
   return hashes
 }
 
-function overallHash(fieldHashes: Record<SpecField, string>): string {
-  return shortHash(SPEC_FIELDS.map((field) => `${field}=${fieldHashes[field]}`).join(','))
+function isUnset(value: unknown): boolean {
+  return value === undefined || value === null || (Array.isArray(value) && value.length === 0)
 }
 
-function formatFieldHashes(fieldHashes: Record<SpecField, string>): string {
-  return SPEC_FIELDS.map((field) => `${field}=${fieldHashes[field]}`).join(',')
+function overallHash(fieldHashes: Partial<Record<SpecField, string>>): string {
+  return shortHash(formatFieldHashes(fieldHashes))
+}
+
+function formatFieldHashes(fieldHashes: Partial<Record<SpecField, string>>): string {
+  return SPEC_FIELDS.filter((field) => fieldHashes[field] !== undefined)
+    .map((field) => `${field}=${fieldHashes[field]}`)
+    .join(',')
 }
 
 /**

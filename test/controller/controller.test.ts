@@ -306,14 +306,38 @@ describe('the controller on the in-memory runtime', () => {
     expect(await eventTypes(database, 'orphan')).toEqual(['plugin:adopted'])
   })
 
-  test('the default installation adopts an unlabelled forgehook-* container but never touches it', async () => {
+  test('the default installation adopts an unlabelled forgehook-* container as it is: ours, running, not recreated', async () => {
     const legacyId = runtime.addForeign({ name: 'forgehook-legacy', image: TEST_IMAGE, state: 'running', hostPort: 4140, containerPort: 8080 })
     controller = await startController(database, runtime, { container: { hostIp: '127.0.0.1', instance: 'default' } })
-    const adopted = await waitForPlugin(database, 'legacy', (plugin) => plugin.status === 'error', 'adopted and reported')
-    expect(adopted).toMatchObject({ source: 'adopted', hostPort: 4140, manifest: { name: 'legacy', image: TEST_IMAGE, port: 8080 } })
-    expect(adopted.error).toMatch(/held by a container not managed by FlowForge/)
+    const adopted = await waitForConverged(database, 'legacy')
+    expect(adopted).toMatchObject({ source: 'adopted', status: 'running', error: null, containerId: legacyId, hostPort: 4140, manifest: { name: 'legacy', image: TEST_IMAGE, port: 8080 } })
     expect(runtime.mutatingCalls.filter((call) => call.includes(legacyId))).toEqual([])
-    expect(await eventTypes(database, 'legacy')).toEqual(['plugin:adopted', 'plugin:error'])
+    expect(await eventTypes(database, 'legacy')).toEqual(['plugin:adopted'])
+  })
+
+  test('an adopted container is ours: deleting the plugin removes it, and a restart does not adopt it again', async () => {
+    const legacyId = runtime.addForeign({ name: 'forgehook-legacy', image: TEST_IMAGE, state: 'running', hostPort: 4141, containerPort: 8080 })
+    const defaultInstance = { container: { hostIp: '127.0.0.1', instance: 'default' } }
+    controller = await startController(database, runtime, defaultInstance)
+    await waitForConverged(database, 'legacy')
+    await database.store.requestDeletion('legacy')
+    await eventually(async () => ((await runtime.inspect(legacyId)) ? undefined : true), 5_000, 'adopted container removed')
+    await controller.stop()
+    controller = await startController(database, runtime, defaultInstance)
+    expect(await database.store.getPlugin('legacy')).toBeUndefined()
+  })
+
+  test('an adopted plugin deleted in SQL while the manager was down: its container is removed at the next start, not adopted again', async () => {
+    const legacyId = runtime.addForeign({ name: 'forgehook-legacy', image: TEST_IMAGE, state: 'running', hostPort: 4142, containerPort: 8080 })
+    const defaultInstance = { container: { hostIp: '127.0.0.1', instance: 'default' } }
+    controller = await startController(database, runtime, defaultInstance)
+    await waitForConverged(database, 'legacy')
+    await controller.stop()
+    await sql`DELETE FROM plugins WHERE forgehook_id = 'legacy'`.execute(database.handle.db)
+    controller = await startController(database, runtime, defaultInstance)
+    await eventually(async () => ((await runtime.inspect(legacyId)) ? undefined : true), 5_000, 'adopted container removed')
+    expect(await database.store.getPlugin('legacy')).toBeUndefined()
+    expect((await database.store.listEvents({ forgehookId: 'legacy', types: ['plugin:uninstalled'] })).items).toHaveLength(1)
   })
 
   test('a named installation leaves unlabelled containers and other installations\' containers alone', async () => {

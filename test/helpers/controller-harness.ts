@@ -1,5 +1,6 @@
 // A controller on the in-memory runtime and an embedded database, with short intervals.
 import { Controller, type ControllerOptions } from '../../src/controller/controller.js'
+import type { ReadinessProbe } from '../../src/controller/readiness-probe.js'
 import type { Plugin } from '../../src/db/plugin-store.js'
 import { silentLogger, type Logger } from '../../src/logger.js'
 import { containerNameFor, type ContainerRuntime, type ObservedContainer } from '../../src/runtime/container-runtime.js'
@@ -8,6 +9,11 @@ import { systemClock } from '../../src/util/clock.js'
 import { eventually, type TestDatabase } from './databases.js'
 
 export const TEST_IMAGE = 'flowforge/test:1'
+
+export const ALWAYS_READY: ReadinessProbe = {
+  http: async (url) => ({ ok: true, detail: `GET ${new URL(url).pathname} answered 200 (test)` }),
+  tcp: async (_host, port) => ({ ok: true, detail: `port ${port} accepts connections (test)` }),
+}
 
 export function controllerOptions(database: TestDatabase, runtime: ContainerRuntime, overrides: Partial<ControllerOptions> = {}): ControllerOptions {
   return {
@@ -23,6 +29,9 @@ export function controllerOptions(database: TestDatabase, runtime: ContainerRunt
     retryBaseMs: 50,
     retryMaxMs: 400,
     crashLoop: { initialDelayMs: 300, maxDelayMs: 1_200, resetAfterMs: 60_000 },
+    // The fake's containers listen nowhere: a rollout's new container is ready as soon as it runs.
+    readiness: ALWAYS_READY,
+    rolloutSettings: { stableWindowMs: 100, drainTimeoutMs: 1_000, minDrainMs: 50 },
     ...overrides,
   }
 }

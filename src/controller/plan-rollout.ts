@@ -1,0 +1,372 @@
+// Updates that never make things worse (pure, like plan.ts). A spec change reaches a running
+// plugin in steps, one reconcile each, each decided from what is observed: the old and new
+// containers under their names, the row's status.rollout, a readiness probe. A manager
+// killed between any two steps leaves a state the next reconcile resolves.
+//
+// Recreate (default):   prepare: image made sure of, volumes, the new container created as
+//                       forgehook-NAME_next; the old one untouched. A failure ends here.
+//                       switch: stop old, rename it _previous, rename next to NAME, start.
+//                       verify: running (and healthy) within healthyTimeoutSeconds →
+//                       the old one is removed; otherwise rolled back: the new one goes,
+//                       the old one is renamed back and started.
+// StartFirst:           prepare: a second port reserved; the new container created and
+//                       started beside the old one, which keeps serving.
+//                       verify: healthy → the row's host_port moves to the new port (the
+//                       proxy follows it); otherwise the new one is discarded.
+//                       drain: proxied requests to the old one finish (bounded), then it is
+//                       stopped and removed and the new one takes the plugin's name.
+import type { Plugin } from '../db/plugin-store.js'
+import type { RolloutStatus, UpdateStrategy } from '../db/schema.js'
+import { LABELS, rolloutNamesFor, volumeNameFor, VOLUME_LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer, type VolumeMount } from '../runtime/container-runtime.js'
+import { changedFields } from '../spec/container-spec.js'
+import { formatDuration } from '../util/format-duration.js'
+import { DEFAULT_ROLLOUT_SETTINGS, type Action, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
+
+/** A rollout still under way: its containers may exist beside the plugin's own. */
+export const ROLLOUT_IN_PROGRESS: ReadonlySet<RolloutStatus['phase']> = new Set(['progressing', 'verifying', 'draining'])
+
+const DEFAULT_HEALTHY_TIMEOUT_SECONDS = 60
+/** How often a rollout that waits looks again. */
+const VERIFY_POLL_MS = 1_000
+const DRAIN_POLL_MS = 200
+
+export interface RolloutContext {
+  input: PlanInput
+  /** The plugin's own container (ours), whatever it runs. */
+  main: ObservedContainer
+  spec: ContainerSpec
+  pullPolicy: ImagePullPolicy
+}
+
+/** A running plugin whose container is not the wanted one, or whose rollout is under way. */
+export function planRollout(context: RolloutContext): Plan {
+  const { input, main, spec } = context
+  const { next, previous } = input.rollout ?? {}
+  if (previous) {
+    // Recreate after the switch: main is the new container (or the spec changed again).
+    if (changedFields(main.labels, spec).length === 0) return planVerifyRecreate(context, previous)
+    return cleanUp(previous, 'a newer spec replaces the rollout it belongs to')
+  }
+  const strategy = strategyFor(input.plugin, main)
+  if (next) {
+    const target = strategy === 'StartFirst' ? input.rollout?.candidate : spec
+    if (!target || changedFields(next.labels, target).length > 0) return cleanUp(next, 'it was prepared for another spec')
+    if (strategy === 'Recreate') return planSwitchRecreate(context, next)
+    if (next.hostPort !== undefined && next.hostPort === input.plugin.hostPort) return planDrain(context, next)
+    return planVerifyStartFirst(context, next)
+  }
+  if (strategy === 'StartFirst' && input.rollout?.candidate === undefined) return planReservePort(context)
+  return planPrepare(context, strategy)
+}
+
+/** Recreate, unless start first is asked and possible: a running old container to keep serving, a port of our own. */
+export function strategyFor(plugin: Plugin, main: ObservedContainer): UpdateStrategy {
+  const asked = plugin.updatePolicy.strategy ?? 'Recreate'
+  return asked === 'StartFirst' && main.state === 'running' && plugin.requestedHostPort === null ? 'StartFirst' : 'Recreate'
+}
+
+/** Rolled back, and nobody changed the spec or asked for a retry since. */
+export function isHeld(plugin: Plugin): boolean {
+  const rollout = plugin.rollout
+  if (rollout?.phase !== 'rolled-back' || rollout.generation !== plugin.generation) return false
+  const retried = plugin.rolloutRetryAt && rollout.finishedAt && plugin.rolloutRetryAt.getTime() > Date.parse(rollout.finishedAt)
+  return !retried
+}
+
+/** The error a plugin shows while its old version serves after a rollback. */
+export function rolledBackError(rollout: RolloutStatus): string {
+  return `the update to ${rollout.toImage} (generation ${rollout.generation}) was rolled back: ${rollout.error ?? 'unknown reason'}; ${rollout.fromImage ?? 'the previous version'} keeps running (forgectl rollout retry to try again)`
+}
+
+function planReservePort(context: RolloutContext): Plan {
+  return {
+    actions: [{ kind: 'reserve-port', cause: 'start first: the new container runs beside the old one on a port of its own' }],
+    status: { rollout: rolloutStatus(context, 'StartFirst', 'progressing') },
+    events: startedEvents(context, 'StartFirst'),
+    leavesGenerationUnobserved: true,
+    rolloutStage: 'prepare',
+    requeueAfterMs: 0,
+  }
+}
+
+function planPrepare(context: RolloutContext, strategy: UpdateStrategy): Plan {
+  const { input, main, spec, pullPolicy } = context
+  const names = rolloutNamesFor(input.plugin.forgehookId)
+  const target = strategy === 'StartFirst' ? input.rollout!.candidate! : spec
+  const cause = `update, ${strategy}: the new container is prepared before the old one is touched`
+  const actions: Action[] = [{ kind: 'pull', image: target.image, policy: pullPolicy, cause }]
+  const volumes = volumesToEnsure(input.plugin, target)
+  if (volumes.length > 0) actions.push({ kind: 'ensure-volumes', volumes, cause })
+  actions.push({ kind: 'create', spec: target, name: names.next, extraVolumes: anonymousVolumesOf(main, target), cause })
+  if (strategy === 'StartFirst') actions.push({ kind: 'start', cause: 'start first: it runs beside the old one until it is healthy' })
+  return {
+    actions,
+    status: { rollout: rolloutStatus(context, strategy, strategy === 'StartFirst' ? 'verifying' : 'progressing') },
+    events: startedEvents(context, strategy),
+    leavesGenerationUnobserved: true,
+    rolloutStage: 'prepare',
+    requeueAfterMs: strategy === 'StartFirst' ? VERIFY_POLL_MS : 0,
+  }
+}
+
+function planSwitchRecreate(context: RolloutContext, next: ObservedContainer): Plan {
+  const { input, main } = context
+  const names = rolloutNamesFor(input.plugin.forgehookId)
+  const cause = 'update, Recreate: the new container takes over'
+  const actions: Action[] = []
+  if (main.state === 'running') actions.push({ kind: 'stop', containerId: main.id, cause })
+  actions.push(
+    { kind: 'rename', containerId: main.id, name: names.previous, cause: 'kept until the new one proves itself' },
+    { kind: 'rename', containerId: next.id, name: names.main, cause },
+    { kind: 'start', containerId: next.id, cause },
+  )
+  return {
+    actions,
+    transitionPhase: 'starting',
+    status: {
+      status: 'running',
+      error: null,
+      nextRestartAt: null,
+      restartCount: 0,
+      rollout: { ...rolloutStatus(context, 'Recreate', 'verifying'), switchedAt: iso(input.now) },
+    },
+    events: [],
+    leavesGenerationUnobserved: true,
+    rolloutStage: 'switch',
+    requeueAfterMs: VERIFY_POLL_MS,
+  }
+}
+
+function planVerifyRecreate(context: RolloutContext, previous: ObservedContainer): Plan {
+  const { input, main, spec } = context
+  const names = rolloutNamesFor(input.plugin.forgehookId)
+  const current = context.input.plugin.rollout
+  const since = Date.parse(current?.switchedAt ?? current?.startedAt ?? iso(input.now))
+  const rollout: RolloutStatus = { ...(current ?? rolloutStatus(context, 'Recreate', 'verifying')), phase: 'verifying', switchedAt: iso(since) }
+  if (main.state === 'created') {
+    // Renamed into place by a switch that did not get to start it.
+    return { actions: [{ kind: 'start', containerId: main.id, cause: 'update, Recreate: the new container takes over' }], status: { rollout }, events: [], leavesGenerationUnobserved: true, rolloutStage: 'switch', requeueAfterMs: VERIFY_POLL_MS }
+  }
+  const verdict = judge(context, main, since)
+  if (verdict.kind === 'wait') return { actions: [], status: { rollout }, events: [], leavesGenerationUnobserved: true, requeueAfterMs: verdict.afterMs }
+  if (verdict.kind === 'good') {
+    return {
+      actions: stopAndRemove(previous, 'update complete: the old container is not needed any more'),
+      status: { status: 'running', error: null, containerId: main.id, rollout: { ...rollout, phase: 'complete', finishedAt: iso(input.now) } },
+      events: [updatedEvent(context, previous, 'Recreate')],
+    }
+  }
+  // Rolled back: the new one goes, the old one comes back under the plugin's name.
+  const actions: Action[] = [
+    ...stopAndRemove(main, `rollback: ${verdict.reason}`),
+    { kind: 'rename', containerId: previous.id, name: names.main, cause: 'rollback: the previous container serves again' },
+    { kind: 'start', containerId: previous.id, cause: 'rollback: the previous container serves again' },
+  ]
+  const rolledBack: RolloutStatus = { ...rollout, phase: 'rolled-back', error: verdict.reason, finishedAt: iso(input.now) }
+  return {
+    actions,
+    transitionPhase: 'starting',
+    status: { status: 'running', error: rolledBackError(rolledBack), containerId: previous.id, rollout: rolledBack },
+    events: [rolledBackEvent(rolledBack, main, verdict)],
+    leavesGenerationUnobserved: true,
+  }
+}
+
+function planVerifyStartFirst(context: RolloutContext, next: ObservedContainer): Plan {
+  const { input } = context
+  const current = input.plugin.rollout
+  const since = Date.parse(current?.startedAt ?? iso(input.now))
+  const rollout: RolloutStatus = { ...(current ?? rolloutStatus(context, 'StartFirst', 'verifying')), phase: 'verifying' }
+  if (next.state === 'created') {
+    return { actions: [{ kind: 'start', containerId: next.id, cause: 'start first: it runs beside the old one until it is healthy' }], status: { rollout }, events: [], leavesGenerationUnobserved: true, rolloutStage: 'prepare', requeueAfterMs: VERIFY_POLL_MS }
+  }
+  const verdict = judge(context, next, since)
+  if (verdict.kind === 'wait') return { actions: [], status: { rollout }, events: [], leavesGenerationUnobserved: true, requeueAfterMs: verdict.afterMs }
+  if (verdict.kind === 'good') {
+    // The switch is the row's host_port: the proxy reads it for every request.
+    return {
+      actions: [],
+      status: { hostPort: next.hostPort!, rollout: { ...rollout, phase: 'draining', switchedAt: iso(input.now), fromHostPort: input.plugin.hostPort ?? undefined } },
+      events: [],
+      leavesGenerationUnobserved: true,
+      requeueAfterMs: (input.rolloutSettings ?? DEFAULT_ROLLOUT_SETTINGS).minDrainMs,
+    }
+  }
+  const { toHostPort: _released, ...kept } = rollout
+  const rolledBack: RolloutStatus = { ...kept, phase: 'rolled-back', error: verdict.reason, finishedAt: iso(input.now) }
+  return {
+    actions: stopAndRemove(next, `rollback: ${verdict.reason}`),
+    status: { error: rolledBackError(rolledBack), rollout: rolledBack },
+    events: [rolledBackEvent(rolledBack, next, verdict)],
+    leavesGenerationUnobserved: true,
+  }
+}
+
+function planDrain(context: RolloutContext, next: ObservedContainer): Plan {
+  const { input, main } = context
+  const settings = input.rolloutSettings ?? DEFAULT_ROLLOUT_SETTINGS
+  const current = input.plugin.rollout
+  const rollout: RolloutStatus = { ...(current ?? rolloutStatus(context, 'StartFirst', 'draining')), phase: 'draining' }
+  const names = rolloutNamesFor(input.plugin.forgehookId)
+  if (next.state !== 'running') {
+    // The new one failed after taking the traffic: give it back to the old one.
+    const reason = `the new container stopped after the switch (${exitOf(next)})`
+    const rolledBack: RolloutStatus = { ...rollout, phase: 'rolled-back', error: reason, finishedAt: iso(input.now), toHostPort: undefined }
+    return {
+      actions: stopAndRemove(next, `rollback: ${reason}`),
+      status: { hostPort: rollout.fromHostPort ?? main.hostPort ?? null, error: rolledBackError(rolledBack), rollout: rolledBack },
+      events: [rolledBackEvent(rolledBack, next, { kind: 'bad', reason })],
+      leavesGenerationUnobserved: true,
+    }
+  }
+  const switchedAt = Date.parse(rollout.switchedAt ?? iso(input.now))
+  const elapsed = input.now - switchedAt
+  const drained = elapsed >= settings.minDrainMs && ((input.rollout?.oldInFlight ?? 0) === 0 || elapsed >= settings.drainTimeoutMs)
+  if (!drained) return { actions: [], status: { rollout: { ...rollout, switchedAt: iso(switchedAt) } }, events: [], leavesGenerationUnobserved: true, requeueAfterMs: DRAIN_POLL_MS }
+  return {
+    actions: [
+      ...stopAndRemove(main, 'start first: the old container has drained'),
+      { kind: 'rename', containerId: next.id, name: names.main, cause: 'start first: the new container takes the plugin\'s name' },
+    ],
+    status: { status: 'running', error: null, nextRestartAt: null, restartCount: 0, rollout: { ...rollout, phase: 'complete', finishedAt: iso(input.now) } },
+    events: [updatedEvent(context, main, 'StartFirst', { from: rollout.fromHostPort ?? main.hostPort ?? null, to: next.hostPort ?? null })],
+  }
+}
+
+type Verdict = { kind: 'good' } | { kind: 'wait'; afterMs: number } | { kind: 'bad'; reason: string; exitCode?: number; oomKilled?: boolean; healthOutput?: string }
+
+/** Whether the new container made it: running, and healthy by whatever health check it has, within the timeout. */
+function judge(context: RolloutContext, candidate: ObservedContainer, since: number): Verdict {
+  const { input } = context
+  const timeoutMs = (input.plugin.updatePolicy.healthyTimeoutSeconds ?? DEFAULT_HEALTHY_TIMEOUT_SECONDS) * 1000
+  const elapsed = input.now - since
+  const late = elapsed >= timeoutMs
+  const wait: Verdict = { kind: 'wait', afterMs: Math.max(1, Math.min(VERIFY_POLL_MS, timeoutMs - elapsed)) }
+  if (candidate.state === 'exited' || candidate.state === 'dead') {
+    return { kind: 'bad', reason: `the new container ${exitOf(candidate)}`, exitCode: candidate.exitCode ?? -1, oomKilled: candidate.oomKilled ?? false }
+  }
+  if (candidate.state !== 'running') return late ? { kind: 'bad', reason: `the new container is ${candidate.state}, not running, after ${formatDuration(timeoutMs)}` } : wait
+  if (candidate.health !== undefined) {
+    // The image's own HEALTHCHECK: Docker's verdict is final either way.
+    if (candidate.health === 'healthy') return { kind: 'good' }
+    const output = candidate.healthOutput ? ` (last check: ${candidate.healthOutput})` : ''
+    if (candidate.health === 'unhealthy') return { kind: 'bad', reason: `the new container is unhealthy${output}`, ...(candidate.healthOutput ? { healthOutput: candidate.healthOutput } : {}) }
+    return late ? { kind: 'bad', reason: `the new container was not healthy within ${formatDuration(timeoutMs)}${output}`, ...(candidate.healthOutput ? { healthOutput: candidate.healthOutput } : {}) } : wait
+  }
+  const probe = input.rollout?.probe
+  const hasHealthPath = hasHttpHealthCheck(input.plugin)
+  // Without any health check the new one must keep running a while, and answer on its port.
+  const stableWindowMs = (input.rolloutSettings ?? DEFAULT_ROLLOUT_SETTINGS).stableWindowMs
+  const settled = hasHealthPath || elapsed >= Math.min(stableWindowMs, timeoutMs)
+  if (settled && probe?.ok) return { kind: 'good' }
+  if (!late) return wait
+  const what = hasHealthPath ? 'healthy' : 'answering on its port'
+  return { kind: 'bad', reason: `the new container was not ${what} within ${formatDuration(timeoutMs)}${probe ? ` (${probe.detail})` : ''}`, ...(probe ? { healthOutput: probe.detail } : {}) }
+}
+
+export function hasHttpHealthCheck(plugin: Plugin): boolean {
+  const healthCheck = plugin.manifest.healthCheck as { path?: unknown } | undefined
+  return typeof healthCheck?.path === 'string'
+}
+
+function exitOf(container: ObservedContainer): string {
+  if (container.oomKilled) return `was killed for running out of memory (exit code ${container.exitCode ?? 'unknown'})`
+  return `exited with code ${container.exitCode ?? 'unknown'}`
+}
+
+function rolloutStatus(context: RolloutContext, strategy: UpdateStrategy, phase: RolloutStatus['phase']): RolloutStatus {
+  const { input, main, spec } = context
+  const current = input.plugin.rollout
+  // The same generation's rollout keeps its start time across its steps and retries.
+  const same = current !== null && sameRollout(input.plugin)
+  const toImage = strategy === 'StartFirst' ? (input.rollout?.candidate?.image ?? spec.image) : spec.image
+  return {
+    phase,
+    strategy,
+    generation: input.plugin.generation,
+    fromImage: main.image,
+    toImage,
+    startedAt: same && current ? current.startedAt : iso(input.now),
+    ...(strategy === 'StartFirst' && current?.toHostPort !== undefined && current.toHostPort !== input.plugin.hostPort ? { toHostPort: current.toHostPort } : {}),
+  }
+}
+
+/** Once per rollout of a generation: not again for its next steps, nor for each retry after a failed preparation. */
+function startedEvents(context: RolloutContext, strategy: UpdateStrategy): PlannedEvent[] {
+  const { input, main, spec } = context
+  if (sameRollout(input.plugin)) return []
+  return [{ type: 'plugin:rollout-started', data: { strategy, generation: input.plugin.generation, fromImage: main.image, toImage: spec.image, changedFields: changedFields(main.labels, spec) } }]
+}
+
+function updatedEvent(context: RolloutContext, old: ObservedContainer, strategy: UpdateStrategy, hostPort?: { from: number | null; to: number | null }): PlannedEvent {
+  const { spec } = context
+  return {
+    type: 'plugin:updated',
+    data: {
+      changedFields: changedFields(old.labels, strategy === 'StartFirst' ? (context.input.rollout?.candidate ?? spec) : spec),
+      previousContainerId: old.id,
+      image: spec.image,
+      strategy,
+      hostPort: hostPort ?? spec.hostPort,
+    },
+  }
+}
+
+function rolledBackEvent(rollout: RolloutStatus, failed: ObservedContainer, verdict: Extract<Verdict, { kind: 'bad' }>): PlannedEvent {
+  return {
+    type: 'plugin:rolled-back',
+    data: {
+      reason: verdict.reason,
+      generation: rollout.generation,
+      failedImage: rollout.toImage,
+      restoredImage: rollout.fromImage,
+      strategy: rollout.strategy,
+      failedContainerId: failed.id,
+      ...(verdict.exitCode !== undefined ? { exitCode: verdict.exitCode, oomKilled: verdict.oomKilled ?? false } : {}),
+      ...(verdict.healthOutput !== undefined ? { healthOutput: verdict.healthOutput } : {}),
+    },
+  }
+}
+
+/** A rollout of this generation is under way, or failed to prepare and is being retried. */
+function sameRollout(plugin: Plugin): boolean {
+  const current = plugin.rollout
+  return current !== null && current.generation === plugin.generation && (ROLLOUT_IN_PROGRESS.has(current.phase) || current.phase === 'failed')
+}
+
+function cleanUp(container: ObservedContainer, why: string): Plan {
+  return { actions: stopAndRemove(container, `a leftover of a rollout: ${why}`), status: {}, events: [], leavesGenerationUnobserved: true, requeueAfterMs: 0 }
+}
+
+/** The plugin's named volumes, to be created (labelled as ours) before a container mounts them. */
+export function volumesToEnsure(plugin: Plugin, spec: ContainerSpec): { name: string; labels: Record<string, string> }[] {
+  return plugin.volumes.map((volume) => ({ name: volumeNameFor(plugin.forgehookId, volume.name), labels: volumeLabels(plugin, spec, volume.name) }))
+}
+
+/** Ours, of this installation, of this plugin name (a reinstall under the same name finds its data again). */
+export function volumeLabels(plugin: Pick<Plugin, 'forgehookId'>, spec: Pick<ContainerSpec, 'labels'>, volumeName: string): Record<string, string> {
+  return {
+    [LABELS.managed]: 'true',
+    [LABELS.instance]: spec.labels[LABELS.instance] ?? '',
+    [LABELS.forgehookId]: plugin.forgehookId,
+    [VOLUME_LABELS.volume]: volumeName,
+  }
+}
+
+/** The old container's anonymous volumes (an image's VOLUME), mounted again in the new one: an update never loses them. */
+export function anonymousVolumesOf(old: ObservedContainer, spec: ContainerSpec): VolumeMount[] {
+  const taken = new Set((spec.volumes ?? []).map((volume) => volume.target))
+  return (old.mounts ?? [])
+    .filter((mount) => mount.type === 'volume' && mount.name !== undefined && /^[0-9a-f]{64}$/.test(mount.name) && !taken.has(mount.destination))
+    .map((mount) => ({ source: mount.name!, target: mount.destination, readOnly: mount.readOnly }))
+}
+
+export function stopAndRemove(container: ObservedContainer, cause: string, options: { anonymousVolumes?: boolean } = {}): Action[] {
+  const remove: Action = { kind: 'remove', containerId: container.id, cause, ...(options.anonymousVolumes ? { anonymousVolumes: true } : {}) }
+  return container.state === 'running' ? [{ kind: 'stop', containerId: container.id, cause }, remove] : [remove]
+}
+
+function iso(time: number): string {
+  return new Date(time).toISOString()
+}
+
