@@ -94,8 +94,12 @@ export interface ControllerConfig {
   dockerTimeoutMs: number
   /** Address plugin ports are published on. Default 127.0.0.1 (published ports bypass host firewalls). */
   pluginBindAddress: string
-  /** Host ports allocated to plugins that request none. Default 4100-4999. */
+  /** Host ports allocated to plugins that request none, and the ones a plugin may request. Default 4100-4999. */
   hostPortRange: { from: number; to: number }
+  /** ALLOW_ANY_HOST_PORT: a plugin may request any host port, not only one in hostPortRange. Default false. */
+  allowAnyHostPort: boolean
+  /** EVENT_RETENTION: audit events and tombstones older than this are deleted. Default 90 days. */
+  eventRetentionMs: number
   /** Reconciles running at once (they mostly wait on Docker). Default 8. */
   workers: number
   /** Full resync period. Default 5 min. */
@@ -142,6 +146,8 @@ export function loadConfig(env: Env = process.env): Config {
       dockerTimeoutMs: read.seconds('DOCKER_TIMEOUT', 10) * 1000,
       pluginBindAddress: readAddress(env, 'PLUGIN_BIND_ADDRESS', '127.0.0.1', problems),
       hostPortRange: readPortRange(env, problems),
+      allowAnyHostPort: read.flag('ALLOW_ANY_HOST_PORT', false),
+      eventRetentionMs: read.seconds('EVENT_RETENTION', 90 * 24 * 3600) * 1000,
       workers: read.integer('RECONCILE_WORKERS', 8, 1, 64),
       resyncIntervalMs: read.seconds('RESYNC_INTERVAL', 300) * 1000,
       healthIntervalMs: read.seconds('HEALTH_INTERVAL', 30) * 1000,
@@ -329,6 +335,16 @@ class EnvReader {
       return fallbackSeconds
     }
     return parsed
+  }
+
+  /** true, false, 1 or 0. */
+  flag(name: string, fallback: boolean): boolean {
+    const raw = nonEmpty(this.env[name])
+    if (raw === undefined) return fallback
+    if (raw === 'true' || raw === '1') return true
+    if (raw === 'false' || raw === '0') return false
+    this.problems.push(`${name} must be true or false, got "${raw}"`)
+    return fallback
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {

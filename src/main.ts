@@ -15,6 +15,7 @@ import { startApiServer } from './api/server.js'
 import { emptyControllerStats, type Controller } from './controller/controller.js'
 import type { LeadershipStatus } from './controller/leader-election.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
+import { countPlugins } from './db/plugin-counts.js'
 import { sqlAccessHints } from './db/sql-access-hints.js'
 import { EventBus } from './db/event-bus.js'
 import { EventRelay } from './db/event-relay.js'
@@ -77,7 +78,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     lock: database.engine === 'postgres' && config.database.kind === 'postgres'
       ? (dependencies.leaderLock ?? postgresLeaderLock(config.database.connectionString, settings.instance, settings.managerId))
       : undefined,
-    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs }),
+    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db }),
   })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
   const app = createApp({
@@ -87,6 +88,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     logger,
     clock,
     database: { engine: database.engine, ping: () => database.ping() },
+    countPlugins: () => countPlugins(database.db),
     controller: {
       snapshot: () => leadership.currentTerm?.controller.snapshot() ?? STANDBY_STATS,
       requestRestart: (pluginId, reason) => leadership.requestRestart(pluginId, reason),
@@ -98,6 +100,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     allowedHosts: config.api.allowedHosts,
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
+    hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
   })
 
   relay.start()

@@ -87,6 +87,34 @@ describe('configuration', () => {
     expect(problemsOf({ DATABASE_URL: 'postgresql://ff:secret@db:99999/x' }).join(' ')).not.toContain('secret')
   })
 
+  test('the security settings have safe defaults and are checked', () => {
+    const defaults = loadConfig({})
+    expect(defaults.api.allowedHosts).toEqual([os.hostname().toLowerCase()])
+    expect(defaults.api.maxStreams).toBe(32)
+    expect(defaults.specs.maxDocuments).toBe(500)
+    expect(defaults.database).toEqual({ kind: 'embedded', dataDir: path.resolve('./data'), sqlPort: 5433 })
+    const set = loadConfig({
+      API_ALLOWED_HOSTS: 'Flowforge.example.com, .internal.example',
+      API_MAX_STREAMS: '4',
+      SPECS_MAX_DOCUMENTS: '20',
+      SQL_PASSWORD: 'long-enough-password',
+      SQL_SOCKET_DIR: '/run/flowforge',
+      SQL_TRANSACTION_TIMEOUT: '10s',
+      ALLOW_ANY_HOST_PORT: 'true',
+      EVENT_RETENTION: '30d',
+    })
+    expect(set.api).toMatchObject({ allowedHosts: [os.hostname().toLowerCase(), 'flowforge.example.com', '.internal.example'], maxStreams: 4 })
+    expect(set.specs.maxDocuments).toBe(20)
+    expect(set.database).toMatchObject({ sqlPassword: 'long-enough-password', sqlSocketDir: '/run/flowforge', sqlTransactionTimeoutMs: 10_000 })
+    expect(set.controller).toMatchObject({ allowAnyHostPort: true, eventRetentionMs: 30 * 24 * 3600_000 })
+    expect(loadConfig({ SQL_PASSWORD: '' }).database).not.toHaveProperty('sqlPassword')
+    expect(problemsOf({ SQL_PASSWORD: 'short', API_ALLOWED_HOSTS: 'evil.example/x', ALLOW_ANY_HOST_PORT: 'yes' })).toEqual([
+      'SQL_PASSWORD must be at least 8 characters without spaces (or unset, to have one generated)',
+      'ALLOW_ANY_HOST_PORT must be true or false, got "yes"',
+      'API_ALLOWED_HOSTS must list host names such as flowforge.example.com or .example.com, got "evil.example/x"',
+    ])
+  })
+
   test('controller settings have documented defaults and are checked', () => {
     expect(loadConfig({}).controller).toEqual({
       instance: 'default',
@@ -95,6 +123,8 @@ describe('configuration', () => {
       dockerTimeoutMs: 10_000,
       pluginBindAddress: '127.0.0.1',
       hostPortRange: { from: 4100, to: 4999 },
+      allowAnyHostPort: false,
+      eventRetentionMs: 90 * 24 * 3600_000,
       workers: 8,
       resyncIntervalMs: 300_000,
       healthIntervalMs: 30_000,

@@ -3,11 +3,14 @@
 import type { ControllerStats } from '../controller/controller.js'
 import type { LeadershipStatus } from '../controller/leader-election.js'
 import type { EventBus } from '../db/event-bus.js'
+import type { PluginCount } from '../db/plugin-counts.js'
 import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import type { ContainerRuntime } from '../runtime/container-runtime.js'
 import type { SpecFolderView } from '../sources/spec-file-report.js'
+import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import type { Clock } from '../util/clock.js'
+import type { ProxyTrafficCounter } from './proxy-traffic.js'
 
 /** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
 export interface ProxyUsageRecorder {
@@ -31,13 +34,19 @@ export interface ApiDependencies {
   }
   /** Who leads among the managers on this database: /readyz and /metrics say it. */
   leadership(): LeadershipStatus
+  /** Plugins per phase and health, one grouped query (GET /metrics caches it between changes). */
+  countPlugins(): Promise<PluginCount[]>
   /** Absent when no spec folder is watched. */
   specs?: SpecFolderView
   proxyUsage: ProxyUsageRecorder
+  /** Requests the proxy forwards right now, by upstream port (a start-first update drains the old one). Default: not counted. */
+  proxyTraffic?: ProxyTrafficCounter
   /** FORGE_API_TOKEN; undefined = no authentication (the server then binds 127.0.0.1 only). */
   apiToken?: string
   /** Address plugin ports are reached on from the manager (the proxy's upstream host). */
   pluginHost: string
+  /** Which spec.hostPort a document may ask for: HOST_PORT_RANGE, or any with ALLOW_ANY_HOST_PORT. */
+  hostPorts: HostPortPolicy
   /** Host names served besides IP literals and localhost (API_ALLOWED_HOSTS and this machine's name). Default none. */
   allowedHosts?: readonly string[]
   /** Live streams (WebSockets, SSE, followed logs) open at once (API_MAX_STREAMS). Default 32. */

@@ -3,6 +3,7 @@
 import type { Plugin } from '../db/plugin-store.js'
 import type { PluginPhase } from '../db/schema.js'
 import { toApiDocument, type ApiPlugin } from '../spec/api-plugin.js'
+import { hostPortErrors, type HostPortPolicy } from '../spec/host-port-policy.js'
 import { API_VERSION, KIND, REDACTED, secretKeys, validateDocument, type FieldError, type PluginDocument } from '../spec/plugin-spec.js'
 import { ApiError } from './errors.js'
 import { isJsonObject } from './merge-patch.js'
@@ -37,6 +38,8 @@ export interface DocumentContext {
   name?: string
   /** The stored plugin, whose real secret values replace `***` sent back by a client. */
   stored?: Plugin
+  /** Which spec.hostPort may be asked for (HOST_PORT_RANGE). */
+  hostPorts?: HostPortPolicy
 }
 
 /** Validates a whole document; throws 422 listing every problem. */
@@ -44,7 +47,8 @@ export function requireValidDocument(value: unknown, context: DocumentContext = 
   const nameErrors = nameMismatch(value, context.name)
   const result = validateDocument(withoutReadOnlyFields(value))
   if (!result.ok) throw invalidDocument([...nameErrors, ...result.errors])
-  if (nameErrors.length > 0) throw invalidDocument(nameErrors)
+  const policyErrors = [...nameErrors, ...hostPortErrors(result.document.spec, context.hostPorts)]
+  if (policyErrors.length > 0) throw invalidDocument(policyErrors)
   const restored = restoreRedactedSecrets(result.document, context.stored)
   if (!restored.ok) throw invalidDocument(restored.errors)
   return restored.document

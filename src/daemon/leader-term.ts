@@ -6,8 +6,11 @@ import { Controller } from '../controller/controller.js'
 import { HealthMonitor } from '../controller/health-monitor.js'
 import { MetricsSampler } from '../controller/metrics-sampler.js'
 import { RestartRequests } from '../controller/restart-requests.js'
+import type { Kysely } from 'kysely'
+import { AuditRetention } from '../db/audit-retention.js'
 import type { EventBus } from '../db/event-bus.js'
 import type { PluginStore } from '../db/plugin-store.js'
+import type { Database } from '../db/schema.js'
 import type { Logger } from '../logger.js'
 import type { ContainerRuntime } from '../runtime/container-runtime.js'
 import { SpecFolder } from '../sources/spec-folder.js'
@@ -22,6 +25,8 @@ export interface LeaderTermParts {
   logger: Logger
   controller: ControllerConfig
   specs: SpecsConfig
+  /** The database, for the audit retention (EVENT_RETENTION); without it none runs (tests). */
+  db?: Kysely<Database>
 }
 
 export class LeaderTerm {
@@ -33,6 +38,7 @@ export class LeaderTerm {
   readonly ready: Promise<void>
   private readonly health: HealthMonitor
   private readonly metrics: MetricsSampler
+  private readonly retention: AuditRetention | undefined
 
   constructor(parts: LeaderTermParts) {
     const { store, runtime, clock, logger, controller: settings } = parts
@@ -72,6 +78,7 @@ export class LeaderTerm {
       intervalMs: settings.healthIntervalMs,
       retentionMs: settings.metricsRetentionMs,
     })
+    this.retention = parts.db ? new AuditRetention({ db: parts.db, clock, logger, retentionMs: settings.eventRetentionMs }) : undefined
     // Inputs write desired state only; they work while Docker is still being reached.
     this.specs = new SpecFolder({
       dir: parts.specs.dir,
@@ -82,6 +89,7 @@ export class LeaderTerm {
       rescanIntervalMs: parts.specs.rescanIntervalMs,
       awaitWriteFinishMs: parts.specs.settleMs,
       maxDocuments: parts.specs.maxDocuments,
+      hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
     })
     this.specsStarted = this.specs.start()
     // A leader must reconcile even when its spec folder cannot be watched: holding the lead
@@ -93,6 +101,7 @@ export class LeaderTerm {
       .then(() => {
         this.health.start()
         this.metrics.start()
+        this.retention?.start()
         logger.info('controller running: Docker observed, orphans adopted, workers started')
       })
     // Logged here, so a rejection nobody awaits is still handled.
@@ -102,6 +111,6 @@ export class LeaderTerm {
   async stop(): Promise<void> {
     await this.specsStarted.catch(() => undefined)
     await this.specs.stop()
-    await Promise.all([this.controller.stop(), this.health.stop(), this.metrics.stop()])
+    await Promise.all([this.controller.stop(), this.health.stop(), this.metrics.stop(), this.retention?.stop()])
   }
 }

@@ -9,6 +9,7 @@ import type { FSWatcher } from 'chokidar'
 import type { EventBus } from '../db/event-bus.js'
 import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
+import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import { parseSpecText, type ParsedSpecText } from '../spec/parse-yaml.js'
 import type { SpecFileError } from '../spec/spec-file-error.js'
 import type { Clock } from '../util/clock.js'
@@ -35,6 +36,8 @@ export interface SpecFolderOptions {
   awaitWriteFinishMs?: number
   /** YAML documents a file may hold (SPECS_MAX_DOCUMENTS); a file with more is refused. Default 500. */
   maxDocuments?: number
+  /** Which spec.hostPort a document may ask for (HOST_PORT_RANGE, ALLOW_ANY_HOST_PORT). Default: any. */
+  hostPorts?: HostPortPolicy
 }
 
 interface TrackedFile {
@@ -181,7 +184,7 @@ export class SpecFolder implements SpecFolderView {
       previous.report = { ...previous.report, checkedAt }
       return
     }
-    const parsed = parseSpecText(text, { maxDocuments: this.options.maxDocuments })
+    const parsed = parseSpecText(text, { maxDocuments: this.options.maxDocuments, hostPorts: this.options.hostPorts })
     if (parsed.tooManyDocuments) {
       await this.refuseFile(relativePath, parsed.errors[0]!.message)
       return

@@ -1,6 +1,7 @@
 // Spec files as text: YAML documents (several per file, split by `---`) turned into plugin
 // documents, with every problem reported at its line and column so an author can find it.
 import { Composer, isAlias, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type YAMLError } from 'yaml'
+import { hostPortErrors, type HostPortPolicy } from './host-port-policy.js'
 import type { SpecFileError } from './spec-file-error.js'
 import { pluginNameSchema, validateDocument, type PluginDocument } from './plugin-spec.js'
 
@@ -28,6 +29,8 @@ export interface ParsedSpecText {
 export interface ParseOptions {
   /** More YAML documents than this and the file is refused without being read further. Default 500. */
   maxDocuments?: number
+  /** Which spec.hostPort a document may ask for; default: any the schema allows. */
+  hostPorts?: HostPortPolicy
 }
 
 type ParsedDocument = Document.Parsed
@@ -55,7 +58,7 @@ export function parseSpecText(text: string, options: ParseOptions = {}): ParsedS
     const pluginName = readPluginName(yamlDocument, plain.ok ? plain.value : undefined)
     result.namesByDocument[index] = pluginName
 
-    const checked = checkDocument(yamlDocument, plain, position)
+    const checked = checkDocument(yamlDocument, plain, position, options.hostPorts)
     const documentErrors = checked.errors.map((error) => ({ ...error, document: index }))
     if (pluginName !== undefined) {
       const firstIndex = firstDocumentOfName.get(pluginName)
@@ -102,12 +105,14 @@ function checkDocument(
   yamlDocument: ParsedDocument,
   plain: PlainValue,
   position: (offset: number) => LineColumn,
+  hostPorts: HostPortPolicy | undefined,
 ): { document?: PluginDocument; errors: SpecFileError[] } {
   if (yamlDocument.errors.length > 0) return { errors: yamlDocument.errors.map((error) => toYamlError(error, position)) }
   if (!plain.ok) return { errors: [{ message: plain.message, ...position(yamlDocument.range[0]) }] }
   const validated = validateDocument(plain.value)
-  if (validated.ok) return { document: validated.document, errors: [] }
-  const errors = validated.errors.map((error) => ({
+  const fieldErrors = validated.ok ? hostPortErrors(validated.document.spec, hostPorts) : validated.errors
+  if (validated.ok && fieldErrors.length === 0) return { document: validated.document, errors: [] }
+  const errors = fieldErrors.map((error) => ({
     message: error.message,
     field: error.field,
     ...position(locateField(yamlDocument, error.field)),

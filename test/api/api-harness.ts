@@ -11,6 +11,7 @@ import type { FakeRuntime } from '../../src/runtime/fake-runtime.js'
 import { systemClock } from '../../src/util/clock.js'
 import { fakeRuntime, TEST_IMAGE } from '../helpers/controller-harness.js'
 import type { TestDatabase } from '../helpers/databases.js'
+import { countPlugins } from '../../src/db/plugin-counts.js'
 
 export interface ControllerStub {
   restarts: { pluginId: string; reason: string }[]
@@ -49,10 +50,12 @@ export function apiHarness(database: TestDatabase, overrides: Partial<ApiDepende
     logger: silentLogger(),
     clock: systemClock,
     database: { engine: 'embedded', ping: () => database.handle.ping() },
+    countPlugins: () => countPlugins(database.handle.db),
     controller,
     leadership: soleLeader,
     proxyUsage: { record: () => undefined, totals: () => ({ requests: 0, errors: 0 }) },
     pluginHost: '127.0.0.1',
+    hostPorts: { range: { from: 4100, to: 4999 }, allowAny: false },
     ...overrides,
   }
   return { app: createApp(deps), deps, runtime, controller }

@@ -16,6 +16,7 @@ import { systemClock } from '../../src/util/clock.js'
 import { openTestDatabase, sampleManifest, type TestDatabase } from '../helpers/databases.js'
 import { controllerStub, soleLeader } from './api-harness.js'
 import { fakeRuntime } from '../helpers/controller-harness.js'
+import { countPlugins } from '../../src/db/plugin-counts.js'
 
 const TOKEN = 'a-token-of-sixteen-or-more'
 
@@ -39,10 +40,12 @@ for (const token of [undefined, TOKEN]) {
         logger,
         clock: systemClock,
         database: { engine: 'embedded', ping: () => database.handle.ping() },
+        countPlugins: () => countPlugins(database.handle.db),
         controller: controllerStub(),
         leadership: soleLeader,
         proxyUsage: { record: () => undefined, totals: () => ({ requests: 0, errors: 0 }) },
         pluginHost: '127.0.0.1',
+        hostPorts: { range: { from: 4100, to: 4999 }, allowAny: false },
         allowedHosts: ['flowforge.example.com'],
         maxStreams: 2,
         ...(token ? { apiToken: token } : {}),

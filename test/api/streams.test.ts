@@ -22,6 +22,7 @@ import { LABELS } from '../../src/runtime/container-runtime.js'
 import { FakeRuntime } from '../../src/runtime/fake-runtime.js'
 import { systemClock } from '../../src/util/clock.js'
 import { eventually, openTestDatabase, sampleManifest, type TestDatabase } from '../helpers/databases.js'
+import { countPlugins } from '../../src/db/plugin-counts.js'
 
 const IMAGE = 'flowforge-test/http:1'
 const HEARTBEAT_MS = 100
@@ -63,9 +64,11 @@ beforeAll(async () => {
     logger,
     clock: systemClock,
     database: { engine: 'embedded', ping: () => database.handle.ping() },
+    countPlugins: () => countPlugins(database.handle.db),
     controller: { snapshot: () => ({ ...controllerStats }), requestRestart: () => undefined },
     proxyUsage,
     pluginHost: '127.0.0.1',
+    hostPorts: { range: { from: 4100, to: 4999 }, allowAny: false },
   }
   app = new Hono()
   app.route('/', observabilityRoutes(deps))
@@ -352,7 +355,13 @@ describe('probes and metrics', () => {
     const { requests, errors } = proxyUsage.totals()
     const socket = await openWebSocket('/api/v1/ws')
 
-    const response = await app.request('/metrics')
+    // Plugin counts are kept between changes and taken again at most every 2 s: the writes
+    // above show once their notifications are in and that floor has passed.
+    const response = await eventually(async () => {
+      const answer = await app.request('/metrics')
+      const body = await answer.clone().text()
+      return body.includes('flowforge_plugins{phase="running"} 1') && body.includes('flowforge_plugins{phase="installing"} 1') ? answer : undefined
+    }, 5_000, 'the plugin counts in /metrics')
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
     const text = await response.text()

@@ -47,7 +47,17 @@ describe('spec folder bounds', () => {
   async function startFolder(maxDocuments?: number): Promise<SpecFolder> {
     const events = new EventBus()
     events.subscribe((event) => busEvents.push(event))
-    folder = new SpecFolder({ dir, store: database.store, events, logger: logs.logger, clock: systemClock, rescanIntervalMs: 600_000, awaitWriteFinishMs: 50, ...(maxDocuments ? { maxDocuments } : {}) })
+    folder = new SpecFolder({
+      dir,
+      store: database.store,
+      events,
+      logger: logs.logger,
+      clock: systemClock,
+      rescanIntervalMs: 600_000,
+      awaitWriteFinishMs: 50,
+      hostPorts: { range: { from: 4100, to: 4999 }, allowAny: false },
+      ...(maxDocuments ? { maxDocuments } : {}),
+    })
     await folder.start()
     return folder
   }
@@ -110,5 +120,16 @@ describe('spec folder bounds', () => {
       ['three.yaml', 'ok'],
     ])
     expect((await database.store.listPlugins()).map((plugin) => plugin.forgehookId).sort()).toEqual(['ok-0', 'ok-1', 'ok-2'])
+  })
+
+  test('a document asking for a host port outside HOST_PORT_RANGE is invalid, at its line; the others of the file apply', async () => {
+    const document = (name: string, hostPort: number) =>
+      `apiVersion: flowforge.io/v1\nkind: Plugin\nmetadata: { name: ${name} }\nspec:\n  hostPort: ${hostPort}\n  manifest: { image: x/y:1, port: 80 }\n`
+    await writeFile(path.join(dir, 'ports.yaml'), `${document('inside', 4100)}---\n${document('docker', 2375)}`)
+    const specs = await startFolder()
+    const report = specs.list()[0]!
+    expect(report.status).toBe('invalid')
+    expect(report.errors).toEqual([{ field: 'spec.hostPort', message: expect.stringContaining('HOST_PORT_RANGE 4100-4999'), document: 1, line: 12, column: 3 }])
+    expect((await database.store.listPlugins()).map((plugin) => plugin.forgehookId)).toEqual(['inside'])
   })
 })

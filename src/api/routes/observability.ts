@@ -1,9 +1,11 @@
 // Liveness, readiness and Prometheus metrics. Mounted before authentication: probes and
 // scrapers carry no token, and nothing here reveals more than counts and phases.
 import { Hono } from 'hono'
+import type { PluginCount } from '../../db/plugin-counts.js'
 import { HEALTH_STATUSES, PLUGIN_PHASES } from '../../db/schema.js'
 import type { TimerHandle } from '../../util/clock.js'
 import type { ApiDependencies } from '../deps.js'
+import { PluginCountsCache } from '../plugin-counts-cache.js'
 
 /** How long /readyz waits for the database before calling it unreachable. */
 const DATABASE_PING_TIMEOUT_MS = 2_000
@@ -12,6 +14,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 export function observabilityRoutes(deps: ApiDependencies): Hono {
   const app = new Hono()
+  const counts = new PluginCountsCache({ source: deps.store, count: () => deps.countPlugins(), clock: deps.clock })
 
   // Alive: the process answers HTTP. Never depends on the database or Docker, so an
   // orchestrator does not restart the manager for an outage it cannot fix.
@@ -32,7 +35,7 @@ export function observabilityRoutes(deps: ApiDependencies): Hono {
   })
 
   app.get('/metrics', async (c) => {
-    const text = renderPrometheus(await collectMetrics(deps))
+    const text = renderPrometheus(collectMetrics(deps, await counts.read()))
     return c.body(text, 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE })
   })
 
@@ -62,14 +65,13 @@ export interface MetricFamily {
   samples: { labels?: Record<string, string>; value: number }[]
 }
 
-async function collectMetrics(deps: ApiDependencies): Promise<MetricFamily[]> {
+/** Every figure from memory: the controller's counters, and plugin counts kept between changes. */
+function collectMetrics(deps: ApiDependencies, plugins: PluginCount[]): MetricFamily[] {
   const stats = deps.controller.snapshot()
   const leadership = deps.leadership()
-  // One query for both breakdowns; the plugin count is small enough to group here.
-  const plugins = await deps.store.listPlugins()
   const proxy = deps.proxyUsage.totals()
-  const countBy = <T extends string>(values: readonly T[], pick: (plugin: (typeof plugins)[number]) => T) =>
-    values.map((value) => ({ value, count: plugins.filter((plugin) => pick(plugin) === value).length }))
+  const countBy = <T extends string>(values: readonly T[], pick: (count: PluginCount) => T) =>
+    values.map((value) => ({ value, count: plugins.filter((each) => pick(each) === value).reduce((sum, each) => sum + each.count, 0) }))
   const families: MetricFamily[] = [
     counter('flowforge_reconciles_total', 'Reconciles finished, successful or not.', stats.reconciles),
     counter('flowforge_reconcile_errors_total', 'Reconciles that failed and were retried or recorded.', stats.reconcileErrors),
@@ -89,13 +91,13 @@ async function collectMetrics(deps: ApiDependencies): Promise<MetricFamily[]> {
       name: 'flowforge_plugins',
       help: 'Plugins by status phase.',
       type: 'gauge',
-      samples: countBy(PLUGIN_PHASES, (plugin) => plugin.status).map(({ value, count }) => ({ labels: { phase: value }, value: count })),
+      samples: countBy(PLUGIN_PHASES, (count) => count.phase).map(({ value, count }) => ({ labels: { phase: value }, value: count })),
     },
     {
       name: 'flowforge_plugins_by_health',
       help: 'Plugins by health status.',
       type: 'gauge',
-      samples: countBy(HEALTH_STATUSES, (plugin) => plugin.healthStatus).map(({ value, count }) => ({ labels: { health: value }, value: count })),
+      samples: countBy(HEALTH_STATUSES, (count) => count.health).map(({ value, count }) => ({ labels: { health: value }, value: count })),
     },
     counter('flowforge_proxy_requests_total', 'Requests proxied to plugins.', proxy.requests),
     counter('flowforge_proxy_errors_total', 'Proxied requests that failed: upstream unreachable, timed out or 5xx.', proxy.errors),

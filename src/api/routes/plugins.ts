@@ -54,8 +54,10 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
 
   routes.get('/api/v1/plugins/:id', async (c) => pluginAnswer(c, await store.requirePlugin(c.req.param('id'))))
 
+  const hostPorts = deps.hostPorts
+
   routes.post('/api/v1/plugins', async (c) => {
-    const document = requireValidDocument(await readJsonBody(c, [JSON_MEDIA_TYPE]))
+    const document = requireValidDocument(await readJsonBody(c, [JSON_MEDIA_TYPE]), { hostPorts })
     return created(c, await store.createPlugin(toNewPlugin(document, SOURCE_API)))
   })
 
@@ -70,7 +72,7 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
     const body = await readJsonBody(c, [JSON_MEDIA_TYPE])
     const precondition = readIfMatch(c)
     const current = await store.getPlugin(name)
-    const document = requireValidDocument(body, { name, stored: current })
+    const document = requireValidDocument(body, { name, stored: current, hostPorts })
     requirePrecondition(precondition, current, `plugin "${name}"`)
     if (current === undefined) return created(c, await store.createPlugin(toNewPlugin(document, SOURCE_API)))
     // A replace without If-Match is last-writer-wins, as the client asked.
@@ -84,7 +86,7 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
       const current = await store.requirePlugin(c.req.param('id'))
       requirePrecondition(precondition, current, `plugin "${current.forgehookId}"`)
       const merged = applyMergePatch(toSpecDocument(current), patch)
-      const document = requireValidDocument(merged, { name: current.forgehookId, stored: current })
+      const document = requireValidDocument(merged, { name: current.forgehookId, stored: current, hostPorts })
       try {
         // Always conditional: the merge was computed from `current`, so a write in between must not be lost.
         return pluginAnswer(c, await replaceSpec(store, current, document, true))
@@ -112,12 +114,16 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
   })
 
   routes.delete('/api/v1/plugins/:id', async (c) => {
+    // ?purge=true: the plugin's named volumes go too (they are kept otherwise, for a reinstall).
+    const query = new QueryReader(c)
+    const purgeVolumes = query.one('purge', ['true', 'false'] as const) === 'true'
+    query.done()
     const precondition = readIfMatch(c)
     if (precondition !== undefined) {
       const current = await store.requirePlugin(c.req.param('id'))
       requirePrecondition(precondition, current, `plugin "${current.forgehookId}"`)
     }
-    return pluginAnswer(c, await store.requestDeletion(c.req.param('id')), 202)
+    return pluginAnswer(c, await store.requestDeletion(c.req.param('id'), { purgeVolumes }), 202)
   })
 
   routes.get('/api/v1/plugins/:id/metrics', async (c) => {
