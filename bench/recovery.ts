@@ -1,9 +1,12 @@
 // Case 7: restart recovery. N running plugins (BENCH_RECOVERY_N, default 200), `kill -9` of
 // the daemon, start it again: how long until /readyz answers and until the start resync has
 // verified every status against Docker; and that no container was recreated or restarted.
-// The daemon is a real process here (SIGKILL), run the way test/helpers/forgectl.ts does: node
-// itself with tsx's loader, so the pid we kill is the daemon's.
-import { spawn, type ChildProcess } from 'node:child_process'
+// The daemon is a real process here (SIGKILL), node itself, so the pid we kill is the
+// daemon's. Each restart alternates the two ways to start it, BENCH_RECOVERY_ROUNDS times
+// (default 2): `compiled` runs dist/src/cli/forgectl.js, what `npm start` and the image run;
+// `sources` runs src/ through tsx's loader, what `npm start` ran before and `npm run dev` runs.
+// dist/ is brought up to date first (scripts/build-if-stale.mjs, npm start's prestart).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
@@ -30,10 +33,22 @@ import {
 } from './docker-harness.js'
 
 const PLUGINS = Number(process.env.BENCH_RECOVERY_N ?? 200)
+const ROUNDS = Number(process.env.BENCH_RECOVERY_ROUNDS ?? 2)
+
+/** How the daemon is started: `npm start`'s compiled dist/, or the sources through tsx. */
+export type DaemonStart = 'compiled' | 'sources'
+
+function daemonCommand(start: DaemonStart): string[] {
+  return start === 'compiled'
+    ? [path.join(packageRoot(), 'dist', 'src', 'cli', 'forgectl.js'), 'serve']
+    : ['--import', 'tsx', path.join(packageRoot(), 'src', 'cli', 'forgectl.ts'), 'serve']
+}
 const manifest = { name: 'Recovery', version: '1.0.0', image: BENCH_IMAGE, imagePullPolicy: 'IfNotPresent', port: 8080 }
 
 export interface RecoveryResult {
   engine: Engine
+  /** How the restarted daemon ran: compiled (dist/) or sources (tsx). */
+  start: DaemonStart
   plugins: number
   /** Loading N plugins until all were running (first daemon; not the measured part). */
   loadSeconds: number
@@ -63,8 +78,8 @@ interface DaemonProcess {
   exited: Promise<void>
 }
 
-function spawnDaemon(env: Record<string, string>, watchFor: string[]): DaemonProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(packageRoot(), 'src', 'cli', 'forgectl.ts'), 'serve'], {
+function spawnDaemon(env: Record<string, string>, watchFor: string[], start: DaemonStart): DaemonProcess {
+  const child = spawn(process.execPath, daemonCommand(start), {
     cwd: packageRoot(),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,7 +157,7 @@ async function containerStates(): Promise<Map<string, { id: string; startedAt: s
   return states
 }
 
-async function measure(engine: Engine): Promise<RecoveryResult> {
+async function measure(engine: Engine): Promise<RecoveryResult[]> {
   const server = engine === 'postgres' ? await createServerDatabase('recovery') : undefined
   const dataDir = engine === 'embedded' ? await makeTempDir('recovery-data') : undefined
   const specsDir = await makeTempDir('recovery-specs')
@@ -161,20 +176,40 @@ async function measure(engine: Engine): Promise<RecoveryResult> {
   const names = Array.from({ length: PLUGINS }, (_, index) => `${BENCH_INSTANCE}-rc-${index}`)
   const daemons: DaemonProcess[] = []
   try {
-    const first = spawnDaemon(env, ['controller running'])
+    const first = spawnDaemon(env, ['controller running'], 'compiled')
     daemons.push(first)
     await waitUntil('the first daemon', async () => (first.seen('controller running') ? true : undefined), 60_000)
     const loadStarted = performance.now()
     await loadPlugins(engine, names, apiBase, server?.connectionString)
     await waitUntil(`${PLUGINS} plugins running`, async () => ((await countRunning(apiBase)) >= PLUGINS ? true : undefined), 600_000, 500)
     const loadSeconds = (performance.now() - loadStarted) / 1000
-    const before = await containerStates()
 
-    first.child.kill('SIGKILL')
-    await first.exited
+    const results: RecoveryResult[] = []
+    let running = first
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const start of ['sources', 'compiled'] as const) {
+        running.child.kill('SIGKILL')
+        await running.exited
+        const next = await restart(start)
+        results.push({ ...next.result, loadSeconds })
+        running = next
+      }
+    }
+    return results
+  } finally {
+    for (const daemon of daemons) daemon.child.kill('SIGKILL')
+    await Promise.all(daemons.map((daemon) => daemon.exited))
+    await cleanupContainers()
+    await server?.drop()
+    await Promise.all([dataDir, specsDir].map((dir) => dir && rm(dir, { recursive: true, force: true })))
+  }
+
+  /** Starts the daemon again (the previous one is dead) and measures its recovery. */
+  async function restart(start: DaemonStart): Promise<DaemonProcess & { result: Omit<RecoveryResult, 'loadSeconds'> }> {
+    const before = await containerStates()
     const events = await watchDockerEvents({ label: [`${LABELS.instance}=${BENCH_INSTANCE}`] })
     const spawnedAt = performance.now()
-    const second = spawnDaemon(env, ['controller running', 'resync (start)'])
+    const second = spawnDaemon(env, ['controller running', 'resync (start)'], start)
     daemons.push(second)
     const readyAt = await waitUntil('/readyz', async () => ((await readyzAnswers(apiBase)) ? performance.now() : undefined), 60_000, 20)
     const resyncAt = await waitUntil('the start resync', async () => second.seen('resync (start)'), 60_000, 5)
@@ -194,10 +229,10 @@ async function measure(engine: Engine): Promise<RecoveryResult> {
     const resyncLine = second.output().split('\n').find((line) => line.includes('resync (start)'))
     const resyncOwnMs = resyncLine ? Number((JSON.parse(resyncLine) as { ms?: number }).ms) : Number.NaN
     const reconcilesPlanned = second.output().split('\n').filter((line) => line.includes(`"msg":"reconciling ${BENCH_INSTANCE}-rc-`)).length
-    return {
+    const result = {
       engine,
+      start,
       plugins: PLUGINS,
-      loadSeconds,
       firstLogMs: (second.seen('') ?? Number.NaN) - spawnedAt,
       readyzMs: readyAt - spawnedAt,
       controllerRunningMs: (second.seen('controller running') ?? Number.NaN) - spawnedAt,
@@ -209,28 +244,25 @@ async function measure(engine: Engine): Promise<RecoveryResult> {
       reconcilesPlanned,
       runningAfter: await countRunning(apiBase),
     }
-  } finally {
-    for (const daemon of daemons) daemon.child.kill('SIGKILL')
-    await Promise.all(daemons.map((daemon) => daemon.exited))
-    await cleanupContainers()
-    await server?.drop()
-    await Promise.all([dataDir, specsDir].map((dir) => dir && rm(dir, { recursive: true, force: true })))
+    return Object.assign(second, { result })
   }
 }
 
 /** `engine` defaults to the server when BENCH_DATABASE_URL / TEST_DATABASE_URL is set, else embedded. */
 export async function benchRecovery(options: { engine?: Engine } = {}): Promise<RecoveryResult[] & { table: string }> {
   installCleanupHandlers()
+  const built = spawnSync(process.execPath, [path.join(packageRoot(), 'scripts', 'build-if-stale.mjs')], { stdio: 'inherit' })
+  if (built.status !== 0) throw new Error('recovery: dist/ could not be built (scripts/build-if-stale.mjs)')
   await cleanupContainers()
-  const results = [await measure(options.engine ?? (serverUrl ? 'postgres' : 'embedded'))]
+  const results = await measure(options.engine ?? (serverUrl ? 'postgres' : 'embedded'))
   const table = [
-    `### Restart recovery: ${PLUGINS} running plugins, kill -9 of the daemon, started again (times from the spawn)`,
+    `### Restart recovery: ${PLUGINS} running plugins, kill -9 of the daemon, started again (times from the spawn); compiled = dist/ (npm start), sources = src/ through tsx`,
     '',
-    '| engine | first log line (ms) | /readyz 200 (ms) | every status verified: resync (start) logged (ms) | of which the resync itself (ms) | containers recreated | restarted | engine events that change anything | reconciles planned | running after | target: none recreated |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| engine | daemon | first log line (ms) | /readyz 200 (ms) | every status verified: resync (start) logged (ms) | of which the resync itself (ms) | containers recreated | restarted | engine events that change anything | reconciles planned | running after | target: none recreated |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...results.map(
       (r) =>
-        `| ${r.engine === 'postgres' ? 'Postgres server' : 'embedded (PGlite)'} | ${fmt(r.firstLogMs, 0)} | ${fmt(r.readyzMs, 0)} | ${fmt(r.resyncStartMs, 0)} | ${fmt(r.resyncOwnMs, 0)} | ` +
+        `| ${r.engine === 'postgres' ? 'Postgres server' : 'embedded (PGlite)'} | ${r.start} | ${fmt(r.firstLogMs, 0)} | ${fmt(r.readyzMs, 0)} | ${fmt(r.resyncStartMs, 0)} | ${fmt(r.resyncOwnMs, 0)} | ` +
         `${r.recreated} | ${r.restarted} | ${r.mutatingEvents} | ${r.reconcilesPlanned} | ${r.runningAfter} / ${r.plugins} | ${r.recreated === 0 && r.restarted === 0 ? 'met' : 'missed'} |`,
     ),
   ].join('\n')
