@@ -4,7 +4,10 @@
 //   - a fresh clone (`npm ci && npm start`) is built once (about 10 s);
 //   - later starts cost a look at file times (a few ms) unless a source changed;
 //   - without TypeScript (`npm ci --omit=dev`) a present dist/ is used as it is (with a
-//     warning if it looks older than src/), and a missing one is an error that says why.
+//     warning if it looks older than src/), and a missing one is an error that says why;
+//   - type errors do not stop the start, as they did not under tsx: tsc writes dist/ anyway
+//     (its exit code 2), the errors are printed and dist/ is started. `npm run build` (and so
+//     the image build) and `npm run typecheck` fail on them.
 // Plain JavaScript on purpose: it runs where no devDependency is installed.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
@@ -59,6 +62,11 @@ if (reason !== undefined) {
   } else {
     console.error(`${reason}: compiling (npm run build)`)
     const built = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' })
-    if (built.status !== 0) process.exit(built.status ?? 1)
+    // 2: diagnostics reported, outputs written; 1: outputs skipped.
+    if (built.status === 2 && existsSync(entry)) {
+      console.error('warning: the sources have type errors (above); dist/ was written and is started anyway (npm run typecheck lists them)')
+    } else if (built.status !== 0) {
+      process.exit(built.status ?? 1)
+    }
   }
 }

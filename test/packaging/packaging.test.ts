@@ -576,6 +576,17 @@ describe('the production start', () => {
     expect(changed.code, changed.stderr).toBe(0)
     expect(changed.stderr).toContain('src/cli/forgectl.ts changed since the last build: compiling')
     expect((await node(['dist/src/cli/forgectl.js'])).stdout.trim()).toBe('version 2')
+
+    // A type error stops npm run build, not npm start (as under tsx): printed, then started.
+    await writeFile(source, "const version: number = 'three'\nconsole.log(`version ${version}`)\n")
+    await setTime(source, 10)
+    const typeError = await node(['scripts/build-if-stale.mjs'])
+    expect(typeError.code, typeError.stderr).toBe(0)
+    expect(typeError.stdout).toContain('error TS2322')
+    expect(typeError.stderr).toContain('warning: the sources have type errors (above); dist/ was written and is started anyway')
+    expect((await node(['dist/src/cli/forgectl.js'])).stdout.trim()).toBe('version three')
+    // What `npm run build` runs (and the Dockerfile): it fails.
+    expect((await node(['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'])).code).toBe(2)
   })
 
   test('without TypeScript (npm ci --omit=dev): a present dist/ is used as it is; a missing one is an error saying why', async () => {
