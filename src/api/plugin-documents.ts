@@ -4,7 +4,8 @@ import type { Plugin } from '../db/plugin-store.js'
 import type { PluginPhase } from '../db/schema.js'
 import { toApiDocument, type ApiPlugin } from '../spec/api-plugin.js'
 import { hostPortErrors, type HostPortPolicy } from '../spec/host-port-policy.js'
-import { API_VERSION, KIND, REDACTED, secretKeys, validateDocument, type FieldError, type PluginDocument } from '../spec/plugin-spec.js'
+import { API_VERSION, KIND, validateDocument, type FieldError, type PluginDocument } from '../spec/plugin-spec.js'
+import { restoreRedacted, revealedValues, type SpecValues } from '../spec/secrets.js'
 import { ApiError } from './errors.js'
 import { isJsonObject } from './merge-patch.js'
 
@@ -38,6 +39,11 @@ export interface DocumentContext {
   name?: string
   /** The stored plugin, whose real secret values replace `***` sent back by a client. */
   stored?: Plugin
+  /**
+   * The `spec` the client itself sent (a merge patch's, when the document is the merge):
+   * a hidden value may be shown only if the client sent it. Default: the document's spec.
+   */
+  sentSpec?: unknown
   /** Which spec.hostPort may be asked for (HOST_PORT_RANGE). */
   hostPorts?: HostPortPolicy
 }
@@ -51,6 +57,11 @@ export function requireValidDocument(value: unknown, context: DocumentContext = 
   if (policyErrors.length > 0) throw invalidDocument(policyErrors)
   const restored = restoreRedactedSecrets(result.document, context.stored)
   if (!restored.ok) throw invalidDocument(restored.errors)
+  if (context.stored) {
+    const sent = context.sentSpec ?? (isJsonObject(value) ? value.spec : undefined)
+    const revealed = revealedValues(specValues(context.stored), specValuesOf(restored.document), isJsonObject(sent) ? sent : {})
+    if (revealed.length > 0) throw invalidDocument(revealed)
+  }
   return restored.document
 }
 
@@ -66,33 +77,31 @@ function nameMismatch(value: unknown, name: string | undefined): FieldError[] {
 }
 
 /**
- * A client that read a plugin (secrets shown as `***`) and writes it back must not replace
- * the secrets with `***`: such values are taken from the stored plugin. A `***` for a secret
- * the plugin does not have yet is refused rather than stored.
+ * A client that read a plugin (secrets shown as `***`, in the environment and in config) and
+ * writes it back must not replace the secrets with `***`: such values are taken from the
+ * stored plugin. A `***` for a secret the plugin does not have yet is refused rather than stored.
  */
 export function restoreRedactedSecrets(
   document: PluginDocument,
   stored: Plugin | undefined,
 ): { ok: true; document: PluginDocument } | { ok: false; errors: FieldError[] } {
-  const environment = document.spec.environment
-  if (environment === undefined || !Object.values(environment).includes(REDACTED)) return { ok: true, document }
-  const storedSecrets = stored ? secretKeys(stored) : new Set<string>()
-  const wantedSecrets = secretKeys({ environment, manifest: document.spec.manifest as Plugin['manifest'] })
-  const restored: Record<string, string> = {}
-  const errors: FieldError[] = []
-  for (const [key, value] of Object.entries(environment)) {
-    const storedValue = stored?.environment[key]
-    if (value === REDACTED && storedSecrets.has(key) && storedValue !== undefined) {
-      restored[key] = storedValue
-      continue
-    }
-    if (value === REDACTED && wantedSecrets.has(key)) {
-      errors.push({ field: `spec.environment.${key}`, message: `"${REDACTED}" stands for a hidden secret, and this plugin has no value for it yet: send the real value` })
-    }
-    restored[key] = value
+  const restored = restoreRedacted(specValuesOf(document), stored ? specValues(stored) : undefined)
+  if (!restored.ok) return restored
+  const { environment, config } = restored.values
+  const spec = {
+    ...document.spec,
+    ...(document.spec.environment !== undefined ? { environment } : {}),
+    ...(document.spec.config !== undefined ? { config } : {}),
   }
-  if (errors.length > 0) return { ok: false, errors }
-  return { ok: true, document: { ...document, spec: { ...document.spec, environment: restored } } }
+  return { ok: true, document: { ...document, spec } }
+}
+
+function specValues(plugin: Plugin): SpecValues {
+  return { environment: plugin.environment, config: plugin.config, manifest: plugin.manifest }
+}
+
+function specValuesOf(document: PluginDocument): SpecValues {
+  return { environment: document.spec.environment ?? {}, config: document.spec.config ?? {}, manifest: document.spec.manifest as Record<string, unknown> }
 }
 
 /** The guide's POST /api/v1/plugins/install body. */

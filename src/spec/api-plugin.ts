@@ -5,7 +5,8 @@
 import { z } from 'zod'
 import type { Plugin } from '../db/plugin-store.js'
 import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES } from '../db/schema.js'
-import { API_VERSION, KIND, pluginNameSchema, redactEnvironment } from './plugin-spec.js'
+import { API_VERSION, KIND, pluginNameSchema } from './plugin-spec.js'
+import { redactConfig, redactEnvironment, redactText } from './secrets.js'
 
 // The lists themselves stay in db/schema.ts, beside the table types and the CHECK constraints they mirror.
 const pluginPhaseSchema = z.enum(PLUGIN_PHASES)
@@ -38,7 +39,7 @@ export const apiPluginSchema = z
       hostPort: hostPort.optional().describe('Only when one was requested; status.hostPort is the one in use'),
       // As stored: rows written with SQL are not held to the document schema.
       manifest: z.record(z.string(), z.unknown()),
-      config: z.record(z.string(), z.unknown()),
+      config: z.record(z.string(), z.unknown()).describe('Values under secret-looking keys, and secret-looking values, read ***'),
       environment: z.record(z.string(), z.string()).describe('Secret-looking values read ***'),
     }),
     status: z.strictObject({
@@ -57,7 +58,7 @@ export const apiPluginSchema = z
       nextRestartAt: timestamp.nullable().describe('When a crash-looping container is restarted next'),
     }),
   })
-  .describe('A plugin as the API returns it; secret environment values are shown as ***')
+  .describe('A plugin as the API returns it; secret environment and config values are shown as ***')
 
 export type ApiPlugin = z.output<typeof apiPluginSchema>
 
@@ -80,7 +81,7 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       state: plugin.desiredState,
       ...(plugin.requestedHostPort !== null ? { hostPort: plugin.requestedHostPort } : {}),
       manifest: plugin.manifest,
-      config: plugin.config,
+      config: redactConfig(plugin),
       environment: redactEnvironment(plugin),
     },
     status: {
@@ -89,7 +90,7 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       containerId: plugin.containerId,
       containerName: plugin.containerName,
       hostPort: plugin.hostPort,
-      error: plugin.error,
+      error: plugin.error === null ? null : redactText(plugin.error, plugin),
       restartCount: plugin.restartCount,
       observedGeneration: plugin.observedGeneration,
       lastHealthCheck: iso(plugin.lastHealthCheck),

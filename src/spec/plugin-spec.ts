@@ -196,19 +196,8 @@ export function specDiffers(plugin: Plugin, document: PluginDocument): boolean {
   )
 }
 
-const SECRET_KEY = /PASSWORD|SECRET|TOKEN|KEY/i
-export const REDACTED = '***'
-
-/** Keys whose values are never shown: secret-looking names, and what the manifest lists in `secrets`. */
-export function secretKeys(plugin: Pick<Plugin, 'environment' | 'manifest'>): Set<string> {
-  const listed = Array.isArray(plugin.manifest.secrets) ? plugin.manifest.secrets.filter((key): key is string => typeof key === 'string') : []
-  return new Set([...Object.keys(plugin.environment).filter((key) => SECRET_KEY.test(key)), ...listed])
-}
-
-export function redactEnvironment(plugin: Pick<Plugin, 'environment' | 'manifest'>): Record<string, string> {
-  const hidden = secretKeys(plugin)
-  return Object.fromEntries(Object.entries(plugin.environment).map(([key, value]) => [key, hidden.has(key) ? REDACTED : value]))
-}
+// Which values are secret, and the redacted view of them, are secrets.ts' (environment and config alike).
+export { REDACTED, redactEnvironment, secretKeys } from './secrets.js'
 
 /** The declarable part of a stored plugin as a document (for merge-patch and diffs). Secrets are NOT redacted. */
 export function toSpecDocument(plugin: Plugin): PluginDocument {

@@ -10,7 +10,7 @@ import { specDiffers, toNewPlugin, toSpecDocument, toSpecFields, type PluginDocu
 import type { ApiDependencies } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { ListCache } from '../list-cache.js'
-import { applyMergePatch } from '../merge-patch.js'
+import { applyMergePatch, isJsonObject } from '../merge-patch.js'
 import { installDocument, presentedPhase, presentPlugin, requireValidDocument } from '../plugin-documents.js'
 import {
   entityTag,
@@ -86,7 +86,8 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
       const current = await store.requirePlugin(c.req.param('id'))
       requirePrecondition(precondition, current, `plugin "${current.forgehookId}"`)
       const merged = applyMergePatch(toSpecDocument(current), patch)
-      const document = requireValidDocument(merged, { name: current.forgehookId, stored: current, hostPorts })
+      const sentSpec = isJsonObject(patch) ? patch.spec : undefined
+      const document = requireValidDocument(merged, { name: current.forgehookId, stored: current, hostPorts, sentSpec: sentSpec ?? {} })
       try {
         // Always conditional: the merge was computed from `current`, so a write in between must not be lost.
         return pluginAnswer(c, await replaceSpec(store, current, document, true))

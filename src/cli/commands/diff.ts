@@ -9,7 +9,8 @@ import { ansi, plural, writeLine, writeLines } from '../output.js'
 import type { PluginObject } from '../plugin-object.js'
 import { readSpecInputs, type DeclaredPlugin } from '../spec-file-reader.js'
 import { unifiedDiff } from '../unified-diff.js'
-import { REDACTED, secretKeys, type PluginDocument } from '../../spec/plugin-spec.js'
+import type { PluginDocument } from '../../spec/plugin-spec.js'
+import { REDACTED, redactConfig, secretKeys } from '../../spec/secrets.js'
 
 const USAGE = `Usage: forgectl diff -f FILE|DIR [-f FILE|DIR ...]
 
@@ -19,9 +20,9 @@ as the file declares it (+++). Both sides are normalised first: defaults filled 
 running, empty labels, config and environment), keys sorted. A plugin the daemon does not
 have yet shows as all added.
 
-Secrets: the daemon shows hidden environment values as ${REDACTED}, so such keys are compared
-by presence only (a note on stderr names them); secret values from the file are shown as
-${REDACTED} too.
+Secrets: the daemon shows hidden environment and config values as ${REDACTED}, so such values
+are compared by presence only (a note on stderr names the environment keys); secret values
+from the file are shown as ${REDACTED} too.
 
 Exit status: 0 no changes; 1 changes (a "changes:" line on stderr names them) or a failure
 (a "forgectl:" line says what failed); 2 usage.
@@ -75,6 +76,8 @@ async function diffPlugin(context: CliContext, declared: DeclaredPlugin): Promis
   const fileSecrets = secretKeys({ environment: wanted.spec.environment, manifest: wanted.spec.manifest })
   const masked = maskSecrets(current?.spec.environment ?? {}, wanted.spec.environment, fileSecrets)
   wanted.spec.environment = masked.wantedEnvironment
+  // config the same way: where the daemon shows ***, and where the file's own value is secret.
+  wanted.spec.config = maskHidden(wanted.spec.config, current?.spec.config ?? {}, redactConfig(wanted.spec)) as Record<string, unknown>
   if (masked.presenceOnly.length > 0) {
     writeLine(context.stderr, `note: plugin/${pluginName}: the daemon hides the values of ${masked.presenceOnly.join(', ')}; compared by presence only`)
   }
@@ -133,6 +136,16 @@ function maskSecrets(
     if (wantedSecretKeys.has(key) && value !== liveValue) masked[key] = REDACTED
   }
   return { wantedEnvironment: masked, presenceOnly: presenceOnly.sort() }
+}
+
+/** `wanted` with `***` where `live` shows `***`, and where the file's redacted view hides a value that differs from live. */
+function maskHidden(wanted: unknown, live: unknown, wantedView: unknown): unknown {
+  if (live === REDACTED) return REDACTED
+  if (wantedView === REDACTED) return JSON.stringify(wanted) === JSON.stringify(live) ? wanted : REDACTED
+  const member = (container: unknown, key: string): unknown => (typeof container === 'object' && container !== null ? (container as Record<string, unknown>)[key] : undefined)
+  if (Array.isArray(wanted)) return wanted.map((item, index) => maskHidden(item, member(live, String(index)), member(wantedView, String(index))))
+  if (typeof wanted !== 'object' || wanted === null) return wanted
+  return Object.fromEntries(Object.entries(wanted).map(([key, item]) => [key, maskHidden(item, member(live, key), member(wantedView, key))]))
 }
 
 /** Keys sorted at every level (arrays keep their order), so that order is never a change. */
