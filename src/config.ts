@@ -113,6 +113,10 @@ export interface ControllerConfig {
   /** Retry delays of a failing reconcile: doubling from base to max. Default 1 s to 5 min. */
   retryBaseMs: number
   retryMaxMs: number
+  /** REVISION_HISTORY_LIMIT: revisions of its spec kept per plugin (plugin_revisions). Default 10. */
+  revisionHistoryLimit: number
+  /** UPDATE_DRAIN_TIMEOUT: longest wait for requests to the old container after a start-first switch. Default 10 s. */
+  updateDrainTimeoutMs: number
 }
 
 export class ConfigError extends ExpectedError {
@@ -155,6 +159,8 @@ export function loadConfig(env: Env = process.env): Config {
       stopTimeoutSeconds: Math.max(1, Math.round(read.seconds('STOP_TIMEOUT', 10))),
       retryBaseMs: read.seconds('RECONCILE_RETRY_BASE', 1) * 1000,
       retryMaxMs: read.seconds('RECONCILE_RETRY_MAX', 300) * 1000,
+      revisionHistoryLimit: read.integer('REVISION_HISTORY_LIMIT', 10, 1, 1000),
+      updateDrainTimeoutMs: read.seconds('UPDATE_DRAIN_TIMEOUT', 10) * 1000,
     },
     api: readApi(env, read, problems),
     specs: {

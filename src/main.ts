@@ -11,6 +11,7 @@ import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
 import { ProxyUsage } from './api/proxy.js'
+import { ProxyTrafficCounter } from './api/proxy-traffic.js'
 import { startApiServer } from './api/server.js'
 import { emptyControllerStats, type Controller } from './controller/controller.js'
 import type { LeadershipStatus } from './controller/leader-election.js'
@@ -70,6 +71,8 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   const relay = new EventRelay(store, bus, logger)
   const runtime =
     dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger })
+  // Requests the proxy forwards right now: a start-first update drains the old container.
+  const proxyTraffic = new ProxyTrafficCounter()
   const leadership = new Leadership({
     managerId: settings.managerId,
     store,
@@ -78,7 +81,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     lock: database.engine === 'postgres' && config.database.kind === 'postgres'
       ? (dependencies.leaderLock ?? postgresLeaderLock(config.database.connectionString, settings.instance, settings.managerId))
       : undefined,
-    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db }),
+    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db, traffic: proxyTraffic }),
   })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
   const app = createApp({
@@ -96,6 +99,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     specs: { list: () => leadership.currentTerm?.specs.list() ?? [] },
     leadership: () => leadership.status(),
     proxyUsage,
+    proxyTraffic,
     apiToken: config.api.token,
     allowedHosts: config.api.allowedHosts,
     maxStreams: config.api.maxStreams,
@@ -106,6 +110,8 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   relay.start()
   let server: Awaited<ReturnType<typeof startApiServer>>
   try {
+    // The revision trigger prunes to this, for every writer (migrations/004).
+    await store.revisions.setHistoryLimit(settings.revisionHistoryLimit)
     await leadership.start()
     server = await startApiServer({ app, host: config.api.host, port: config.api.port, logger })
   } catch (error) {

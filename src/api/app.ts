@@ -15,6 +15,7 @@ import { eventRoutes } from './routes/events.js'
 import { logRoutes } from './routes/logs.js'
 import { observabilityRoutes } from './routes/observability.js'
 import { pluginRoutes } from './routes/plugins.js'
+import { rolloutRoutes } from './routes/rollouts.js'
 import { streamRoutes } from './routes/stream.js'
 import { DEFAULT_MAX_STREAMS, StreamLimit } from './stream-limit.js'
 
@@ -44,6 +45,7 @@ export function createApp(deps: ApiDependencies): Hono {
   app.route('/', streamRoutes(deps, { streams }))
   app.route('/', logRoutes(deps, { streams }))
   app.route('/', pluginRoutes(deps))
+  app.route('/', rolloutRoutes(deps))
   app.route('/', eventRoutes(deps))
   app.route('/', openApiRoutes())
   app.route('/', proxyRoutes(deps))

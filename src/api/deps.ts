@@ -10,6 +10,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js'
 import type { SpecFolderView } from '../sources/spec-file-report.js'
 import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import type { Clock } from '../util/clock.js'
+import type { ProxyTrafficCounter } from './proxy-traffic.js'
 
 /** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
 export interface ProxyUsageRecorder {
@@ -38,6 +39,8 @@ export interface ApiDependencies {
   /** Absent when no spec folder is watched. */
   specs?: SpecFolderView
   proxyUsage: ProxyUsageRecorder
+  /** Requests the proxy forwards right now, by upstream port (a start-first update drains the old one). Default: not counted. */
+  proxyTraffic?: ProxyTrafficCounter
   /** FORGE_API_TOKEN; undefined = no authentication (the server then binds 127.0.0.1 only). */
   apiToken?: string
   /** Address plugin ports are reached on from the manager (the proxy's upstream host). */

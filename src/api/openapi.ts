@@ -16,7 +16,7 @@ interface Operation {
   summary: string
   tag: string
   parameters?: Json[]
-  body?: { mediaTypes: string[]; schema: Json }
+  body?: { mediaTypes: string[]; schema: Json; optional?: boolean }
   responses: Record<string, Json>
   /** Served without the bearer token (/healthz, /readyz, /metrics). */
   open?: boolean
@@ -79,10 +79,20 @@ const OPERATIONS: Operation[] = [
     parameters: [pluginId, ifMatch], body: { mediaTypes: ['application/merge-patch+json', 'application/json'], schema: { type: 'object', description: 'e.g. {"spec":{"state":"stopped"}}' } },
     responses: { ...plugin('200', 'Changed'), ...errors(400, 404, 409, 412, 413, 415, 422, ...common) },
   },
-  { method: 'delete', path: '/api/v1/plugins/{id}', id: 'deletePlugin', summary: 'Uninstall: the plugin shows uninstalling until its container and row are gone', tag: 'plugins', parameters: [pluginId, ifMatch], responses: { ...plugin('202', 'Deletion requested'), ...errors(404, 412, ...common) } },
+  { method: 'delete', path: '/api/v1/plugins/{id}', id: 'deletePlugin', summary: 'Uninstall: the plugin shows uninstalling until its container and row are gone', tag: 'plugins', parameters: [pluginId, ifMatch, queryParam('purge', 'true: remove its named volumes too (kept by default)', { type: 'string', enum: ['true', 'false'] })], responses: { ...plugin('202', 'Deletion requested'), ...errors(400, 404, 412, ...common) } },
   { method: 'post', path: '/api/v1/plugins/{id}/start', id: 'startPlugin', summary: 'Desired state running', tag: 'plugins', parameters: [pluginId, ifMatch], responses: { ...plugin('200', 'The plugin'), ...errors(404, 409, 412, ...common) } },
   { method: 'post', path: '/api/v1/plugins/{id}/stop', id: 'stopPlugin', summary: 'Desired state stopped', tag: 'plugins', parameters: [pluginId, ifMatch], responses: { ...plugin('200', 'The plugin'), ...errors(404, 409, 412, ...common) } },
   { method: 'post', path: '/api/v1/plugins/{id}/restart', id: 'restartPlugin', summary: 'Restart the running container once (nothing is recreated)', tag: 'plugins', parameters: [pluginId], responses: { ...plugin('202', 'Restart requested'), ...errors(404, 409, ...common) } },
+  {
+    method: 'get', path: '/api/v1/plugins/{id}/revisions', id: 'listPluginRevisions', summary: "Every kept revision of the plugin's spec, newest first (secrets redacted)", tag: 'rollouts', parameters: [pluginId],
+    responses: { '200': json({ type: 'object', properties: { items: { type: 'array', items: ref('Revision') } } }, 'Revisions'), ...errors(404, ...common) },
+  },
+  {
+    method: 'post', path: '/api/v1/plugins/{id}/rollout/undo', id: 'undoRollout', summary: "Write an earlier revision's spec as a new generation (default: the one before the current); whether it runs is kept", tag: 'rollouts', parameters: [pluginId],
+    body: { mediaTypes: ['application/json'], optional: true, schema: { type: 'object', additionalProperties: false, properties: { toRevision: { type: 'integer', minimum: 1, description: 'Default: the newest revision before the current one' } } } },
+    responses: { ...plugin('200', 'The plugin with the revision\'s spec as its new generation'), ...errors(404, 409, 412, 422, ...common) },
+  },
+  { method: 'post', path: '/api/v1/plugins/{id}/rollout/retry', id: 'retryRollout', summary: 'Roll out the current generation again after it was rolled back', tag: 'rollouts', parameters: [pluginId], responses: { ...plugin('202', 'Retry requested'), ...errors(404, 409, ...common) } },
   { method: 'get', path: '/api/v1/plugins/{id}/events', id: 'listPluginEvents', summary: "A plugin's audit trail (also of an uninstalled plugin, by name)", tag: 'events', parameters: [pluginId, ...eventQuery], responses: { '200': json(ref('EventPage'), 'A page of events'), ...errors(400, 404, ...common) } },
   {
     method: 'get', path: '/api/v1/plugins/{id}/metrics', id: 'listPluginMetrics', summary: 'Metrics samples, newest first', tag: 'plugins',
@@ -132,7 +142,7 @@ export function openApiDocument(): Json {
       tags: [operation.tag],
       ...(operation.open ? { security: [] } : {}),
       ...(operation.parameters ? { parameters: operation.parameters } : {}),
-      ...(operation.body ? { requestBody: { required: true, content: Object.fromEntries(operation.body.mediaTypes.map((type) => [type, { schema: operation.body!.schema }])) } } : {}),
+      ...(operation.body ? { requestBody: { required: operation.body.optional !== true, content: Object.fromEntries(operation.body.mediaTypes.map((type) => [type, { schema: operation.body!.schema }])) } } : {}),
       responses: operation.responses,
     }
   }
@@ -179,6 +189,18 @@ function componentSchemas(): Json {
       properties: {
         id: { type: 'integer' }, pluginId: { type: 'string' }, requestCount: { type: 'integer' }, errorCount: { type: 'integer' }, totalResponseTimeMs: { type: 'number' },
         avgResponseTimeMs: nullable('number'), cpuUsagePercent: nullable('number'), memoryUsageMb: nullable('number'), recordedAt: { type: 'string', format: 'date-time' },
+      },
+    },
+    Revision: {
+      type: 'object',
+      required: ['revision', 'current', 'source', 'createdAt', 'spec', 'labels'],
+      properties: {
+        revision: { type: 'integer', description: 'The generation this spec was' },
+        current: { type: 'boolean' },
+        source: { type: 'string' },
+        createdAt: { type: 'string', format: 'date-time' },
+        spec: { type: 'object', description: 'As in a plugin document; secret environment values read ***' },
+        labels: { type: 'object', additionalProperties: { type: 'string' } },
       },
     },
     SpecFileReport: {

@@ -37,6 +37,8 @@ export function proxyRoutes(deps: ApiDependencies, options: ProxyRouteOptions = 
       throw new ApiError(503, 'plugin_not_running', `plugin ${pluginName} is ${plugin.status}, not running`, [], { 'Retry-After': '5' })
     }
     const target = upstreamUrl(deps.pluginHost, plugin.hostPort, c.req.url)
+    // Counted until the upstream answer has been passed on whole (or the request failed).
+    const ended = deps.proxyTraffic?.begin(plugin.hostPort) ?? (() => undefined)
     const startedAt = deps.clock.now()
     // Response time is time to the upstream's answer: a streamed body may run for as long as it likes.
     const record = (error: boolean) => deps.proxyUsage.record(plugin.id, { durationMs: deps.clock.now() - startedAt, error })
@@ -44,11 +46,13 @@ export function proxyRoutes(deps: ApiDependencies, options: ProxyRouteOptions = 
     try {
       upstream = await sendUpstream(target, c, forwardedHeaders(c), timeoutMs)
     } catch (error) {
+      ended()
       record(true)
       if (error instanceof UpstreamTimeoutError) throw new ApiError(504, 'upstream_timeout', `plugin ${pluginName} did not answer within ${timeoutMs} ms`)
       deps.logger.warn({ err: error, plugin: pluginName, hostPort: plugin.hostPort }, 'proxy: the plugin is not reachable')
       throw new ApiError(502, 'bad_gateway', `plugin ${pluginName} is not reachable on port ${plugin.hostPort}`)
     }
+    upstream.once('close', ended)
     const status = upstream.statusCode ?? 502
     record(status >= 500)
     if (status < 200 || status > 599) {

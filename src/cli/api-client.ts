@@ -4,7 +4,7 @@
 import type { ClientConfig } from '../config.js'
 import { CliError, InterruptedError } from './cli-errors.js'
 import { oneLine } from './output.js'
-import type { PluginEvent, PluginObject } from './plugin-object.js'
+import type { PluginEvent, PluginObject, PluginRevisionObject } from './plugin-object.js'
 import { readServerSentEvents, type SseMessage } from './sse.js'
 
 export interface ErrorDetail {
@@ -85,8 +85,26 @@ export class ApiClient {
     return { status: response.status, plugin: (await response.json()) as PluginObject }
   }
 
-  async deletePlugin(name: string): Promise<PluginObject> {
-    return (await this.send('DELETE', pluginPath(name))).json() as Promise<PluginObject>
+  /** With `purgeVolumes`, the plugin's named volumes go too. */
+  async deletePlugin(name: string, options: { purgeVolumes?: boolean } = {}): Promise<PluginObject> {
+    const query = options.purgeVolumes ? { purge: 'true' } : {}
+    return (await this.send('DELETE', pluginPath(name), { query })).json() as Promise<PluginObject>
+  }
+
+  /** Newest first. */
+  async listRevisions(name: string): Promise<PluginRevisionObject[]> {
+    const response = await this.send('GET', `${pluginPath(name)}/revisions`)
+    return ((await response.json()) as { items: PluginRevisionObject[] }).items
+  }
+
+  /** Writes an earlier revision's spec as a new generation (default: the one before the current). */
+  async undoRollout(name: string, toRevision?: number): Promise<PluginObject> {
+    const body = toRevision === undefined ? {} : { toRevision }
+    return (await this.send('POST', `${pluginPath(name)}/rollout/undo`, { body })).json() as Promise<PluginObject>
+  }
+
+  async retryRollout(name: string): Promise<PluginObject> {
+    return (await this.send('POST', `${pluginPath(name)}/rollout/retry`)).json() as Promise<PluginObject>
   }
 
   async pluginAction(name: string, action: 'start' | 'stop' | 'restart'): Promise<PluginObject> {

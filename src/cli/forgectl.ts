@@ -48,6 +48,10 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: "restart a running plugin's container once",
     load: async () => (await import('./commands/lifecycle.js')).restartCommand,
   },
+  rollout: {
+    summary: 'revision history, undo and retry of updates (history|undo|retry NAME)',
+    load: async () => (await import('./commands/rollout.js')).rolloutCommand,
+  },
   logs: {
     summary: "a plugin's container output [-f] [--tail N]",
     load: async () => (await import('./commands/logs.js')).logsCommand,

@@ -7,6 +7,16 @@ import { oneLine, shortValue, truncate } from './output.js'
 /** What the API answers for a plugin: the type of its one schema (spec/api-plugin.ts). */
 export type PluginObject = ApiPlugin
 
+/** One kept revision of a plugin's spec (GET /api/v1/plugins/NAME/revisions). */
+export interface PluginRevisionObject {
+  revision: number
+  current: boolean
+  source: string
+  createdAt: string
+  spec: Record<string, unknown>
+  labels: Record<string, string>
+}
+
 export interface PluginEvent {
   /** null for an event that is not stored (only on the live stream). */
   id: number | null
@@ -27,6 +37,11 @@ export function convergenceOf(plugin: PluginObject): Convergence {
   const { generation } = plugin.metadata
   const { phase, observedGeneration } = plugin.status
   if (plugin.metadata.deletionTimestamp) return { state: 'pending', reason: 'being uninstalled' }
+  // An update of this generation that was rolled back is not retried by itself: waiting is futile.
+  const rollout = plugin.status.rollout
+  if (rollout?.generation === generation && rollout.phase === 'rolled-back') {
+    return { state: 'error', reason: `the update was rolled back: ${rollout.error ?? 'unknown reason'} (forgectl rollout retry ${plugin.metadata.name} to try again)` }
+  }
   // An error recorded for an older generation says nothing about the spec just written.
   if (observedGeneration !== generation) {
     return { state: 'pending', reason: `the controller has not acted on generation ${generation} yet (observed ${observedGeneration})` }

@@ -6,6 +6,8 @@ import { Controller } from '../controller/controller.js'
 import { HealthMonitor } from '../controller/health-monitor.js'
 import { MetricsSampler } from '../controller/metrics-sampler.js'
 import { RestartRequests } from '../controller/restart-requests.js'
+import { DEFAULT_ROLLOUT_SETTINGS } from '../controller/plan-types.js'
+import type { ProxyTraffic, ReadinessProbe } from '../controller/readiness-probe.js'
 import type { Kysely } from 'kysely'
 import { AuditRetention } from '../db/audit-retention.js'
 import type { EventBus } from '../db/event-bus.js'
@@ -27,6 +29,10 @@ export interface LeaderTermParts {
   specs: SpecsConfig
   /** The database, for the audit retention (EVENT_RETENTION); without it none runs (tests). */
   db?: Kysely<Database>
+  /** The proxy's requests in flight, for the drain of a start-first update. */
+  traffic?: ProxyTraffic
+  /** Default: HTTP health check or TCP connect over the network. */
+  readiness?: ReadinessProbe
 }
 
 export class LeaderTerm {
@@ -67,6 +73,10 @@ export class LeaderTerm {
       portRange: settings.hostPortRange,
       retryBaseMs: settings.retryBaseMs,
       retryMaxMs: settings.retryMaxMs,
+      probeHost: probeHostFor(settings.pluginBindAddress),
+      ...(parts.traffic ? { traffic: parts.traffic } : {}),
+      ...(parts.readiness ? { readiness: parts.readiness } : {}),
+      rolloutSettings: { ...DEFAULT_ROLLOUT_SETTINGS, drainTimeoutMs: settings.updateDrainTimeoutMs },
       onDockerHealth: (pluginId, health) => this.health.onDockerHealth(pluginId, health),
     })
     this.metrics = new MetricsSampler({

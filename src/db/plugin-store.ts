@@ -5,6 +5,7 @@ import { sql, type Kysely } from 'kysely'
 import type { Logger } from '../logger.js'
 import { PLUGIN_RESTARTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
+import { RevisionStore } from './revision-store.js'
 import { ConflictError, NotFoundError } from './errors.js'
 import { isUuid } from '../util/uuid.js'
 import type { Database, PluginRowUpdate } from './schema.js'
@@ -41,13 +42,18 @@ export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatus
 const MAX_PAGE = 1000
 
 export class PluginStore {
+  /** Every generation's spec (plugin_revisions), on the same database. */
+  readonly revisions: RevisionStore
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly changes: ChangeFeed,
     private readonly logger: Logger,
     /** Told of every event recorded, for the live streams. Optional. */
     private readonly bus?: EventBus,
-  ) {}
+  ) {
+    this.revisions = new RevisionStore(db)
+  }
 
   async createPlugin(input: NewPlugin): Promise<Plugin> {
     const row = await this.run(`plugin "${input.forgehookId}"`, () =>

@@ -4,7 +4,8 @@
 // parses real answers with it, so the three cannot drift apart again.
 import { z } from 'zod'
 import type { Plugin } from '../db/plugin-store.js'
-import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES } from '../db/schema.js'
+import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES, ROLLOUT_PHASES, UPDATE_STRATEGIES } from '../db/schema.js'
+import { volumeNameFor } from '../runtime/container-runtime.js'
 import { API_VERSION, KIND, pluginNameSchema } from './plugin-spec.js'
 import { redactConfig, redactEnvironment, redactText } from './secrets.js'
 
@@ -16,6 +17,22 @@ const desiredStateSchema = z.enum(DESIRED_STATES)
 const timestamp = z.iso.datetime()
 const hostPort = z.int().min(1).max(65535)
 const count = z.int().min(0)
+
+const apiVolumeSchema = z.strictObject({ name: z.string(), mountPath: z.string(), readOnly: z.boolean().optional() })
+
+const rolloutSchema = z.strictObject({
+  phase: z.enum(ROLLOUT_PHASES),
+  strategy: z.enum(UPDATE_STRATEGIES),
+  generation: count,
+  fromImage: z.string().nullable(),
+  toImage: z.string(),
+  startedAt: timestamp,
+  switchedAt: timestamp.optional(),
+  finishedAt: timestamp.optional(),
+  error: z.string().optional(),
+  toHostPort: hostPort.optional(),
+  fromHostPort: hostPort.optional(),
+})
 
 // Strict objects throughout: a field the server adds or drops without changing this schema
 // fails the test that parses real answers.
@@ -41,6 +58,8 @@ export const apiPluginSchema = z
       manifest: z.record(z.string(), z.unknown()),
       config: z.record(z.string(), z.unknown()).describe('Values under secret-looking keys, and secret-looking values, read ***'),
       environment: z.record(z.string(), z.string()).describe('Secret-looking values read ***'),
+      volumes: z.array(apiVolumeSchema).optional().describe('Only when declared'),
+      update: z.strictObject({ strategy: z.enum(UPDATE_STRATEGIES).optional(), healthyTimeoutSeconds: count.optional() }).optional().describe('Only when declared'),
     }),
     status: z.strictObject({
       phase: pluginPhaseSchema,
@@ -56,6 +75,8 @@ export const apiPluginSchema = z
       startedAt: timestamp.nullable(),
       stoppedAt: timestamp.nullable(),
       nextRestartAt: timestamp.nullable().describe('When a crash-looping container is restarted next'),
+      rollout: rolloutSchema.nullable().describe('The update in progress, or the last one'),
+      volumes: z.array(z.strictObject({ name: z.string(), dockerVolume: z.string(), mountPath: z.string(), readOnly: z.boolean() })).describe('The Docker volume of each declared volume'),
     }),
   })
   .describe('A plugin as the API returns it; secret environment and config values are shown as ***')
@@ -83,6 +104,8 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       manifest: plugin.manifest,
       config: redactConfig(plugin),
       environment: redactEnvironment(plugin),
+      ...(plugin.volumes.length > 0 ? { volumes: plugin.volumes } : {}),
+      ...(Object.keys(plugin.updatePolicy).length > 0 ? { update: plugin.updatePolicy } : {}),
     },
     status: {
       phase: plugin.status,
@@ -98,6 +121,8 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       startedAt: iso(plugin.startedAt),
       stoppedAt: iso(plugin.stoppedAt),
       nextRestartAt: iso(plugin.nextRestartAt),
+      rollout: plugin.rollout,
+      volumes: plugin.volumes.map((volume) => ({ name: volume.name, dockerVolume: volumeNameFor(plugin.forgehookId, volume.name), mountPath: volume.mountPath, readOnly: volume.readOnly ?? false })),
     },
   }
 }

@@ -64,11 +64,11 @@ describe('forgectl migrate', () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'ff-cli-'))
     const first = await run('npm', ['run', '--silent', 'migrate'], { DATA_DIR: dataDir })
     expect(first.code).toBe(0)
-    expect(logLines(first.stdout).map((line) => line.msg)).toContain('applied 3 migration(s): 001_create_plugins_table.sql, 002_controller_state.sql, 003_event_notifications.sql')
+    expect(logLines(first.stdout).map((line) => line.msg)).toContain('applied 4 migration(s): 001_create_plugins_table.sql, 002_controller_state.sql, 003_event_notifications.sql, 004_safe_change.sql')
     const second = await run('npm', ['run', '--silent', 'migrate'], { DATA_DIR: dataDir })
     expect(second.code).toBe(0)
     expect(logLines(second.stdout).map((line) => line.msg)).toContain(
-      'database schema is up to date (3 migrations applied earlier); nothing to do',
+      'database schema is up to date (4 migrations applied earlier); nothing to do',
     )
     expect(existsSync(path.join(dataDir, LOCK_FILE_NAME))).toBe(false)
   })

@@ -8,17 +8,19 @@ import { waitUntilGone } from '../wait-for-plugins.js'
 
 const DEFAULT_TIMEOUT_MS = 120_000
 
-const USAGE = `Usage: forgectl delete NAME [NAME ...] [--wait] [--timeout 2m]
+const USAGE = `Usage: forgectl delete NAME [NAME ...] [--purge] [--wait] [--timeout 2m]
 
 Uninstalls plugins (DELETE /api/v1/plugins/NAME): the controller removes the container,
-then the plugin; it shows phase uninstalling until then. The audit trail is kept.
+then the plugin; it shows phase uninstalling until then. The audit trail is kept, and so
+are the plugin's named volumes (spec.volumes), for a reinstall, unless --purge.
 
 Options:
+      --purge             remove the plugin's named volumes too (their data is lost)
       --wait              wait until each plugin is gone
       --timeout DURATION  how long --wait waits, e.g. 90s or 5m (default 2m)
   -h, --help              show this help`
 
-const OPTIONS = { ...HELP_OPTION, wait: { type: 'boolean' }, timeout: { type: 'string' } } as const
+const OPTIONS = { ...HELP_OPTION, wait: { type: 'boolean' }, timeout: { type: 'string' }, purge: { type: 'boolean' } } as const
 
 export const deleteCommand: Command = {
   usage: USAGE,
@@ -31,8 +33,8 @@ export const deleteCommand: Command = {
     const pluginNames = args.positionals.map(pluginNameArgument)
     const api = context.api()
     for (const pluginName of pluginNames) {
-      await api.deletePlugin(pluginName)
-      if (!args.values.wait) writeLine(context.stdout, `plugin/${pluginName} deletion requested`)
+      await api.deletePlugin(pluginName, { purgeVolumes: args.values.purge === true })
+      if (!args.values.wait) writeLine(context.stdout, `plugin/${pluginName} deletion requested${args.values.purge ? ' (with its volumes)' : ''}`)
     }
     if (!args.values.wait) return 0
 

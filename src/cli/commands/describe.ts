@@ -70,6 +70,8 @@ function specLines(plugin: PluginObject): string[] {
     ['Host Port', `requested ${spec.hostPort ?? `${NONE} (one from the range)`}, assigned ${status.hostPort ?? NONE}`],
     ['Health Check', healthCheck?.path ? `GET ${shortValue(healthCheck.path)} every ${shortValue(healthCheck.intervalSeconds ?? 30)}s` : NONE],
     ['Resources', resources ? describeResources(resources) : NONE],
+    ['Volumes', describeVolumes(plugin)],
+    ['Update', `${spec.update?.strategy ?? 'Recreate'}, healthy within ${spec.update?.healthyTimeoutSeconds ?? 60}s or rolled back`],
   ])
   const environment = Object.entries(spec.environment ?? {}).sort(([left], [right]) => left.localeCompare(right))
   lines.push(`${INDENT}Environment:${environment.length === 0 ? ` ${NONE}` : ''}`)
@@ -104,7 +106,18 @@ function statusLines(plugin: PluginObject, nowMs: number): string[] {
     ['Started', timeWithAge(status.startedAt, nowMs)],
     ['Stopped', timeWithAge(status.stoppedAt, nowMs)],
     ...(status.nextRestartAt ? [['Next Restart', status.nextRestartAt] as [string, string]] : []),
+    ...(status.rollout ? [['Rollout', describeRollout(status.rollout, nowMs)] as [string, string]] : []),
   ])
+}
+
+function describeVolumes(plugin: PluginObject): string {
+  if (plugin.status.volumes.length === 0) return NONE
+  return plugin.status.volumes.map((volume) => `${volume.dockerVolume} at ${volume.mountPath}${volume.readOnly ? ' (read-only)' : ''}`).join(', ')
+}
+
+function describeRollout(rollout: NonNullable<PluginObject['status']['rollout']>, nowMs: number): string {
+  const what = `${rollout.phase} (${rollout.strategy}, generation ${rollout.generation}): ${rollout.fromImage ?? NONE} -> ${rollout.toImage}, started ${formatAge(rollout.startedAt, nowMs)} ago`
+  return rollout.error ? `${what}; ${oneLine(rollout.error)}` : what
 }
 
 function driftLines(plugin: PluginObject): string[] {
