@@ -144,7 +144,8 @@ export class Reconciler {
     const facts: RolloutFacts = { ...(next ? { next } : {}), ...(previous ? { previous } : {}) }
     const rollout = plugin.rollout
     const toHostPort = rollout?.toHostPort
-    if (wanted.ok && main && strategyFor(plugin, main) === 'StartFirst' && toHostPort !== undefined && toHostPort !== plugin.hostPort && rollout && ROLLOUT_IN_PROGRESS.has(rollout.phase)) {
+    // After the switch toHostPort is the plugin's own port too: the candidate is then the wanted spec itself.
+    if (wanted.ok && main && strategyFor(plugin, main) === 'StartFirst' && toHostPort !== undefined && rollout && ROLLOUT_IN_PROGRESS.has(rollout.phase)) {
       const parsed = parseManifest(plugin.manifest)
       if (parsed.ok) facts.candidate = buildContainerSpec(plugin, parsed.manifest, toHostPort, this.options.container)
     }

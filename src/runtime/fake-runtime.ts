@@ -32,6 +32,10 @@ export interface FakeRuntimeOptions {
   pullable?: string[]
   /** Text a container of the image writes to its log when it starts. Default none. */
   imageOutput?: Record<string, string>
+  /** Images whose containers exit with this code right after they start (a broken release). Default none. */
+  exitOnStart?: Record<string, number>
+  /** Paths an image declares as VOLUME: each container gets an anonymous volume there unless something is mounted. Default none. */
+  imageVolumes?: Record<string, string[]>
 }
 
 /** Docker names anonymous volumes with 64 hex digits. */
@@ -55,6 +59,8 @@ export class FakeRuntime implements ContainerRuntime {
   private images: Set<string>
   private readonly pullable: Set<string>
   private readonly imageOutput: Record<string, string>
+  private readonly exitOnStart: Record<string, number>
+  private readonly imageVolumes: Record<string, string[]>
   private readonly occupiedPorts = new Set<number>()
   /** Named and anonymous volumes by name, with their labels. */
   private readonly volumes = new Map<string, Record<string, string>>()
@@ -66,6 +72,8 @@ export class FakeRuntime implements ContainerRuntime {
     this.images = new Set(options.images ?? [])
     this.pullable = new Set(options.pullable ?? [])
     this.imageOutput = options.imageOutput ?? {}
+    this.exitOnStart = options.exitOnStart ?? {}
+    this.imageVolumes = options.imageVolumes ?? {}
   }
 
   async connect(): Promise<RuntimeInfo> {
@@ -108,7 +116,12 @@ export class FakeRuntime implements ContainerRuntime {
     if (this.containers.find(name)) throw new NameConflictError(name)
     if (!this.images.has(spec.image)) throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`)
     const mounts = [...(spec.volumes ?? []), ...(options.extraVolumes ?? [])]
-    // Like Docker, a named volume a mount needs is created on the fly (unlabelled).
+    // Like Docker, a named volume a mount needs is created on the fly (unlabelled), and an
+    // image's VOLUME path with nothing mounted on it gets a new anonymous volume.
+    for (const path of this.imageVolumes[spec.image] ?? []) {
+      if (mounts.some((mount) => mount.target === path)) continue
+      mounts.push({ source: randomBytes(32).toString('hex'), target: path, readOnly: false })
+    }
     for (const mount of mounts) if (!this.volumes.has(mount.source)) this.volumes.set(mount.source, {})
     const container = this.add({
       ...spec,
@@ -175,6 +188,9 @@ export class FakeRuntime implements ContainerRuntime {
     const output = this.imageOutput[container.image]
     if (output) container.logLines.push(...splitLines(output))
     this.eventHub.publish(container, 'start')
+    const exitCode = this.exitOnStart[container.image]
+    // Like a process that dies at once: the start succeeded, the container is gone a moment later.
+    if (exitCode !== undefined) setTimeout(() => container.state === 'running' && this.exit(container, exitCode), 20)
   }
 
   async stop(containerId: string, _timeoutSeconds: number): Promise<void> {
@@ -270,15 +286,6 @@ export class FakeRuntime implements ContainerRuntime {
     const container = this.add({ ...options, containerPort, labels: options.labels ?? {}, state: options.state ?? 'running' })
     if (container.state === 'running') container.startedAt = new Date()
     return container.id
-  }
-
-  /** Test control: an anonymous volume, as an image's VOLUME makes one, mounted in the container. Returns its name. */
-  addAnonymousVolume(idOrName: string, destination: string): string {
-    const container = this.containers.get(idOrName)
-    const name = randomBytes(32).toString('hex')
-    this.volumes.set(name, {})
-    container.mounts.push({ type: 'volume', name, destination, readOnly: false })
-    return name
   }
 
   /** Test control: whether a volume of that name exists. */
