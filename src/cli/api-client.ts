@@ -1,11 +1,14 @@
 // forgectl's HTTP client for the daemon's API (global fetch). Every failure becomes one
 // readable line: the API's error message with the field paths of its details, or, when the
-// daemon cannot be reached, the URL and why.
+// daemon cannot be reached, the URL and why. Every string it hands on, answers, streams and
+// errors alike, is terminal-safe (terminal-text.ts): what the server says is never obeyed by
+// the operator's terminal.
 import type { ClientConfig } from '../config.js'
 import { CliError, InterruptedError } from './cli-errors.js'
 import { oneLine } from './output.js'
 import type { PluginEvent, PluginObject, PluginRevisionObject } from './plugin-object.js'
 import { readServerSentEvents, type SseMessage } from './sse.js'
+import { terminalSafe, terminalSafeValue } from './terminal-text.js'
 
 export interface ErrorDetail {
   field: string
@@ -152,13 +155,13 @@ export class ApiClient {
     } catch (error) {
       throw this.transportError(error)
     }
-    if (response.ok) return response
+    if (response.ok) return terminalSafeResponse(response)
     throw await readApiError(response, this.baseUrl)
   }
 
   private async *translateStreamErrors(messages: AsyncGenerator<SseMessage>): AsyncGenerator<SseMessage> {
     try {
-      yield* messages
+      for await (const message of messages) yield terminalSafeValue(message)
     } catch (error) {
       throw this.transportError(error)
     }
@@ -183,13 +186,25 @@ export class ApiClient {
   }
 }
 
+/** The answer, with every string its json() and text() give made safe to print (terminal-text.ts). */
+function terminalSafeResponse(response: Response): Response {
+  return new Proxy(response, {
+    get(target, property) {
+      if (property === 'json') return async () => terminalSafeValue((await target.json()) as unknown)
+      if (property === 'text') return async () => terminalSafe(await target.text())
+      const value = Reflect.get(target, property, target) as unknown
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+    },
+  })
+}
+
 function pluginPath(name: string): string {
   return `/api/v1/plugins/${encodeURIComponent(name)}`
 }
 
 /** The API's error shape {error: {code, message, details}}; a proxy's page or bare status otherwise. */
 async function readApiError(response: Response, baseUrl: string): Promise<CliError> {
-  const text = await response.text().catch((error: unknown) => `(the answer could not be read: ${String(error)})`)
+  const text = terminalSafe(await response.text().catch((error: unknown) => `(the answer could not be read: ${String(error)})`))
   const body = parseJson(text)
   const error = isRecord(body) && isRecord(body.error) ? body.error : undefined
   if (error && typeof error.message === 'string') {

@@ -1,6 +1,7 @@
 // The spec folder on disk: which files count as spec files, listing them, and reading one
-// safely (inside the folder, size-capped, UTF-8). No knowledge of plugins or the store.
-import { promises as fs } from 'node:fs'
+// safely (inside the folder, a regular file, size-capped, UTF-8, whatever is swapped in
+// while it is read). No knowledge of plugins or the store.
+import { constants, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { MAX_SPEC_FILE_BYTES } from '../spec/parse-yaml.js'
 
@@ -76,29 +77,82 @@ export interface ReadOptions {
   realDir: string
   /** Wall-clock ms: a file modified after this is reported `unsettled` instead of read. Default: no check. */
   settledBefore?: number
+  /** The file system calls used; tests inject one that changes the folder between them. Default node:fs. */
+  fileSystem?: SpecFileSystem
 }
 
-/** Reads one spec file, refusing what must not be parsed. Never throws. */
+/** What readSpecFile asks of the file system. */
+export interface SpecFileSystem {
+  realpath(path: string): Promise<string>
+  open(path: string, flags: number): Promise<fs.FileHandle>
+  /** The path an open descriptor refers to now; undefined where the platform cannot say. */
+  pathOfDescriptor(fd: number): Promise<string | undefined>
+}
+
+export const nodeFileSystem: SpecFileSystem = {
+  realpath: (file) => fs.realpath(file),
+  open: (file, flags) => fs.open(file, flags),
+  pathOfDescriptor: async (fd) => {
+    try {
+      return await fs.readlink(`/proc/self/fd/${fd}`)
+    } catch {
+      return undefined
+    }
+  },
+}
+
+/**
+ * O_NOFOLLOW: a symlink swapped in after the path was resolved is not followed (ELOOP).
+ * O_NONBLOCK: a FIFO swapped in opens at once instead of waiting for a writer for ever; it
+ * is then found not to be a regular file. Regular files ignore O_NONBLOCK.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+const READ_CHUNK_BYTES = 64 * 1024
+
+/**
+ * Reads one spec file, refusing what must not be parsed. Never throws. Open, then check:
+ * every check is made on the opened file (fstat, the descriptor's own path), so nothing
+ * swapped in between a check and the read is read: a symlink to outside the folder, a
+ * FIFO, a file that grew past the size cap (the read stops one byte past it).
+ */
 export async function readSpecFile(dir: string, relativePath: string, options: ReadOptions): Promise<SpecFileRead> {
-  const resolved = await resolveInside(path.join(dir, relativePath), options.realDir)
+  const files = options.fileSystem ?? nodeFileSystem
+  const resolved = await resolveInside(files, path.join(dir, relativePath), options.realDir)
   if (resolved.kind !== 'path') return resolved
-  let stats
+  let handle: fs.FileHandle
   try {
-    stats = await fs.stat(resolved.path)
+    handle = await files.open(resolved.path, OPEN_FLAGS)
+  } catch (error) {
+    const code = errorCode(error)
+    if (code === 'ENOENT') return { kind: 'missing' }
+    // The last part of the path became a symlink since it was resolved: not followed.
+    if (code === 'ELOOP') return { kind: 'refused', message: 'the file was replaced by a symlink while it was read; ignored' }
+    return { kind: 'refused', message: `could not read the file: ${describe(error)}` }
+  }
+  try {
+    return await readOpened(files, handle, options)
   } catch (error) {
     return errorCode(error) === 'ENOENT' ? { kind: 'missing' } : { kind: 'refused', message: `could not read the file: ${describe(error)}` }
+  } finally {
+    await handle.close().catch(() => undefined)
   }
+}
+
+async function readOpened(files: SpecFileSystem, handle: fs.FileHandle, options: ReadOptions): Promise<SpecFileRead> {
+  // A folder on the way swapped for a symlink (O_NOFOLLOW guards only the last part): where
+  // the descriptor really is decides.
+  const openedPath = await files.pathOfDescriptor(handle.fd)
+  if (openedPath !== undefined) {
+    if (openedPath.endsWith(' (deleted)')) return { kind: 'missing' }
+    if (!isInside(options.realDir, openedPath)) return outsideTheFolder()
+  }
+  const stats = await handle.stat()
   if (!stats.isFile()) return { kind: 'missing' }
   if (stats.size > MAX_SPEC_FILE_BYTES) return tooLarge(stats.size)
   if (options.settledBefore !== undefined && stats.mtimeMs > options.settledBefore) return { kind: 'unsettled' }
-  let bytes: Buffer
-  try {
-    bytes = await fs.readFile(resolved.path)
-  } catch (error) {
-    return errorCode(error) === 'ENOENT' ? { kind: 'missing' } : { kind: 'refused', message: `could not read the file: ${describe(error)}` }
-  }
-  // It may have grown between stat and read.
-  if (bytes.length > MAX_SPEC_FILE_BYTES) return tooLarge(bytes.length)
+  const bytes = await readAtMost(handle, MAX_SPEC_FILE_BYTES + 1)
+  // It grew since fstat: nothing past one byte over the cap was read.
+  if (bytes.length > MAX_SPEC_FILE_BYTES) return { kind: 'refused', message: `the file grew past ${MAX_SPEC_FILE_BYTES} bytes (1 MiB) while it was read; not parsed` }
   try {
     return { kind: 'text', text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) }
   } catch (error) {
@@ -106,20 +160,39 @@ export async function readSpecFile(dir: string, relativePath: string, options: R
   }
 }
 
+/** At most `limit` bytes from the start of the file, however long it is by now. */
+async function readAtMost(handle: fs.FileHandle, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let total = 0
+  while (total < limit) {
+    const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, limit - total))
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, total)
+    if (bytesRead === 0) break
+    chunks.push(chunk.subarray(0, bytesRead))
+    total += bytesRead
+  }
+  return Buffer.concat(chunks, total)
+}
+
 async function resolveInside(
+  files: SpecFileSystem,
   absolutePath: string,
   realDir: string,
 ): Promise<{ kind: 'path'; path: string } | { kind: 'missing' } | { kind: 'refused'; message: string }> {
   let realPath: string
   try {
-    realPath = await fs.realpath(absolutePath)
+    realPath = await files.realpath(absolutePath)
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return { kind: 'missing' }
     return { kind: 'refused', message: `could not resolve the path: ${describe(error)}` }
   }
-  // The target is not named: the API shows this message and the target may be anywhere on the host.
-  if (!isInside(realDir, realPath)) return { kind: 'refused', message: 'the path leads outside the spec folder (a symlink?); ignored' }
+  if (!isInside(realDir, realPath)) return outsideTheFolder()
   return { kind: 'path', path: realPath }
+}
+
+// The target is not named: the API shows this message and the target may be anywhere on the host.
+function outsideTheFolder(): { kind: 'refused'; message: string } {
+  return { kind: 'refused', message: 'the path leads outside the spec folder (a symlink?); ignored' }
 }
 
 export function isInside(dir: string, candidate: string): boolean {
