@@ -354,7 +354,7 @@ export function volumeLabels(plugin: Pick<Plugin, 'forgehookId'>, spec: Pick<Con
 }
 
 /** The old container's anonymous volumes (an image's VOLUME), mounted again in the new one: an update never loses them. */
-export function anonymousVolumesOf(old: ObservedContainer, spec: ContainerSpec): VolumeMount[] {
+export function anonymousVolumesOf(old: ObservedContainer, spec: Pick<ContainerSpec, 'volumes'>): VolumeMount[] {
   const taken = new Set((spec.volumes ?? []).map((volume) => volume.target))
   return (old.mounts ?? [])
     .filter((mount) => mount.type === 'volume' && mount.name !== undefined && /^[0-9a-f]{64}$/.test(mount.name) && !taken.has(mount.destination))

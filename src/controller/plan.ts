@@ -9,7 +9,7 @@ import { containerNameFor, isManaged, LABELS, rolloutNamesFor, volumeNameFor, ty
 import { changedFields } from '../spec/container-spec.js'
 import { backoffDelayMs } from '../util/backoff.js'
 import { formatDuration } from '../util/format-duration.js'
-import { isHeld, planRollout, rolledBackError, ROLLOUT_IN_PROGRESS, stopAndRemove, volumesToEnsure } from './plan-rollout.js'
+import { anonymousVolumesOf, isHeld, planRollout, rolledBackError, ROLLOUT_IN_PROGRESS, stopAndRemove, volumesToEnsure } from './plan-rollout.js'
 import { CONFLICT_RETRY_MS, DEFAULT_CRASH_LOOP, type Action, type CrashLoopPolicy, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
 
 /** The wait before restart number `restartCount` (1 for the first crash). */
@@ -82,8 +82,10 @@ function planUninstall(input: PlanInput): Plan {
   const ours = container && ownedBy(container, plugin) ? container : undefined
   if (ours) actions.push(...stopAndRemove(ours, cause, { anonymousVolumes: plugin.purgeVolumes }))
   const events: PlannedEvent[] = [{ type: 'plugin:uninstalled', data: { containerId: ours?.id ?? null } }]
-  if (plugin.purgeVolumes && plugin.volumes.length > 0) {
-    const names = plugin.volumes.map((volume) => volumeNameFor(plugin.forgehookId, volume.name))
+  // An image VOLUME carried over by an update is mounted by name since: `docker rm -v` keeps it.
+  const carried = ours ? anonymousVolumesOf(ours, { volumes: [] }).map((volume) => volume.source) : []
+  if (plugin.purgeVolumes && plugin.volumes.length + carried.length > 0) {
+    const names = [...plugin.volumes.map((volume) => volumeNameFor(plugin.forgehookId, volume.name)), ...carried]
     actions.push({ kind: 'remove-volumes', names, cause: 'deleted with purge: its named volumes go too' })
     events.push({ type: 'plugin:volumes-purged', data: { volumes: names } })
   }

@@ -3,6 +3,8 @@
 #   flowforge-test/http:1, :2        busybox httpd on 8080, /health answers "ok"; exits 0 on SIGTERM
 #                                    (a shell as PID 1 with a trap: httpd as PID 1 would ignore it)
 #   flowforge-test/http-healthcheck:1  the same with a Docker HEALTHCHECK
+#   flowforge-test/unhealthy:1       http:2 with a Docker HEALTHCHECK that never passes
+#   flowforge-test/http-volume:1, :2 http with a VOLUME (anonymous volume) at /www/data
 #   flowforge-test/crash:1           exits with code 3 after a moment
 #   flowforge-test/echo:1            prints one line to stdout and one to stderr, then idles
 # Idempotent: existing images are kept unless FORCE=1.
@@ -36,6 +38,28 @@ if ! have flowforge-test/http-healthcheck:1; then
   bash "$image_tool" healthcheck flowforge-test/http-healthcheck:1 flowforge-test/http:1 --interval=1s --timeout=1s --retries=2
   echo "built flowforge-test/http-healthcheck:1"
 fi
+
+# A release whose Docker HEALTHCHECK never passes (it fetches a page that does not exist):
+# a rollout to it is rolled back once Docker calls it unhealthy.
+if ! have flowforge-test/unhealthy:1; then
+  printf '%s\n' 'FROM flowforge-test/http:2' \
+    'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/missing"]' \
+    > "$work/Dockerfile.unhealthy"
+  # The legacy builder warns about its deprecation on every build: show its output only on failure.
+  output=$(docker build -q -t flowforge-test/unhealthy:1 -f "$work/Dockerfile.unhealthy" "$work" 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
+  echo "built flowforge-test/unhealthy:1"
+fi
+
+# An image that declares a VOLUME (an anonymous volume per container) at /www/data, served over HTTP.
+for version in 1 2; do
+  image=flowforge-test/http-volume:$version
+  have "$image" && continue
+  bash "$image_tool" http "$image" "hello from volume version $version" \
+    --change "ENV PLUGIN_VERSION=$version" \
+    --change "ENV FLOWFORGE_TEST_IMAGE=$VERSION" \
+    --change 'VOLUME /www/data'
+  echo "built $image"
+done
 
 if ! have flowforge-test/crash:1; then
   bash "$image_tool" rootfs "$work/crash" "hello from version crash"
