@@ -1,17 +1,23 @@
-// Fault injection, cases 11–14 (issue #7): hostile input against the daemon as a real process
+// Fault injection, cases 11–14 (issue #7) and 15–19 (the security issue): hostile input against the daemon as a real process
 // (`forgectl serve`), on a real Postgres server and the real Docker engine. Each case looks
 // afterwards at what a user would see: HTTP answers, the plugins and plugin_events rows, the
 // daemon's own output and the containers of this installation.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 import { networkInterfaces, tmpdir } from 'node:os'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { createServerDatabase, eventually, inCi, postgresUrl } from '../helpers/databases.js'
 import { buildTestImages, docker, probeEngine, requireEngineInCi } from '../helpers/docker.js'
+import { forgectlCommand, root } from '../helpers/forgectl.js'
 import { killAllManagers, spawnManager, waitForLog, type ManagerProcess } from '../helpers/manager-process.js'
+
+const execFileAsync = promisify(execFile)
 
 const engine = await probeEngine()
 requireEngineInCi(engine)
@@ -25,6 +31,8 @@ const IMAGE = 'flowforge-test/http:1'
 const TEN_MB = 10 * 1024 * 1024
 /** A plugin that runs through the whole file and that no hostile input may touch. */
 const KEEP = 'hostile-keep'
+/** API_MAX_STREAMS of the manager: the live streams it serves at once. */
+const MAX_STREAMS = 6
 
 interface PluginRow {
   forgehook_id: string
@@ -57,6 +65,7 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
     // No periodic status writes: If-Match in case 11 compares against a quiet row.
     HEALTH_INTERVAL: '1h',
     LOG_LEVEL: 'debug',
+    API_MAX_STREAMS: String(MAX_STREAMS),
     ...extra,
   })
 
@@ -112,6 +121,10 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
       30_000,
       `${name} running its spec`,
     )
+  }
+
+  async function gone(name: string): Promise<void> {
+    await eventually(async () => ((await row(name)) === undefined ? true : undefined), 60_000, `${name} uninstalled`)
   }
 
   /** The spec half of every row: a hostile input must change none of it. */
@@ -298,6 +311,192 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
     expect(await containerEnvironment(fromFile.container_id!)).toContain(`API_TOKEN=${secret}`)
   })
 
+  test('a web page cannot drive the API even with the token at hand: cross-site forms and fetches, a foreign-origin WebSocket and a DNS-rebinding Host are refused; nothing changes', async () => {
+    const specsBefore = await specSnapshot()
+    const keptBefore = await keptContainer()
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    const attacks: { what: string; route: string; headers: Record<string, string>; body?: string; code: string }[] = [
+      { what: 'a cross-site form', route: `/api/v1/plugins/${KEEP}/stop`, headers: { ...form, origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' }, body: 'x=1', code: 'cross_origin' },
+      { what: 'a cross-site fetch without Origin', route: `/api/v1/plugins/${KEEP}/stop`, headers: { 'sec-fetch-site': 'cross-site' }, code: 'cross_origin' },
+      { what: 'a sandboxed plugin page (Origin: null)', route: '/api/v1/plugins/install', headers: { origin: 'null', 'content-type': 'application/json' }, body: JSON.stringify({ manifest: { id: 'hostile-page', image: IMAGE, port: 8080 } }), code: 'cross_origin' },
+      { what: 'another port of this host', route: `/api/v1/plugins/${KEEP}`, headers: { origin: 'http://127.0.0.1:4100' }, code: 'cross_origin' },
+    ]
+    for (const { what, route, headers, body, code } of attacks) {
+      const answer = await call(route, { method: route.endsWith(KEEP) ? 'DELETE' : 'POST', headers, ...(body !== undefined ? { body } : {}) })
+      expect(answer.status, what).toBe(403)
+      expect(((await answer.json()) as { error: { code: string } }).error.code, what).toBe(code)
+    }
+    // DNS rebinding: the page's own name resolves to 127.0.0.1; its Host (and Origin) is that name.
+    const port = Number(new URL(base).port)
+    const rebound = await rawRequest(port, 'POST', '/api/v1/plugins/install', { host: `rebind.evil.example:${port}`, origin: `http://rebind.evil.example:${port}`, authorization: `Bearer ${TOKEN}` }, JSON.stringify({ manifest: { id: 'hostile-rebound', image: 'attacker/root:1', port: 80 } }))
+    expect(rebound.status).toBe(403)
+    expect(rebound.body).toContain('host_not_allowed')
+    expect((await rawRequest(port, 'GET', '/metrics', { host: 'rebind.evil.example' })).status).toBe(403)
+    const auth = { authorization: `Bearer ${TOKEN}` }
+    expect(await webSocketHandshakeStatus(`${base}/api/v1/ws`, { ...auth, origin: 'http://evil.example' })).toBe(403)
+    expect(await webSocketHandshakeStatus(`${base}/api/v1/ws`, { ...auth, origin: base })).toBe(101)
+    // Answers tell browsers not to sniff, frame or run them.
+    const answer = await call('/api/v1/plugins')
+    expect(answer.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(answer.headers.get('content-security-policy')).toContain("default-src 'none'")
+    expect(answer.headers.get('referrer-policy')).toBe('no-referrer')
+    await answer.text()
+    const page = await call(`/plugins/${KEEP}/`)
+    expect(page.headers.get('content-security-policy')).toMatch(/sandbox/)
+    expect(page.headers.get('content-security-policy')).not.toMatch(/allow-same-origin/)
+    await page.text()
+
+    expect(await specSnapshot()).toEqual(specsBefore)
+    expect(await keptContainer()).toEqual(keptBefore)
+    expect(await row('hostile-page')).toBeUndefined()
+    expect(await row('hostile-rebound')).toBeUndefined()
+  })
+
+  test('one spec file of 9,600 bad documents is one small report: the daemon stays up and small, and starts again with the file in place; 400 bad documents make 400 small audit rows', async () => {
+    const rssBefore = await residentBytes(manager.pid)
+    const bomb = Array.from({ length: 9_600 }, (_, index) => `metadata: { name: hostile-bomb-${index} }\nspec: 1\n`).join('---\n')
+    expect(bomb.length).toBeLessThan(1024 * 1024)
+    await writeFile(path.join(specsDir, 'bomb.yaml'), bomb)
+    const many = Array.from({ length: 400 }, (_, index) => `${yamlSpec(`hostile-many-${index}`)}  replicas: 3\n  colour: blue\n`).join('---\n')
+    await writeFile(path.join(specsDir, 'many.yaml'), many)
+    try {
+      const reports = await eventually(async () => {
+        const items = ((await (await call('/api/v1/specs')).json()) as { items: { path: string; status: string; errors: unknown[]; moreErrors?: number }[] }).items
+        const found = ['bomb.yaml', 'many.yaml'].map((file) => items.find((report) => report.path === file))
+        return found.every(Boolean) ? found : undefined
+      }, 60_000, 'both files reported')
+      expect(reports[0]).toMatchObject({ status: 'refused', errors: [{ message: expect.stringMatching(/more than 500 YAML documents/) }] })
+      expect(reports[1]).toMatchObject({ status: 'invalid', moreErrors: 800 - 50 })
+      expect(reports[1]!.errors).toHaveLength(50)
+      const audit = await eventually(async () => {
+        const result = await client.query<{ count: string; bytes: string }>(`SELECT count(*)::text AS count, coalesce(sum(length(data::text)), 0)::text AS bytes FROM plugin_events WHERE event_type = 'spec:invalid' AND forgehook_id LIKE 'hostile-many-%'`)
+        return Number(result.rows[0]!.count) === 400 ? result.rows[0]! : undefined
+      }, 30_000, '400 spec:invalid rows')
+      expect(Number(audit.bytes)).toBeLessThan(400 * 1_000)
+      expect(Number((await client.query(`SELECT count(*) FROM plugin_events WHERE forgehook_id LIKE 'hostile-bomb-%'`)).rows[0].count)).toBe(0)
+      // Was about 12 GB; the daemon's memory grows by far less than 200 MB.
+      expect((await residentBytes(manager.pid)) - rssBefore).toBeLessThan(200 * 1024 * 1024)
+
+      // It starts again with both files in place, and stays up.
+      manager.kill('SIGTERM')
+      expect(await manager.exited).toBe(0)
+      manager = spawnManager(managerEnv({ FORGE_API_TOKEN: TOKEN }))
+      base = loopback(await manager.apiUrl())
+      await waitForLog(manager, 'controller running')
+      await waitForLog(manager, 'spec file bomb.yaml was refused')
+      expect((await call('/healthz')).status).toBe(200)
+      expect(manager.child.exitCode).toBeNull()
+    } finally {
+      await rm(path.join(specsDir, 'bomb.yaml'), { force: true })
+      await rm(path.join(specsDir, 'many.yaml'), { force: true })
+    }
+  })
+
+  test('work per request is bounded: a 1 MiB WebSocket message closes that socket, streams past API_MAX_STREAMS get 503, logs past tail 1000 get 400, host ports outside HOST_PORT_RANGE get 422', async () => {
+    const socket = new WebSocket(`${base.replace(/^http/, 'ws')}/api/v1/ws`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject))
+    const closed = new Promise<number>((resolve) => socket.once('close', resolve))
+    socket.send(Buffer.alloc(1024 * 1024, 0x61))
+    expect(await closed).toBe(1009)
+
+    // Streams of earlier cases are gone once the daemon has seen their clients go.
+    await eventually(async () => ((await (await call('/metrics')).text()).includes('flowforge_event_stream_subscribers 0') ? true : undefined), 10_000, 'no stream open')
+    const streams: AbortController[] = []
+    try {
+      for (let opened = 0; opened < MAX_STREAMS; opened++) {
+        const abort = new AbortController()
+        streams.push(abort)
+        expect((await call('/api/v1/events/stream', { signal: abort.signal })).status).toBe(200)
+      }
+      const refused = await call('/api/v1/events/stream')
+      expect(refused.status).toBe(503)
+      expect(await refused.json()).toMatchObject({ error: { code: 'too_many_streams' } })
+      expect(await webSocketHandshakeStatus(`${base}/api/v1/ws`, { authorization: `Bearer ${TOKEN}` })).toBe(503)
+    } finally {
+      for (const abort of streams) abort.abort()
+    }
+    await eventually(async () => {
+      const answer = await call('/api/v1/events/stream')
+      await answer.body?.cancel()
+      return answer.status === 200 ? true : undefined
+    }, 10_000, 'stream slots back once their clients went')
+
+    expect((await call(`/api/v1/plugins/${KEEP}/logs?tail=1001`)).status).toBe(400)
+    expect((await call(`/api/v1/plugins/${KEEP}/logs?tail=1000`)).status).toBe(200)
+    const outside = await put('hostile-port', pluginDocument('hostile-port', { hostPort: 22 }))
+    expect(outside.status).toBe(422)
+    expect(await outside.text()).toMatch(/spec\.hostPort.*HOST_PORT_RANGE 5450-5499/)
+    expect(await row('hostile-port')).toBeUndefined()
+  })
+
+  test('secrets in config, under other names and behind a removed secrets list never show: API answers, live streams, the debug log, plugin_events, forgectl get -o yaml and describe, /metrics; the container gets them', async () => {
+    const name = 'hostile-config-secret'
+    const secret = `c0nf1g-${randomBytes(8).toString('hex')}`
+    const license = `l1c-${randomBytes(8).toString('hex')}`
+    const live = await openLiveStreams()
+    const answers: string[] = []
+    const keep = async (request: Promise<Response>): Promise<number> => {
+      const answer = await request
+      answers.push(await answer.text())
+      return answer.status
+    }
+    const spec = {
+      environment: { DB_PASSWORD: secret, GREETING: secret, DATABASE_URL: `postgres://app:${secret}@db/app`, LICENSE: license },
+      config: { database: { host: 'db', password: secret }, credentials: { token: secret }, note: secret },
+    }
+    expect(await keep(put(name, pluginDocument(name, spec, { secrets: ['LICENSE'] })))).toBe(201)
+    const running = await converged(name)
+    // Removing the secrets list would show LICENSE's value: refused (and the GET still hides it).
+    expect(await keep(patch(name, { spec: { manifest: { secrets: null } } }))).toBe(422)
+    await writeFile(path.join(specsDir, 'config-secret.yaml'), `${yamlSpec('hostile-config-file')}  config:\n    db: { password: ${secret} }\n`)
+    await converged('hostile-config-file')
+
+    for (const route of [`/api/v1/plugins/${name}`, '/api/v1/plugins', `/api/v1/plugins/${name}/events?limit=1000`, '/api/v1/events?limit=1000', '/api/v1/specs', '/api/v1/plugins/hostile-config-file', '/metrics']) {
+      expect(await keep(call(route)), route).toBe(200)
+    }
+    const cli = [await forgectl(['get', name, '-o', 'yaml']), await forgectl(['get', name, '-o', 'json']), await forgectl(['describe', name])]
+    for (const result of cli) expect(result.code, result.stderr).toBe(0)
+    const streamed = await live.close()
+    const events = await client.query<{ data: string }>('SELECT data::text AS data FROM plugin_events')
+
+    const leaked = (where: string, text: string) => expect([secret, license].filter((value) => text.includes(value)), where).toEqual([])
+    leaked('API answers', answers.join('\n'))
+    leaked('forgectl', cli.map((result) => result.stdout + result.stderr).join('\n'))
+    leaked('SSE and WebSocket events', streamed)
+    leaked("the daemon's debug log", manager.output())
+    leaked('plugin_events.data', events.rows.map((event) => event.data).join('\n'))
+    const shown = (await (await call(`/api/v1/plugins/${name}`)).json()) as { spec: { environment: Record<string, string>; config: Record<string, unknown> } }
+    expect(shown.spec.environment).toEqual({ DB_PASSWORD: '***', GREETING: '***', DATABASE_URL: '***', LICENSE: '***' })
+    expect(shown.spec.config).toEqual({ database: { host: 'db', password: '***' }, credentials: '***', note: '***' })
+    const environment = await containerEnvironment(running.container_id!)
+    expect(environment).toEqual(expect.arrayContaining([`DB_PASSWORD=${secret}`, `GREETING=${secret}`, `LICENSE=${license}`]))
+    expect(environment.find((entry) => entry.startsWith('FORGEHOOK_CONFIG='))).toContain(secret)
+    await rm(path.join(specsDir, 'config-secret.yaml'), { force: true })
+    await gone('hostile-config-file')
+  })
+
+  test('the spec folder keeps syncing past a FIFO and a file too big to read; a symlink out of the folder is refused', async () => {
+    await execFileAsync('mkfifo', [path.join(specsDir, 'pipe.yaml')])
+    await writeFile(path.join(outsideDir, 'target.yaml'), yamlSpec('hostile-outside'))
+    await symlink(path.join(outsideDir, 'target.yaml'), path.join(specsDir, 'link-out.yaml'))
+    try {
+      // A FIFO blocked the sync for good: later files were never read. Now they are.
+      await writeFile(path.join(specsDir, 'after-pipe.yaml'), yamlSpec('hostile-after-pipe'))
+      await converged('hostile-after-pipe')
+      // And the rescans go on (every 2 s): a second file is applied too.
+      await writeFile(path.join(specsDir, 'after-rescan.yaml'), yamlSpec('hostile-after-rescan'))
+      await converged('hostile-after-rescan')
+      const reports = ((await (await call('/api/v1/specs')).json()) as { items: { path: string; status: string; errors: { message: string }[] }[] }).items
+      expect(reports.find((report) => report.path === 'link-out.yaml')).toMatchObject({ status: 'refused', errors: [{ message: expect.stringContaining('outside the spec folder') }] })
+      expect(await row('hostile-outside')).toBeUndefined()
+    } finally {
+      for (const file of ['pipe.yaml', 'link-out.yaml', 'after-pipe.yaml', 'after-rescan.yaml']) await rm(path.join(specsDir, file), { force: true })
+    }
+    // Uninstalled with their files: gone before the next case takes its snapshot.
+    await gone('hostile-after-pipe')
+    await gone('hostile-after-rescan')
+  })
+
   test('no token or a wrong token: 401 on /api/v1/* and nothing changes; without FORGE_API_TOKEN the API listens on 127.0.0.1 only', async () => {
     const specsBefore = await specSnapshot()
     const keptBefore = await keptContainer()
@@ -360,6 +559,12 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
     expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(manager.output()).toContain('FORGE_API_TOKEN is not set')
     expect((await call('/api/v1/plugins', { token: null })).status).toBe(200)
+    // Without a token a web page is what is left to fear: a cross-site form and a rebinding Host are refused.
+    const crossSite = await call(`/api/v1/plugins/${KEEP}/stop`, { method: 'POST', token: null, headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: 'x' })
+    expect(crossSite.status).toBe(403)
+    const apiPort = Number(new URL(base).port)
+    expect((await rawRequest(apiPort, 'POST', `/api/v1/plugins/${KEEP}/stop`, { host: `rebind.evil.example:${apiPort}` })).status).toBe(403)
+    expect((await row(KEEP))!.desired_state).toBe('running')
     if (other !== undefined) {
       const failure = await fetch(`http://${other}:${new URL(base).port}/healthz`).then(
         (answer) => `answered ${answer.status}`,
@@ -403,6 +608,16 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
         return `${sse}\n${messages.join('\n')}`
       },
     }
+  }
+
+  /** forgectl against the current manager, with the token. */
+  async function forgectl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const [command, commandArgs] = forgectlCommand(...args)
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, FORGE_URL: base, FORGE_API_TOKEN: TOKEN }
+    return execFileAsync(command, commandArgs, { cwd: root, env, timeout: 60_000 }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, stdout: error.stdout ?? '', stderr: error.stderr ?? '' }),
+    )
   }
 
   function postJson(route: string, body: unknown): Promise<Response> {
@@ -505,4 +720,23 @@ async function instanceContainers(): Promise<string[]> {
 async function removeInstanceContainers(): Promise<void> {
   const ids = await instanceContainers()
   if (ids.length > 0) await docker('rm', '-f', ...ids)
+}
+
+/** A request with a Host of our choosing (fetch sets its own). */
+function rawRequest(port: number, method: string, route: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, method, path: route, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) } }, (response) => {
+      let text = ''
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }))
+    })
+    outgoing.on('error', reject)
+    outgoing.end(body)
+  })
+}
+
+/** VmRSS of a process, in bytes. */
+async function residentBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
 }
