@@ -1,6 +1,6 @@
 // npm run bench [case ...]: every benchmark, each measuring its peer or limit in the same
 // run. Prints one markdown table per case; raw numbers go to bench/results/*.json.
-// Cases: store, scale, api, idle, converge, latency, recovery (default: all, in this order).
+// Cases: store, scale, api, idle, converge, latency, recovery, rollout (default: all, in this order).
 // A real Postgres server is used beside the embedded one when BENCH_DATABASE_URL (or
 // TEST_DATABASE_URL) is set.
 import { benchApi } from './api.js'
@@ -9,6 +9,7 @@ import { benchConverge } from './converge.js'
 import { benchIdle } from './idle.js'
 import { benchLatency } from './latency.js'
 import { benchRecovery } from './recovery.js'
+import { benchRollout } from './rollout.js'
 import { benchStore } from './store.js'
 
 const CASES: Record<string, () => Promise<{ table: string } | unknown>> = {
@@ -19,6 +20,7 @@ const CASES: Record<string, () => Promise<{ table: string } | unknown>> = {
   converge: () => benchConverge(),
   latency: benchLatency,
   recovery: benchRecovery,
+  rollout: benchRollout,
 }
 
 const requested = process.argv.slice(2)
