@@ -192,9 +192,12 @@ describe('an SQL client cannot poison the daemon\'s session', () => {
     await expect(client.query(`UPDATE plugins SET desired_state = 'running' WHERE forgehook_id = 'readonly'`)).rejects.toThrow(/read-only/)
   })
 
-  test('ALTER ROLE defaults, UNLISTEN *, another search_path and a temporary table named plugins do not reach the daemon', async () => {
+  test('ALTER SYSTEM and ALTER ROLE defaults (reloaded), UNLISTEN *, another search_path and a temporary table named plugins do not reach the daemon', async () => {
     const client = await connect()
     await client.query('ALTER ROLE postgres SET default_transaction_read_only = on')
+    await client.query('ALTER SYSTEM SET default_transaction_read_only = on')
+    await client.query('ALTER SYSTEM SET session_replication_role = replica')
+    await client.query('SELECT pg_reload_conf()')
     await client.query('UNLISTEN *')
     await client.query('SET search_path = pg_catalog')
     await client.query(`SET TimeZone = 'Asia/Kolkata'`)
@@ -206,6 +209,8 @@ describe('an SQL client cannot poison the daemon\'s session', () => {
       expect((await store.listPlugins()).map((each) => each.forgehookId)).toContain('shadowed')
     } finally {
       await client.query('ALTER ROLE postgres RESET default_transaction_read_only')
+      await client.query('ALTER SYSTEM RESET ALL')
+      await client.query('SELECT pg_reload_conf()')
     }
   })
 
