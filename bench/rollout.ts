@@ -32,8 +32,10 @@ import {
   watchDockerEvents,
   writeResults,
   type BenchDaemon,
+  type CountingRuntime,
   type DockerEventRecord,
   type Engine,
+  type TimedCall,
 } from './docker-harness.js'
 
 const execFileAsync = promisify(execFile)
@@ -47,9 +49,12 @@ const STEADY_MS = 2_000
 /** ...and the load goes on this much longer. */
 const TAIL_MS = 1_000
 const SCENARIO_TIMEOUT_MS = 120_000
-/** Inside the bench's 5100-5999: converge takes 5100+i, latency 5400-5499, recovery 5500-5999. */
-const HOST_PORT_RANGE = '5300-5389'
-const COMPOSE_PORT = 5390
+/**
+ * Inside the bench's 5100-5999, clear of the other cases (converge pins 5100+i for N ≤ 100,
+ * latency 5400-5499, recovery 5500-5999) and of the tests' ranges (5300-5349, 5400-5649).
+ */
+const HOST_PORT_RANGE = '5200-5289'
+const COMPOSE_PORT = 5290
 const IMAGE = (version: number) => `flowforge-test/http:${version}`
 const SCENARIOS: Scenario[] = ['Recreate', 'StartFirst', 'compose']
 
@@ -110,10 +115,15 @@ async function untilSteady(load: Load, changedAt: number, done: () => Promise<bo
   }, SCENARIO_TIMEOUT_MS, 100)
 }
 
+/** At least WARMUP_MS of load, the last second of it answered by version 1 alone, at the full rate. */
 async function warmUp(load: Load, what: string): Promise<void> {
-  await sleep(WARMUP_MS)
-  const answered = load.results.filter((result) => result.version === 1).length
-  if (answered < (WARMUP_MS / 1000) * RATE * 0.5) throw new Error(`${what}: only ${answered} answers of version 1 before the change`)
+  const startedAt = epochNow()
+  await waitUntil(`${what}: version 1 answering steadily before the change`, async () => {
+    const now = epochNow()
+    if (now - startedAt < WARMUP_MS) return undefined
+    const lastSecond = load.results.filter((result) => result.sentAt >= now - 1_000 - REQUEST_TIMEOUT_MS && result.doneAt >= now - 1_000)
+    return lastSecond.length >= RATE * 0.8 && lastSecond.every((result) => result.version === 1) ? true : undefined
+  }, 30_000, 100)
 }
 
 /** Peak RSS of this process (the daemon), sampled every 100 ms until stopped. */
@@ -125,6 +135,23 @@ function sampleRss(): () => number {
 
 function eventsSince(events: DockerEventRecord[], changedAtPerf: number): TimedEvent[] {
   return events.filter((event) => event.receivedAt >= changedAtPerf).map((event) => ({ action: event.action, name: event.name, atMs: event.receivedAt - changedAtPerf }))
+}
+
+/**
+ * The daemon's inspects, timed like its changing calls (CountingRuntime only counts them):
+ * the switch refreshes its cache with one after each step, inside the gap.
+ */
+function timeInspects(runtime: CountingRuntime): () => TimedCall[] {
+  const calls: TimedCall[] = []
+  const counted = runtime.inspect
+  runtime.inspect = (idOrName: string) => {
+    const call: TimedCall = { method: 'inspect', startedAt: performance.now(), finished: Promise.resolve() }
+    calls.push(call)
+    const result = counted(idOrName)
+    call.finished = result.then(() => void (call.durationMs = performance.now() - call.startedAt), () => void (call.durationMs = performance.now() - call.startedAt))
+    return result
+  }
+  return () => ((runtime.inspect = counted), calls)
 }
 
 // ---- ours ----
@@ -156,6 +183,7 @@ async function runOurs(bench: BenchDaemon, strategy: 'Recreate' | 'StartFirst', 
   try {
     await warmUp(load, name)
     runtime.reset()
+    const stopTimingInspects = timeInspects(runtime)
     const rss = sampleRss()
     const cpuBefore = process.cpuUsage()
     const engineCpuBefore = engineCpuSeconds()
@@ -171,7 +199,10 @@ async function runOurs(bench: BenchDaemon, strategy: 'Recreate' | 'StartFirst', 
     const { sent } = await load.stop()
     const cpu = process.cpuUsage(cpuBefore)
     const engineCpuAfter = engineCpuSeconds()
-    const calls = runtime.mutating.map((call) => ({ method: call.method, atMs: call.startedAt - changedAtPerf, durationMs: call.durationMs }))
+    const inspects = stopTimingInspects()
+    const calls = [...runtime.mutating, ...inspects]
+      .sort((a, b) => a.startedAt - b.startedAt)
+      .map((call) => ({ method: call.method, atMs: call.startedAt - changedAtPerf, durationMs: call.durationMs }))
     return {
       scenario: strategy,
       run,
