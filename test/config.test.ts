@@ -132,6 +132,8 @@ describe('configuration', () => {
       stopTimeoutSeconds: 10,
       retryBaseMs: 1_000,
       retryMaxMs: 300_000,
+      revisionHistoryLimit: 10,
+      updateDrainTimeoutMs: 10_000,
     })
     expect(loadConfig({ MANAGER_ID: 'node-a' }).controller.managerId).toBe('node-a')
     expect(problemsOf({ MANAGER_ID: 'has space' })).toEqual(['MANAGER_ID must be 1 to 40 letters, digits, ".", "_" or "-", got "has space"'])
