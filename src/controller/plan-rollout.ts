@@ -55,8 +55,47 @@ export function planRollout(context: RolloutContext): Plan {
     if (next.hostPort !== undefined && next.hostPort === input.plugin.hostPort) return planDrain(context, next)
     return planVerifyStartFirst(context, next)
   }
+  // Without this the failed release would be prepared again: one more outage, one more failure.
+  if (rollbackUnrecorded(input.plugin)) return planRecordRollback(context)
   if (strategy === 'StartFirst' && input.rollout?.candidate === undefined) return planReservePort(context)
   return planPrepare(context, strategy)
+}
+
+/**
+ * Recorded past the point where the new container ran (Recreate: switched; start first:
+ * verifying or draining), yet it is gone and the old one is the plugin's container: a
+ * rollback removed it and the manager stopped before recording that.
+ */
+function rollbackUnrecorded(plugin: Plugin): boolean {
+  const rollout = plugin.rollout
+  if (rollout?.generation !== plugin.generation) return false
+  if (rollout.strategy === 'Recreate') return rollout.phase === 'verifying' && rollout.switchedAt !== undefined
+  return rollout.phase === 'verifying' || rollout.phase === 'draining'
+}
+
+/** What the interrupted rollback would have recorded; the old container started if it is not running yet. */
+function planRecordRollback(context: RolloutContext): Plan {
+  const { input, main } = context
+  const current = input.plugin.rollout!
+  const reason = 'a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)'
+  const { toHostPort: _released, ...kept } = current
+  const rolledBack: RolloutStatus = { ...kept, phase: 'rolled-back', error: reason, finishedAt: iso(input.now) }
+  const cause = 'rollback: the previous container serves again'
+  const actions: Action[] = main.state === 'running' ? [] : [{ kind: 'start', containerId: main.id, cause }]
+  // Start first after the switch: the proxy goes back to the old container's port.
+  const hostPort = current.phase === 'draining' ? { hostPort: current.fromHostPort ?? main.hostPort ?? null } : {}
+  return {
+    actions,
+    ...(actions.length > 0 ? { transitionPhase: 'starting' as const } : {}),
+    status: { status: 'running', error: rolledBackError(rolledBack), nextRestartAt: null, containerId: main.id, ...hostPort, rollout: rolledBack },
+    events: [
+      {
+        type: 'plugin:rolled-back',
+        data: { reason, generation: current.generation, failedImage: current.toImage, restoredImage: current.fromImage, strategy: current.strategy, recordedLate: 'the rollback ran, its record did not (a manager stopped)' },
+      },
+    ],
+    leavesGenerationUnobserved: true,
+  }
 }
 
 /** Recreate, unless start first is asked and possible: a running old container to keep serving, a port of our own. */

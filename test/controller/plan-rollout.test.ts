@@ -86,6 +86,17 @@ const ROLLOUT: Record<string, string[]> = {
     "generation left unobserved",
     "requeue after 0 ms",
   ],
+  "manager stopped in a rollback after the old one took its name back: the rollback is recorded, the old one started, the release not tried again": [
+    "start c0ffee000000  # rollback: the previous container serves again",
+    "status status=\"running\" error=\"the update to flowforge/crypto:2 (generation 2) was rolled back: a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded); flowforge/crypto:1 keeps running (forgectl rollout retry to try again)\" nextRestartAt=null containerId=\"c0ffee000000aaaabbbbcccc\" rollout={\"phase\":\"rolled-back\",\"strategy\":\"Recreate\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:57.000Z\",\"switchedAt\":\"2026-03-01T11:59:58.000Z\",\"error\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"finishedAt\":\"2026-03-01T12:00:00.000Z\"}",
+    "event plugin:rolled-back {\"reason\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"generation\":2,\"failedImage\":\"flowforge/crypto:2\",\"restoredImage\":\"flowforge/crypto:1\",\"strategy\":\"Recreate\",\"recordedLate\":\"the rollback ran, its record did not (a manager stopped)\"}",
+    "generation left unobserved",
+  ],
+  "manager stopped in a rollback that had restarted the old one: the rollback is recorded, nothing else is done": [
+    "status status=\"running\" error=\"the update to flowforge/crypto:2 (generation 2) was rolled back: a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded); flowforge/crypto:1 keeps running (forgectl rollout retry to try again)\" nextRestartAt=null containerId=\"c0ffee000000aaaabbbbcccc\" rollout={\"phase\":\"rolled-back\",\"strategy\":\"Recreate\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:57.000Z\",\"switchedAt\":\"2026-03-01T11:59:58.000Z\",\"error\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"finishedAt\":\"2026-03-01T12:00:00.000Z\"}",
+    "event plugin:rolled-back {\"reason\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"generation\":2,\"failedImage\":\"flowforge/crypto:2\",\"restoredImage\":\"flowforge/crypto:1\",\"strategy\":\"Recreate\",\"recordedLate\":\"the rollback ran, its record did not (a manager stopped)\"}",
+    "generation left unobserved",
+  ],
   "a container prepared for another spec is a leftover and goes": [
     "remove dead0000aaaa  # a leftover of a rollout: it was prepared for another spec",
     "generation left unobserved",
@@ -127,6 +138,16 @@ const ROLLOUT: Record<string, string[]> = {
     "remove beef00000000  # rollback: the new container exited with code 1",
     "status error=\"the update to flowforge/crypto:2 (generation 2) was rolled back: the new container exited with code 1; flowforge/crypto:1 keeps running (forgectl rollout retry to try again)\" rollout={\"phase\":\"rolled-back\",\"strategy\":\"StartFirst\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:54.000Z\",\"error\":\"the new container exited with code 1\",\"finishedAt\":\"2026-03-01T12:00:00.000Z\"}",
     "event plugin:rolled-back {\"reason\":\"the new container exited with code 1\",\"generation\":2,\"failedImage\":\"flowforge/crypto:2\",\"restoredImage\":\"flowforge/crypto:1\",\"strategy\":\"StartFirst\",\"failedContainerId\":\"beef00000000111122223333\",\"exitCode\":1,\"oomKilled\":false}",
+    "generation left unobserved",
+  ],
+  "StartFirst, manager stopped in a rollback of the drain after the new one was removed: the port goes back to the old one, the rollback is recorded": [
+    "status status=\"running\" error=\"the update to flowforge/crypto:2 (generation 2) was rolled back: a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded); flowforge/crypto:1 keeps running (forgectl rollout retry to try again)\" nextRestartAt=null containerId=\"c0ffee000000aaaabbbbcccc\" hostPort=4100 rollout={\"phase\":\"rolled-back\",\"strategy\":\"StartFirst\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:54.000Z\",\"switchedAt\":\"2026-03-01T11:59:58.500Z\",\"fromHostPort\":4100,\"error\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"finishedAt\":\"2026-03-01T12:00:00.000Z\"}",
+    "event plugin:rolled-back {\"reason\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"generation\":2,\"failedImage\":\"flowforge/crypto:2\",\"restoredImage\":\"flowforge/crypto:1\",\"strategy\":\"StartFirst\",\"recordedLate\":\"the rollback ran, its record did not (a manager stopped)\"}",
+    "generation left unobserved",
+  ],
+  "StartFirst, manager stopped in a rollback of the verification after the new one was removed: the rollback is recorded, the old one serves on": [
+    "status status=\"running\" error=\"the update to flowforge/crypto:2 (generation 2) was rolled back: a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded); flowforge/crypto:1 keeps running (forgectl rollout retry to try again)\" nextRestartAt=null containerId=\"c0ffee000000aaaabbbbcccc\" rollout={\"phase\":\"rolled-back\",\"strategy\":\"StartFirst\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:54.000Z\",\"error\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"finishedAt\":\"2026-03-01T12:00:00.000Z\"}",
+    "event plugin:rolled-back {\"reason\":\"a rollback was under way when the manager stopped (the new container is gone; why it failed was not recorded)\",\"generation\":2,\"failedImage\":\"flowforge/crypto:2\",\"restoredImage\":\"flowforge/crypto:1\",\"strategy\":\"StartFirst\",\"recordedLate\":\"the rollback ran, its record did not (a manager stopped)\"}",
     "generation left unobserved",
   ],
   "a failed preparation leaves the old version serving, says so, and is retried with backoff": [

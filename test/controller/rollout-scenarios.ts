@@ -70,6 +70,9 @@ export const SCENARIOS: Record<string, () => string> = {
   'manager stopped between the two renames of a switch: the new container takes the name': () =>
     text(UPDATED, undefined, { rollout: { next: { ...switched(UPDATED, { state: 'created' }), name: 'forgehook-crypto_next' }, previous } }),
   'manager stopped in a rollback after the new one was removed: the old one takes its name back': () => text(UPDATED, undefined, { rollout: { previous } }),
+  'manager stopped in a rollback after the old one took its name back: the rollback is recorded, the old one started, the release not tried again': () =>
+    text(inVerify(), { ...OLD, state: 'exited', exitCode: 0 }),
+  'manager stopped in a rollback that had restarted the old one: the rollback is recorded, nothing else is done': () => text(inVerify(), OLD),
   'a container prepared for another spec is a leftover and goes': () =>
     text(UPDATED, OLD, { rollout: { next: { ...OLD, id: 'dead0000aaaa', name: 'forgehook-crypto_next', state: 'created' } } }),
   'StartFirst, first a second port is reserved': () => text(startFirst, OLD),
@@ -82,6 +85,10 @@ export const SCENARIOS: Record<string, () => string> = {
     text(draining, OLD, { rollout: { candidate: specOf(draining, 4101), next: { ...nextBeside, labels: specOf(draining, 4101).labels }, oldInFlight: 0 } }),
   'StartFirst, a new container that exits is discarded; the old one never stopped': () =>
     text(sfVerifying, OLD, { rollout: { candidate, next: { ...nextBeside, state: 'exited', exitCode: 1 } } }),
+  'StartFirst, manager stopped in a rollback of the drain after the new one was removed: the port goes back to the old one, the rollback is recorded': () =>
+    text(draining, OLD, { rollout: { candidate: specOf(draining, 4101) } }),
+  'StartFirst, manager stopped in a rollback of the verification after the new one was removed: the rollback is recorded, the old one serves on': () =>
+    text(sfVerifying, OLD, { rollout: { candidate } }),
   'a failed preparation leaves the old version serving, says so, and is retried with backoff': () =>
     describeRecovery(planRecovery(UPDATED, { kind: 'image-missing', error: 'image not found: flowforge/crypto:2 (manifest unknown)' }, plan({ plugin: UPDATED, container: OLD, wanted: wantedFor(UPDATED), now: NOW }))),
 }
