@@ -15,6 +15,7 @@ import { ProxyTrafficCounter } from './api/proxy-traffic.js'
 import { startApiServer } from './api/server.js'
 import { emptyControllerStats, type Controller } from './controller/controller.js'
 import type { LeadershipStatus } from './controller/leader-election.js'
+import type { ReadinessProbe } from './controller/readiness-probe.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
 import { countPlugins } from './db/plugin-counts.js'
 import { sqlAccessHints } from './db/sql-access-hints.js'
@@ -55,6 +56,8 @@ export interface DaemonDependencies {
   onQuery?: () => void
   /** Default: the advisory lock on the Postgres server. */
   leaderLock?: LeaderLockBackend
+  /** Whether a rollout's new container answers. Default: its health check or a TCP connect. Tests on the fake runtime pass one that always says yes. */
+  readiness?: ReadinessProbe
 }
 
 /** What a follower reports for the controller it does not run. */
@@ -81,7 +84,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     lock: database.engine === 'postgres' && config.database.kind === 'postgres'
       ? (dependencies.leaderLock ?? postgresLeaderLock(config.database.connectionString, settings.instance, settings.managerId))
       : undefined,
-    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db, traffic: proxyTraffic }),
+    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db, traffic: proxyTraffic, ...(dependencies.readiness ? { readiness: dependencies.readiness } : {}) }),
   })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
   const app = createApp({

@@ -9,6 +9,8 @@ import { pluginJsonSchema } from '../../src/spec/plugin-spec.js'
 import {
   declarePlugin,
   expectNoStackTrace,
+  IMAGE,
+  OTHER_IMAGE,
   fetchPlugin,
   pluginYaml,
   runForgectl,
@@ -329,4 +331,34 @@ test('a file forgectl cannot parse as YAML is reported at its position', async (
   const result = await forgectl('apply', '-f', file)
   expect(result.code).toBe(1)
   expect(result.stderr).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:\\d+:\\d+: `, 'm'))
+})
+
+describe('forgectl rollout and delete --purge', () => {
+  test('history lists the revisions newest first; undo writes the previous spec back; retry says when there is nothing to retry', async () => {
+    await declarePlugin(server.url, 'roll')
+    await writeSpecFile(server.workDir, 'roll.yaml', pluginYaml('roll', { image: OTHER_IMAGE }))
+    expect((await forgectl('apply', '-f', path.join(server.workDir, 'roll.yaml'))).stdout).toBe('plugin/roll configured\n')
+    const history = await forgectl('rollout', 'history', 'roll')
+    expect(history.code).toBe(0)
+    const lines = history.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^REVISION\s+IMAGE\s+STATE\s+SOURCE\s+AGE$/)
+    expect(lines.slice(1).map((line) => line.split(/\s{2,}/).slice(0, 4))).toEqual([
+      ['2 (current)', OTHER_IMAGE, 'running', 'api'],
+      ['1', IMAGE, 'running', 'api'],
+    ])
+    const undo = await forgectl('rollout', 'undo', 'roll')
+    expect(undo.stdout).toBe('plugin/roll rolled back to the previous revision as generation 3\n')
+    expect((await fetchPlugin(server.url, 'roll'))?.spec.manifest.image).toBe(IMAGE)
+    const retry = await runForgectl(['rollout', 'retry', 'roll'], env)
+    expect(retry.code).toBe(1)
+    expect(retry.stderr).toContain('no rolled-back update of its current generation')
+    const usage = await runForgectl(['rollout', 'again', 'roll'], env)
+    expect(usage.code).toBe(2)
+  })
+
+  test('delete --purge asks for the named volumes to go too', async () => {
+    await declarePlugin(server.url, 'purged')
+    const result = await forgectl('delete', 'purged', '--purge')
+    expect(result.stdout).toBe('plugin/purged deletion requested (with its volumes)\n')
+  })
 })

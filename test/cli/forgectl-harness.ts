@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/logger.js'
 import { startDaemon, type Daemon } from '../../src/main.js'
 import { FakeRuntime } from '../../src/runtime/fake-runtime.js'
 import { eventually } from '../helpers/databases.js'
+import { ALWAYS_READY } from '../helpers/controller-harness.js'
 import { forgectlCommand, root } from '../helpers/forgectl.js'
 
 export const IMAGE = 'flowforge/test:1'
@@ -34,7 +35,7 @@ export async function startTestDaemon(env: Record<string, string> = {}): Promise
   const runtime = new FakeRuntime({ images: [IMAGE, OTHER_IMAGE] })
   // Short retries: a plugin that failed while Docker was away recovers within the test.
   const config = loadConfig({ PORT: '0', SPECS_DIR: specsDir, MANAGER_INSTANCE: 'cli', RECONCILE_RETRY_BASE: '100ms', RECONCILE_RETRY_MAX: '1s', ...env })
-  const daemon = await startDaemon({ ...config, database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } }, silentLogger(), { runtime })
+  const daemon = await startDaemon({ ...config, database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } }, silentLogger(), { runtime, readiness: ALWAYS_READY })
   await daemon.ready
   return {
     daemon,
