@@ -9,7 +9,7 @@ interface RevisionAnswer {
   revision: number
   current: boolean
   source: string
-  spec: { state: string; manifest: { image: string }; environment: Record<string, string>; volumes?: unknown[] }
+  spec: { state: string; manifest: { image: string }; environment: Record<string, string>; config: Record<string, unknown>; volumes?: unknown[] }
 }
 
 describe('revisions and rollouts through the API', () => {
@@ -28,7 +28,9 @@ describe('revisions and rollouts through the API', () => {
   const image = (tag: number) => ({ name: 'Demo', version: '1.0.0', image: `flowforge/test:${tag}`, port: 8080 })
 
   async function declare(tag: number, extra: Record<string, unknown> = {}): Promise<Response> {
-    return send(harness.app, 'PUT', '/api/v1/plugins/demo', { body: pluginDocument('demo', { manifest: image(tag), environment: { API_TOKEN: `secret-${tag}`, MODE: 'm' }, ...extra }) })
+    return send(harness.app, 'PUT', '/api/v1/plugins/demo', {
+      body: pluginDocument('demo', { manifest: image(tag), environment: { API_TOKEN: `secret-${tag}`, MODE: 'm' }, config: { db: { password: `config-secret-${tag}` }, rounds: tag }, ...extra }),
+    })
   }
 
   async function revisions(): Promise<RevisionAnswer[]> {
@@ -52,6 +54,11 @@ describe('revisions and rollouts through the API', () => {
       { API_TOKEN: '***', MODE: 'm' },
       { API_TOKEN: '***', MODE: 'm' },
       { API_TOKEN: '***', MODE: 'm' },
+    ])
+    expect(items.map((item) => item.spec.config)).toEqual([
+      { db: { password: '***' }, rounds: 2 },
+      { db: { password: '***' }, rounds: 2 },
+      { db: { password: '***' }, rounds: 1 },
     ])
     expect(JSON.stringify(items)).not.toContain('secret-')
   })

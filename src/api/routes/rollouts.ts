@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono'
 import type { Plugin } from '../../db/plugin-store.js'
 import type { PluginRevision } from '../../db/plugin-types.js'
 import { canonicalJson } from '../../spec/container-spec.js'
-import { redactEnvironment } from '../../spec/plugin-spec.js'
+import { redactConfig, redactEnvironment } from '../../spec/secrets.js'
 import type { ApiDependencies } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { presentPlugin } from '../plugin-documents.js'
@@ -67,8 +67,8 @@ function presentRevision(revision: PluginRevision, plugin: Plugin) {
       state: spec.desiredState,
       ...(spec.requestedHostPort !== null ? { hostPort: spec.requestedHostPort } : {}),
       manifest: spec.manifest,
-      config: spec.config,
-      environment: redactEnvironment({ environment: spec.environment, manifest: spec.manifest }),
+      config: redactConfig(spec),
+      environment: redactEnvironment(spec),
       ...(spec.volumes.length > 0 ? { volumes: spec.volumes } : {}),
       ...(Object.keys(spec.updatePolicy).length > 0 ? { update: spec.updatePolicy } : {}),
     },
