@@ -19,12 +19,17 @@ export interface RolloutSample {
   scenario: Scenario
   run: number
   changedAt: number
+  /** Requests the load sent in all, the warm-up before the change included. */
   sent: number
   results: LoadResult[]
   /** Ours: the rollout complete and observed; compose: `docker-compose up -d` returned. */
   doneMs: number
   /** Ours: this process (the daemon, its proxy serving the load); compose: the CLI (GNU time). */
   cpuSeconds: number
+  /** The same, as % of one core over the change to the end of the load. */
+  cpuPercent: number
+  /** Ours: this process while it only proxied the same load (the warm-up), % of one core. */
+  proxyingCpuPercent?: number
   peakRssMiB: number
   /** dockerd + containerd from the change to the end of the load. */
   engineCpuSeconds?: number
@@ -42,10 +47,13 @@ export interface SwitchTimeline {
   diedMs?: number
   /** The new container's `start`, after the old one died. */
   newStartedMs?: number
+  /** Ours: the switch's own calls, issued and returned; between stop and start are the renames and the cache's inspects. */
+  calls?: { stopIssuedMs: number; stopReturnedMs: number; startIssuedMs: number; startReturnedMs: number; between: string[] }
 }
 
 export interface SampleMetrics {
   run: number
+  /** Requests sent from the change to the end of the load, and how many of them failed. */
   sent: number
   failed: number
   failures: Record<string, number>
@@ -56,6 +64,8 @@ export interface SampleMetrics {
   v1AfterV2: number
   doneMs: number
   cpuSeconds: number
+  cpuPercent: number
+  proxyingCpuPercent?: number
   peakRssMiB: number
   engineCpuSeconds?: number
   timeline: SwitchTimeline
@@ -63,8 +73,10 @@ export interface SampleMetrics {
 
 export function sampleMetrics(sample: RolloutSample): SampleMetrics {
   const { results, changedAt } = sample
+  // The warm-up is not counted (it ends with a second of version 1 alone); the gap is looked for everywhere.
+  const measured = results.filter((result) => result.sentAt >= changedAt)
   const failures: Record<string, number> = {}
-  for (const result of results) {
+  for (const result of measured) {
     if (result.failure === undefined) continue
     const kind = result.status !== undefined ? String(result.status) : result.failure
     failures[kind] = (failures[kind] ?? 0) + 1
@@ -83,10 +95,11 @@ export function sampleMetrics(sample: RolloutSample): SampleMetrics {
   const stopSent = events.find((event) => event.action === 'kill')
   const died = events.find((event) => event.action === 'die')
   const newStarted = died ? events.find((event) => event.action === 'start' && event.atMs >= died.atMs) : undefined
+  const calls = switchCalls(sample.dockerCalls)
   return {
     run: sample.run,
-    sent: sample.sent,
-    failed: results.filter((result) => result.failure !== undefined).length,
+    sent: measured.length,
+    failed: measured.filter((result) => result.failure !== undefined).length,
     failures,
     longestGapMs: gap.toAt - gap.fromAt,
     ...(firstV2 ? { firstV2Ms: firstV2.doneAt - changedAt } : {}),
@@ -94,6 +107,8 @@ export function sampleMetrics(sample: RolloutSample): SampleMetrics {
     v1AfterV2: firstV2 ? results.filter((result) => result.version === 1 && result.doneAt > firstV2.doneAt).length : 0,
     doneMs: sample.doneMs,
     cpuSeconds: sample.cpuSeconds,
+    cpuPercent: sample.cpuPercent,
+    ...(sample.proxyingCpuPercent !== undefined ? { proxyingCpuPercent: sample.proxyingCpuPercent } : {}),
     peakRssMiB: sample.peakRssMiB,
     ...(sample.engineCpuSeconds !== undefined ? { engineCpuSeconds: sample.engineCpuSeconds } : {}),
     timeline: {
@@ -102,7 +117,23 @@ export function sampleMetrics(sample: RolloutSample): SampleMetrics {
       ...(stopSent ? { stopSentMs: stopSent.atMs } : {}),
       ...(died ? { diedMs: died.atMs } : {}),
       ...(newStarted ? { newStartedMs: newStarted.atMs } : {}),
+      ...(calls ? { calls } : {}),
     },
+  }
+}
+
+/** The old container's stop and the new one's start, and what ran between them (Recreate only). */
+function switchCalls(calls: RolloutSample['dockerCalls']): SwitchTimeline['calls'] {
+  const stopIndex = calls.findIndex((call) => call.method === 'stop')
+  const startIndex = calls.findIndex((call, index) => index > stopIndex && call.method === 'start')
+  const [stop, start] = [calls[stopIndex], calls[startIndex]]
+  if (stopIndex < 0 || startIndex < 0 || stop?.durationMs === undefined || start?.durationMs === undefined) return undefined
+  return {
+    stopIssuedMs: stop.atMs,
+    stopReturnedMs: stop.atMs + stop.durationMs,
+    startIssuedMs: start.atMs,
+    startReturnedMs: start.atMs + start.durationMs,
+    between: calls.slice(stopIndex + 1, startIndex).map((call) => call.method),
   }
 }
 
@@ -121,6 +152,8 @@ export interface RolloutRow {
   onlyV2Ms: MedianWorst
   doneMs: MedianWorst
   cpuSeconds: MedianWorst
+  cpuPercent: MedianWorst
+  proxyingCpuPercent: MedianWorst
   peakRssMiB: MedianWorst
   engineCpuSeconds: MedianWorst
   /** Over all runs. */
@@ -150,6 +183,8 @@ export function summarizeRollout(scenario: Scenario, samples: RolloutSample[]): 
     onlyV2Ms: column((run) => run.onlyV2Ms),
     doneMs: column((run) => run.doneMs),
     cpuSeconds: column((run) => run.cpuSeconds),
+    cpuPercent: column((run) => run.cpuPercent),
+    proxyingCpuPercent: column((run) => run.proxyingCpuPercent),
     peakRssMiB: column((run) => run.peakRssMiB),
     engineCpuSeconds: column((run) => run.engineCpuSeconds),
     failures,
@@ -195,7 +230,7 @@ export function rolloutTable(rows: RolloutRow[], setting: { engine: string; runs
   return [
     `### Image update under load: flowforge-test/http:1 → :2 at ${setting.rate} requests/s, ${setting.runs} runs each (${engine}; median / worst)`,
     '',
-    '| contender | requests sent | failed | longest gap without a successful answer (ms) | change → first version-2 answer (ms) | change → version 2 only (ms) | change → done (ms) | failures, all runs |',
+    '| contender | requests sent after the change | failed | longest gap without a successful answer (ms) | change → first version-2 answer (ms) | change → version 2 only (ms) | change → done (ms) | failures, all runs |',
     '|---|---:|---:|---:|---:|---:|---:|---|',
     ...rows.map(
       (row) =>
@@ -205,14 +240,15 @@ export function rolloutTable(rows: RolloutRow[], setting: { engine: string; runs
     `Targets: start-first 0 failed: **${targets.startFirstMet ? 'met' : 'missed'}** (${targets.startFirstFailed} over all runs); ` +
       `our Recreate gap ≤ compose's: **${targets.recreateMet ? 'met' : 'missed'}** (median ${fmt(targets.recreateGapMs, 0)} ms against ${fmt(targets.composeGapMs, 0)} ms).`,
     '',
-    'CPU and RSS from the change to the end of the load: ours is the daemon\'s process (its proxy serving the load included; the load runs in a process of its own); compose\'s is its CLI (GNU time).',
+    'CPU and RSS from the change to the end of the load: ours is the daemon\'s process (its proxy serving the load included; the load runs in a process of its own), ' +
+      'beside the same process while it only proxied the load before the change; compose\'s is its CLI (GNU time).',
     '',
-    '| contender | failed, each run | longest gap (ms), each run | CPU during the update (s) | peak RSS (MiB) | dockerd + containerd CPU (s) |',
-    '|---|---|---|---:|---:|---:|',
+    '| contender | failed, each run | longest gap (ms), each run | CPU during the update: s [% of one core] | only proxying (% of one core) | peak RSS (MiB) | dockerd + containerd CPU (s) |',
+    '|---|---|---|---:|---:|---:|---:|',
     ...rows.map(
       (row) =>
         `| ${CONTENDER[row.scenario]} | ${row.runs.map((run) => run.failed).join(', ')} | ${row.runs.map((run) => fmt(run.longestGapMs, 0)).join(', ')} | ` +
-        `${pair(row.cpuSeconds, 2)} | ${pair(row.peakRssMiB, 0)} | ${pair(row.engineCpuSeconds, 2)} |`,
+        `${pair(row.cpuSeconds, 2)} [${pair(row.cpuPercent, 0)}] | ${row.scenario === 'compose' ? '–' : pair(row.proxyingCpuPercent, 0)} | ${pair(row.peakRssMiB, 0)} | ${pair(row.engineCpuSeconds, 2)} |`,
     ),
     '',
     'Where the longest gap went (ms after the change, medians; the container events as the engine reported them here):',
@@ -226,5 +262,22 @@ export function rolloutTable(rows: RolloutRow[], setting: { engine: string; runs
           `| ${CONTENDER[row.scenario]} | ${middle(row, (timeline) => timeline.gapFromMs)} | ${middle(row, (timeline) => timeline.stopSentMs)} | ${middle(row, (timeline) => timeline.diedMs)} | ` +
           `${middle(row, (timeline) => timeline.newStartedMs)} | ${middle(row, (timeline) => timeline.gapToMs)} |`,
       ),
+    '',
+    ...recreateCallsTable(rows.find((row) => row.scenario === 'Recreate'), middle),
   ].join('\n')
+}
+
+/** Our Recreate switch by the daemon's own Docker calls: what the gap is made of. */
+function recreateCallsTable(row: RolloutRow | undefined, middle: (row: RolloutRow, pick: (timeline: SwitchTimeline) => number | undefined) => string): string[] {
+  if (!row || row.runs.some((run) => run.timeline.calls === undefined)) return []
+  const between = [...new Set(row.runs.map((run) => run.timeline.calls!.between.join(', ')))].join(' | ')
+  const span = (pick: (calls: NonNullable<SwitchTimeline['calls']>, timeline: SwitchTimeline) => number) => middle(row, (timeline) => pick(timeline.calls!, timeline))
+  return [
+    `Our \`Recreate\` switch by the daemon's own Docker calls (ms, medians; between stop and start: ${between}):`,
+    '',
+    '| gap opens → stop issued | stop (issued → returned) | stop returned → start issued | start (issued → returned) | start returned → first answer | the gap |',
+    '|---:|---:|---:|---:|---:|---:|',
+    `| ${span((calls, timeline) => calls.stopIssuedMs - timeline.gapFromMs)} | ${span((calls) => calls.stopReturnedMs - calls.stopIssuedMs)} | ${span((calls) => calls.startIssuedMs - calls.stopReturnedMs)} | ` +
+      `${span((calls) => calls.startReturnedMs - calls.startIssuedMs)} | ${span((calls, timeline) => timeline.gapToMs - calls.startReturnedMs)} | ${span((_, timeline) => timeline.gapToMs - timeline.gapFromMs)} |`,
+  ]
 }
