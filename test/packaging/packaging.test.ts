@@ -544,7 +544,9 @@ describe('the production start', () => {
     await mkdir(path.join(dir, 'src', 'cli'), { recursive: true })
     await mkdir(path.join(dir, 'scripts'), { recursive: true })
     await writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n')
-    await cp(path.join(ROOT, 'tsconfig.json'), path.join(dir, 'tsconfig.json'))
+    // The project's tsconfig.build.json, on a tsconfig.json without @types/node (a third of the time).
+    const compilerOptions = { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, types: [], outDir: 'dist', rootDir: '.' }
+    await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, include: ['src'] }))
     await cp(path.join(ROOT, 'tsconfig.build.json'), path.join(dir, 'tsconfig.build.json'))
     await cp(prestart, path.join(dir, 'scripts', 'build-if-stale.mjs'))
     await writeFile(path.join(dir, 'src', 'cli', 'forgectl.ts'), "console.log('version 1')\n")
