@@ -3,9 +3,9 @@
 // `SET session_replication_role = replica` the daemon's writes would fire no trigger (no
 // generation bump, no notification), after `SET default_transaction_read_only = on` every
 // daemon write would fail. So each client turn (its transaction, or one statement in
-// autocommit) ends with the session put back into the daemon's settings, and the client's own
-// SETs are kept aside and put back at its next turn: each client sees a session of its own as
-// far as settings go, and the daemon always runs with the settings below.
+// autocommit) ends with a look at the settings the daemon relies on; when a client changed
+// one, the session is put back into the daemon's settings and the client's own SETs are kept
+// aside and put back at its next turn. The daemon always runs with the settings below.
 import type { PGlite } from '@electric-sql/pglite'
 import type { Logger } from '../logger.js'
 import { PLUGIN_CHANGES_CHANNEL } from './change-feed.js'
@@ -39,6 +39,8 @@ export const DAEMON_SETTINGS: Readonly<Record<string, string>> = {
   array_nulls: 'on',
   synchronous_commit: 'on',
   client_min_messages: 'notice',
+  // A superuser may SET it: any error would then end PGlite's one session.
+  exit_on_error: 'off',
 }
 
 // RESET ALL leaves out the role and the session user. LISTEN again: a client's UNLISTEN *
@@ -57,9 +59,22 @@ const RESET_SCRIPT = [
 // be combined with other statements in one call): what a session leaves behind besides settings.
 const DISCARD_SCRIPT = ['CLOSE ALL', 'DEALLOCATE ALL', 'SELECT pg_advisory_unlock_all()', 'DISCARD PLANS', 'DISCARD TEMP', 'DISCARD SEQUENCES'].join(';\n')
 
+// One cheap look after each client turn (no scan of pg_settings): are the daemon's settings,
+// its role and its LISTEN as it left them? Only when not is the session reset.
+const PINNED_NAMES = Object.keys(DAEMON_SETTINGS)
+
 export class SqlSessionState {
   /** Each client's own SETs (name → value), put back at its next turn. */
   private readonly saved = new Map<number, [string, string][]>()
+  /**
+   * One boolean: every pinned setting shows as it did right after pinning (Postgres shows
+   * some in its own form), the role is the session's own, the daemon still listens. Built
+   * at the first pin; run as a simple query straight on the protocol (it runs after every
+   * client turn: pglite.query's extended exchange and type parsing cost twice as much).
+   */
+  private untouchedQuery: Uint8Array | undefined
+  /** A client has had the session since the last full discard. */
+  private used = true
 
   constructor(
     private readonly pglite: PGlite,
@@ -69,10 +84,12 @@ export class SqlSessionState {
   /** The daemon's settings. Run while holding the session, outside any transaction. */
   async pinDaemonSettings(): Promise<void> {
     await this.pglite.exec(RESET_SCRIPT)
+    if (this.untouchedQuery === undefined) this.untouchedQuery = simpleQuery(await this.buildUntouchedQuery())
   }
 
   /** A client's turn begins (the gate is its): its own settings come back. */
   async beginTurn(clientId: number): Promise<void> {
+    this.used = true
     const settings = this.saved.get(clientId)
     if (!settings || settings.length === 0) return
     const values = settings.map(([name, value]) => `(${literal(name)}, ${literal(value)})`).join(', ')
@@ -84,8 +101,14 @@ export class SqlSessionState {
     }
   }
 
-  /** A client's turn ends, its transaction closed: keep its settings aside, pin the daemon's. */
+  /**
+   * A client's turn ends, its transaction closed. When it left the daemon's settings, role and
+   * LISTEN as they were (the common case: one small query), nothing is done; settings the
+   * daemon does not rely on (work_mem, say) are then shared by the clients, as in one session.
+   * Otherwise its session settings are kept aside for its next turn and the daemon's pinned.
+   */
   async endTurn(clientId: number): Promise<void> {
+    if (await this.untouched()) return
     try {
       const result = await this.pglite.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE source = 'session'`)
       const own = result.rows.filter(({ name, setting }) => DAEMON_SETTINGS[name] !== setting).map(({ name, setting }) => [name, setting] as [string, string])
@@ -103,13 +126,56 @@ export class SqlSessionState {
    */
   async discardSession(clientId: number, otherClientsOpen: boolean): Promise<void> {
     this.saved.delete(clientId)
-    if (!otherClientsOpen) await this.pglite.exec(DISCARD_SCRIPT)
+    if (otherClientsOpen || !this.used) {
+      if (!(await this.untouched())) await this.pinDaemonSettings()
+      return
+    }
+    await this.pglite.exec(DISCARD_SCRIPT)
     await this.pinDaemonSettings()
+    this.used = false
+  }
+
+  private async untouched(): Promise<boolean> {
+    const query = this.untouchedQuery
+    if (query === undefined) return false
+    const chunks: Uint8Array[] = []
+    await this.pglite.runExclusive(() => this.pglite.execProtocolRawStream(query, { onRawData: (bytes) => chunks.push(bytes) }))
+    return firstField(Buffer.concat(chunks)) === 't'
+  }
+
+  private async buildUntouchedQuery(): Promise<string> {
+    const shown = await this.pglite.query<Record<string, string>>(
+      `SELECT ${PINNED_NAMES.map((name, index) => `current_setting(${literal(name)}) AS s${index}`).join(', ')}`,
+    )
+    const row = shown.rows[0] ?? {}
+    const settings = PINNED_NAMES.map((name, index) => `current_setting(${literal(name)}) = ${literal(String(row[`s${index}`]))}`)
+    const listening = `${literal(PLUGIN_CHANGES_CHANNEL)} = ANY (ARRAY(SELECT pg_listening_channels()))`
+    return `SELECT ${[...settings, 'session_user = current_user', listening].join(' AND ')} AS untouched`
   }
 
   forget(clientId: number): void {
     this.saved.delete(clientId)
   }
+}
+
+/** A simple-query ('Q') message. */
+function simpleQuery(sqlText: string): Uint8Array {
+  const body = Buffer.from(`${sqlText}\0`, 'utf8')
+  const message = Buffer.alloc(5 + body.length)
+  message[0] = 0x51
+  message.writeInt32BE(4 + body.length, 1)
+  body.copy(message, 5)
+  return message
+}
+
+/** The first column of the first DataRow ('D') in a backend's answer, as text; undefined when none (or NULL). */
+function firstField(answer: Buffer): string | undefined {
+  for (let offset = 0; offset + 5 <= answer.length; offset += 1 + answer.readInt32BE(offset + 1)) {
+    if (answer[offset] !== 0x44) continue
+    const length = answer.readInt32BE(offset + 7)
+    return length < 0 ? undefined : answer.toString('utf8', offset + 11, offset + 11 + length)
+  }
+  return undefined
 }
 
 function literal(text: string): string {
