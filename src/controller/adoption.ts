@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js'
 import { AlreadyExistsError } from '../db/errors.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import { CONTAINER_NAME_PREFIX, containerNameFor, isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
-import { readDeclaredSpec } from '../spec/container-spec.js'
+import { readDeclaredSpec, withSecretsFrom } from '../spec/container-spec.js'
 import { isDnsLabel } from '../util/dns-label.js'
 import { isUuid } from '../util/uuid.js'
 
@@ -16,6 +16,8 @@ export interface AdoptionInput {
   containers: ObservedContainer[]
   rows: Plugin[]
   logger: Logger
+  /** The engine's full view of one container (its settings and environment): looked at before adopting it. */
+  inspect(containerId: string): Promise<ObservedContainer | undefined>
 }
 
 export interface AdoptionResult {
@@ -62,7 +64,17 @@ export async function adoptOrphans(input: AdoptionInput): Promise<AdoptionResult
       result.removeContainersOf.push(deletedOwner)
       continue
     }
-    if (await adoptOne(store, container, logger)) result.created += 1
+    // A list shows labels only; what the container really is, inspect tells.
+    const inspected = await input.inspect(container.id)
+    if (!inspected) continue
+    if ((inspected.unsafe ?? []).length > 0) {
+      logger.warn(
+        { container: container.name, unsafe: inspected.unsafe },
+        `not adopting ${container.name}: it has ${inspected.unsafe!.join(', ')}, which no FlowForge spec produces; it is treated as foreign and left alone`,
+      )
+      continue
+    }
+    if (await adoptOne(store, inspected, logger)) result.created += 1
   }
   return result
 }
@@ -79,7 +91,8 @@ async function adoptOne(store: PluginStore, container: ObservedContainer, logger
   }
   const managed = isManaged(container)
   const labelledId = container.labels[LABELS.pluginId]
-  const declared = managed ? readDeclaredSpec(container.labels) : undefined
+  // The label holds the spec with its secrets redacted; the container's own environment has them.
+  const declared = managed ? withSecretsFrom(readDeclaredSpec(container.labels), container.env ?? {}) : undefined
   const manifest = declared?.manifest ?? { name: forgehookId, image: container.image, port: container.containerPort ?? DEFAULT_CONTAINER_PORT }
   try {
     const plugin = await store.createPlugin({

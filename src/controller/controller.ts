@@ -55,6 +55,8 @@ export interface ControllerOptions {
   /** The proxy's requests in flight, for the drain of a start-first update. Default: none seen. */
   traffic?: ProxyTraffic
   rolloutSettings?: RolloutSettings
+  /** Which requested host ports a row may have; ALLOW_ANY_HOST_PORT lifts HOST_PORT_RANGE. Default: inside portRange. */
+  allowAnyHostPort?: boolean
   /** Told of Docker HEALTHCHECK changes as they happen (the health monitor). Must not throw. */
   onDockerHealth?: (pluginId: string, health: ContainerHealth) => void
 }
@@ -115,6 +117,7 @@ export class Controller {
       probeHost: options.probeHost ?? '127.0.0.1',
       ...(options.traffic ? { traffic: options.traffic } : {}),
       ...(options.rolloutSettings ? { rolloutSettings: options.rolloutSettings } : {}),
+      hostPorts: { range: options.portRange, allowAny: options.allowAnyHostPort ?? false },
     })
   }
 
@@ -219,7 +222,7 @@ export class Controller {
     this.cache.replaceAll(containers, token)
     let rows = await store.listPlugins()
     if (adopt) {
-      const adopted = await adoptOrphans({ store, instance: this.options.container.instance, containers, rows, logger: this.log })
+      const adopted = await adoptOrphans({ store, instance: this.options.container.instance, containers, rows, logger: this.log, inspect: (containerId) => runtime.inspect(containerId) })
       for (const pluginId of adopted.removeContainersOf) this.queue.add(pluginId)
       if (adopted.created > 0) rows = await store.listPlugins()
     } else {

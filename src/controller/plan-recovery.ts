@@ -2,7 +2,7 @@
 // of the plugin, the failure and the plan it broke, tested as golden text like plan().
 import type { Plugin } from '../db/plugin-store.js'
 import type { RolloutStatus } from '../db/schema.js'
-import { belongsTo, nameConflictMessage, withError } from './plan.js'
+import { nameConflictMessage, ownedBy, withError } from './plan.js'
 import { CONFLICT_RETRY_MS, type ActionFailure, type Plan, type Recovery } from './plan-types.js'
 
 export function planRecovery(plugin: Plugin, failure: ActionFailure, planned?: Pick<Plan, 'rolloutStage' | 'status'>): Recovery {
@@ -19,7 +19,7 @@ export function planRecovery(plugin: Plugin, failure: ActionFailure, planned?: P
       if (!holder) return { kind: 'abort', plan: nothingToDo(), retry: true }
       // Docker made it while our call failed, or a crashed manager did: use it (a
       // rollout's next reconcile judges it by its labels like any other).
-      if (belongsTo(holder, plugin)) return { kind: 'continue-with', containerId: holder.id, cause: `container ${holder.id.slice(0, 12)} under that name is this plugin's own` }
+      if (ownedBy(holder, plugin)) return { kind: 'continue-with', containerId: holder.id, cause: `container ${holder.id.slice(0, 12)} under that name is this plugin's own` }
       // Someone else's: never touched; looked at again later.
       return { kind: 'abort', plan: withError(plugin, nameConflictMessage(holder), { requeueAfterMs: CONFLICT_RETRY_MS }), retry: false }
     }

@@ -5,7 +5,10 @@
 //
 // Recreate (default):   prepare: image made sure of, volumes, the new container created as
 //                       forgehook-NAME_next; the old one untouched. A failure ends here.
-//                       switch: stop old, rename it _previous, rename next to NAME, start.
+//                       switch: the names change hands while the old one still serves
+//                       (rename it _previous, rename next to NAME; a rename does not touch
+//                       a running container), then, a step of its own: stop old, start new.
+//                       The proxy answers 503 for that second step only.
 //                       verify: running (and healthy) within healthyTimeoutSeconds →
 //                       the old one is removed; otherwise rolled back: the new one goes,
 //                       the old one is renamed back and started.
@@ -45,6 +48,8 @@ export function planRollout(context: RolloutContext): Plan {
   if (previous) {
     // Recreate after the switch: main is the new container (or the spec changed again).
     if (changedFields(main.labels, spec).length === 0) return planVerifyRecreate(context, previous)
+    // Renamed but not started, the old one still serving: the names go back, nothing stops.
+    if (main.state === 'created' && previous.state === 'running') return planUndoRenames(context, previous)
     return cleanUp(previous, 'a newer spec replaces the rollout it belongs to')
   }
   const strategy = strategyFor(input.plugin, main)
@@ -148,31 +153,41 @@ function planPrepare(context: RolloutContext, strategy: UpdateStrategy): Plan {
   }
 }
 
+/**
+ * Recreate, first half of the switch: the names change hands while the old container still
+ * serves, so the gap the proxy shows (503 while the row is `starting`) is only the stop and
+ * the start of the second half, not these renames and their inspects.
+ */
 function planSwitchRecreate(context: RolloutContext, next: ObservedContainer): Plan {
   const { input, main } = context
   const names = rolloutNamesFor(input.plugin.forgehookId)
-  const cause = 'update, Recreate: the new container takes over'
-  const actions: Action[] = []
-  if (main.state === 'running') actions.push({ kind: 'stop', containerId: main.id, cause })
-  actions.push(
-    { kind: 'rename', containerId: main.id, name: names.previous, cause: 'kept until the new one proves itself' },
-    { kind: 'rename', containerId: next.id, name: names.main, cause },
-    { kind: 'start', containerId: next.id, cause },
-  )
   return {
-    actions,
-    transitionPhase: 'starting',
-    status: {
-      status: 'running',
-      error: null,
-      nextRestartAt: null,
-      restartCount: 0,
-      rollout: { ...rolloutStatus(context, 'Recreate', 'verifying'), switchedAt: iso(input.now) },
-    },
+    actions: [
+      { kind: 'rename', containerId: main.id, name: names.previous, cause: 'kept until the new one proves itself; it serves until the new one starts' },
+      { kind: 'rename', containerId: next.id, name: names.main, cause: 'update, Recreate: the new container takes the name' },
+    ],
+    status: { rollout: rolloutStatus(context, 'Recreate', 'progressing') },
     events: [],
     leavesGenerationUnobserved: true,
     rolloutStage: 'switch',
-    requeueAfterMs: VERIFY_POLL_MS,
+    requeueAfterMs: 0,
+  }
+}
+
+/** The spec changed between the two halves of a switch: the old one keeps its name and keeps serving; the new one is a leftover. */
+function planUndoRenames(context: RolloutContext, previous: ObservedContainer): Plan {
+  const { input, main } = context
+  const names = rolloutNamesFor(input.plugin.forgehookId)
+  const cause = 'a newer spec replaces the rollout before its container started: the old one keeps serving'
+  return {
+    actions: [
+      { kind: 'rename', containerId: main.id, name: names.next, cause },
+      { kind: 'rename', containerId: previous.id, name: names.main, cause },
+    ],
+    status: {},
+    events: [],
+    leavesGenerationUnobserved: true,
+    requeueAfterMs: 0,
   }
 }
 
@@ -183,8 +198,18 @@ function planVerifyRecreate(context: RolloutContext, previous: ObservedContainer
   const since = Date.parse(current?.switchedAt ?? current?.startedAt ?? iso(input.now))
   const rollout: RolloutStatus = { ...(current ?? rolloutStatus(context, 'Recreate', 'verifying')), phase: 'verifying', switchedAt: iso(since) }
   if (main.state === 'created') {
-    // Renamed into place by a switch that did not get to start it.
-    return { actions: [{ kind: 'start', containerId: main.id, cause: 'update, Recreate: the new container takes over' }], status: { rollout }, events: [], leavesGenerationUnobserved: true, rolloutStage: 'switch', requeueAfterMs: VERIFY_POLL_MS }
+    // Second half of the switch (or a switch a manager stopped in): the old one stops, the new one starts.
+    const cause = 'update, Recreate: the new container takes over'
+    const stop: Action[] = previous.state === 'running' ? [{ kind: 'stop', containerId: previous.id, cause }] : []
+    return {
+      actions: [...stop, { kind: 'start', containerId: main.id, cause }],
+      transitionPhase: 'starting',
+      status: { status: 'running', error: null, nextRestartAt: null, restartCount: 0, rollout: { ...rollout, switchedAt: iso(input.now) } },
+      events: [],
+      leavesGenerationUnobserved: true,
+      rolloutStage: 'switch',
+      requeueAfterMs: VERIFY_POLL_MS,
+    }
   }
   const verdict = judge(context, main, since)
   if (verdict.kind === 'wait') return { actions: [], status: { rollout }, events: [], leavesGenerationUnobserved: true, requeueAfterMs: verdict.afterMs }

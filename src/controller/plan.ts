@@ -27,7 +27,7 @@ function decide(input: PlanInput): Plan {
   // No host port: nothing can be created or started; a running container keeps running.
   if (input.portProblem !== undefined) return withError(plugin, input.portProblem, { requeueAfterMs: CONFLICT_RETRY_MS })
   if (container && !ownedBy(container, plugin)) {
-    if (!(input.containerOwnerGone && isManaged(container))) return planConflict(plugin, container)
+    if (!(input.containerOwnerGone && isManaged(container) && !hasUnsafeSettings(container))) return planConflict(plugin, container)
     if (!input.wanted.ok) return planInvalidSpec(plugin, input.wanted.error)
     return planReplaceStale(input, container, input.wanted.spec, input.wanted.pullPolicy)
   }
@@ -59,7 +59,14 @@ export function belongsTo(container: ObservedContainer, plugin: Plugin): boolean
  * without our labels that the adoption recorded as the plugin's: once adopted, it is ours).
  */
 export function ownedBy(container: ObservedContainer, plugin: Plugin): boolean {
+  // Labels can be planted: a container with settings no spec of ours produces is never ours.
+  if (hasUnsafeSettings(container)) return false
   return belongsTo(container, plugin) || (!isManaged(container) && plugin.source === 'adopted' && plugin.containerId === container.id)
+}
+
+/** Privileged mode, added capabilities, host mounts or namespaces: nothing a plugin spec can ask for. */
+export function hasUnsafeSettings(container: ObservedContainer): boolean {
+  return (container.unsafe ?? []).length > 0
 }
 
 /**
@@ -99,7 +106,7 @@ function planUninstall(input: PlanInput): Plan {
  */
 function planRenameIntoPlace(input: PlanInput): Plan | undefined {
   const { plugin } = input
-  const next = input.rollout?.next && belongsTo(input.rollout.next, plugin) ? input.rollout.next : undefined
+  const next = input.rollout?.next && ownedBy(input.rollout.next, plugin) ? input.rollout.next : undefined
   const previous = input.rollout?.previous && ownedBy(input.rollout.previous, plugin) ? input.rollout.previous : undefined
   const chosen = next ?? previous
   if (!chosen) return undefined
@@ -139,6 +146,9 @@ function planConflict(plugin: Plugin, container: ObservedContainer): Plan {
 
 /** The error of a plugin whose container name is held by a container that is not its own. */
 export function nameConflictMessage(container: ObservedContainer): string {
+  if (hasUnsafeSettings(container)) {
+    return `container name ${container.name} is held by a container with ${container.unsafe!.join(', ')} (id ${container.id.slice(0, 12)}), which no FlowForge spec produces: it is treated as foreign, whatever its labels say — remove or rename it; FlowForge will not touch it`
+  }
   const owner = isManaged(container)
     ? `a FlowForge container of another plugin id (${container.labels[LABELS.pluginId] ?? 'unknown'})`
     : 'a container not managed by FlowForge'
@@ -367,9 +377,10 @@ function planCrash(input: PlanInput, container: ObservedContainer): Plan {
 export function planOrphanRemoval(pluginId: string, containers: ObservedContainer[], tombstone?: Pick<PluginTombstone, 'containerId' | 'forgehookId'>): Plan {
   const ours = containers.filter(
     (container) =>
-      (isManaged(container) && container.labels[LABELS.pluginId] === pluginId) ||
+      !hasUnsafeSettings(container) &&
+      ((isManaged(container) && container.labels[LABELS.pluginId] === pluginId) ||
       // Adopted (no labels of ours): only the very container the row had, under the plugin's name.
-      (tombstone !== undefined && !isManaged(container) && container.id === tombstone.containerId && container.name === containerNameFor(tombstone.forgehookId)),
+        (tombstone !== undefined && !isManaged(container) && container.id === tombstone.containerId && container.name === containerNameFor(tombstone.forgehookId))),
   )
   if (ours.length === 0) return { actions: [], status: {}, events: [] }
   const forgehookId = tombstone?.forgehookId ?? ours[0]!.labels[LABELS.forgehookId] ?? ours[0]!.name

@@ -17,6 +17,8 @@ import type { NewPluginEvent, Plugin, PluginStatusUpdate, PluginStore } from '..
 import { isManaged, LABELS, rolloutNamesFor, type ContainerRuntime, type ObservedContainer } from '../runtime/container-runtime.js'
 import { buildContainerSpec, canonicalJson, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
+import type { HostPortPolicy } from '../spec/host-port-policy.js'
+import { describeStoredSpecErrors, storedSpecErrors } from '../spec/stored-spec.js'
 import type { Clock } from '../util/clock.js'
 import { isUuid } from '../util/uuid.js'
 import { ActionPerformer, type Run } from './action-performer.js'
@@ -54,6 +56,8 @@ export interface ReconcilerOptions {
   probeHost: string
   /** The proxy's requests in flight (start-first drain). Default: none. */
   traffic?: ProxyTraffic
+  /** Which requested host ports a stored spec may have (HOST_PORT_RANGE, ALLOW_ANY_HOST_PORT). Default: any. */
+  hostPorts?: HostPortPolicy
   rolloutSettings?: RolloutSettings
 }
 
@@ -133,6 +137,9 @@ export class Reconciler {
   private wanted(plugin: Plugin, hostPort: number): WantedContainer {
     const parsed = parseManifest(plugin.manifest)
     if (!parsed.ok) return parsed
+    // A row written in SQL is held to the document schema too (forbidden fields, env names, volumes).
+    const invalid = storedSpecErrors(plugin, this.options.hostPorts)
+    if (invalid.length > 0) return { ok: false, error: describeStoredSpecErrors(invalid) }
     const spec = buildContainerSpec(plugin, parsed.manifest, hostPort, this.options.container)
     return { ok: true, spec, pullPolicy: parsed.manifest.imagePullPolicy }
   }

@@ -77,6 +77,7 @@ export class LeaderTerm {
       ...(parts.traffic ? { traffic: parts.traffic } : {}),
       ...(parts.readiness ? { readiness: parts.readiness } : {}),
       rolloutSettings: { ...DEFAULT_ROLLOUT_SETTINGS, drainTimeoutMs: settings.updateDrainTimeoutMs },
+      allowAnyHostPort: settings.allowAnyHostPort,
       onDockerHealth: (pluginId, health) => this.health.onDockerHealth(pluginId, health),
     })
     this.metrics = new MetricsSampler({

@@ -114,6 +114,14 @@ export interface ObservedContainer {
   mounts?: ObservedMount[]
   /** The output of the last Docker HEALTHCHECK run, when there is one (inspect only). */
   healthOutput?: string
+  /** The container's environment as Docker holds it, the image's included (inspect only). */
+  env?: Record<string, string>
+  /**
+   * What it has that no plugin spec produces: privileged mode, added capabilities, host
+   * mounts, devices, the host's network, PID, IPC or user namespace (inspect only; absent
+   * when none). Such a container is never adopted, changed or removed: it is not ours.
+   */
+  unsafe?: string[]
 }
 
 export function isManaged(container: ObservedContainer): boolean {

@@ -40,8 +40,18 @@ export interface DockerInspectInfo {
     FinishedAt?: string
     Health?: { Status?: string; Log?: { Output?: string }[] | null } | null
   }
-  Config: { Image: string; Labels?: Record<string, string> | null }
-  HostConfig?: { PortBindings?: PortMap }
+  Config: { Image: string; Labels?: Record<string, string> | null; Env?: string[] | null }
+  HostConfig?: {
+    PortBindings?: PortMap
+    Privileged?: boolean
+    CapAdd?: string[] | null
+    NetworkMode?: string
+    PidMode?: string
+    IpcMode?: string
+    UsernsMode?: string
+    Devices?: unknown[] | null
+    Binds?: string[] | null
+  }
   NetworkSettings?: { Ports?: PortMap }
   Mounts?: { Type?: string; Name?: string; Destination?: string; RW?: boolean }[] | null
 }
@@ -83,6 +93,9 @@ export function observedFromInspect(info: DockerInspectInfo): ObservedContainer 
   if (health && HEALTH_VALUES.has(health)) observed.health = health as ContainerHealth
   const lastCheck = info.State.Health?.Log?.at(-1)?.Output
   if (lastCheck) observed.healthOutput = lastCheck.trim().slice(0, 500)
+  if (info.Config.Env) observed.env = envOf(info.Config.Env)
+  const unsafe = unsafeSettingsOf(info)
+  if (unsafe.length > 0) observed.unsafe = unsafe
   if (info.Mounts) observed.mounts = info.Mounts.map(
     (mount): ObservedMount => ({
       type: mount.Type ?? 'unknown',
@@ -99,6 +112,33 @@ export function observedFromInspect(info: DockerInspectInfo): ObservedContainer 
     observed.containerPort = binding.containerPort
   }
   return observed
+}
+
+/** `KEY=value` pairs as a map; a bare `KEY` is an empty value. */
+function envOf(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const pair of pairs) {
+    const at = pair.indexOf('=')
+    if (at < 0) env[pair] = ''
+    else env[pair.slice(0, at)] = pair.slice(at + 1)
+  }
+  return env
+}
+
+/** Settings that give a container the host: none of our specs produces them. */
+function unsafeSettingsOf(info: DockerInspectInfo): string[] {
+  const host = info.HostConfig ?? {}
+  const found: string[] = []
+  if (host.Privileged) found.push('privileged mode')
+  if ((host.CapAdd ?? []).length > 0) found.push(`added capabilities (${host.CapAdd!.join(', ')})`)
+  if ((host.Devices ?? []).length > 0) found.push('host devices')
+  const binds = [...(host.Binds ?? []), ...(info.Mounts ?? []).filter((mount) => mount.Type === 'bind').map((mount) => mount.Destination ?? '')]
+  if (binds.length > 0) found.push('host mounts')
+  if (host.NetworkMode === 'host') found.push("the host's network")
+  if (host.PidMode === 'host') found.push("the host's PID namespace")
+  if (host.IpcMode === 'host') found.push("the host's IPC namespace")
+  if (host.UsernsMode === 'host') found.push("the host's user namespace")
+  return found
 }
 
 /** A container linked into others has several names (`/a/b`); its own has one slash. */

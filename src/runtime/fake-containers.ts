@@ -29,6 +29,9 @@ export interface FakeContainer {
   health?: ContainerHealth
   healthOutput?: string
   mounts: ObservedMount[]
+  readonly env: Record<string, string>
+  /** Test control: settings no spec of ours produces (privileged, host mounts, ...). */
+  readonly unsafe: string[]
   readonly hostPort?: number
   readonly containerPort?: number
   logLines: string[]
@@ -47,6 +50,8 @@ export interface NewFakeContainer {
   hostPort?: number
   containerPort?: number
   mounts?: ObservedMount[]
+  env?: Record<string, string>
+  unsafe?: string[]
 }
 
 export function newFakeContainer(options: NewFakeContainer): FakeContainer {
@@ -62,6 +67,8 @@ export function newFakeContainer(options: NewFakeContainer): FakeContainer {
     oomKilled: false,
     logLines: [],
     mounts: [...(options.mounts ?? [])],
+    env: { ...(options.env ?? {}) },
+    unsafe: [...(options.unsafe ?? [])],
     ...(hostPort !== undefined && containerPort !== undefined ? { hostPort, containerPort } : {}),
   }
 }
@@ -169,7 +176,8 @@ export class FakeContainers {
 /** What inspect shows: everything, with the configured port even before the container runs. */
 export function inspectView(container: FakeContainer): ObservedContainer {
   const { logLines: _logLines, stats: _stats, ...observed } = container
-  return { ...observed, labels: { ...container.labels }, mounts: container.mounts.map((mount) => ({ ...mount })) }
+  const { unsafe, ...rest } = observed
+  return { ...rest, labels: { ...container.labels }, mounts: container.mounts.map((mount) => ({ ...mount })), env: { ...container.env }, ...(unsafe.length > 0 ? { unsafe: [...unsafe] } : {}) }
 }
 
 /** What a list shows: no exit details, and published ports of running containers only. */

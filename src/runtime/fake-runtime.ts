@@ -280,6 +280,8 @@ export class FakeRuntime implements ContainerRuntime {
     state?: ContainerState
     hostPort?: number
     containerPort?: number
+    env?: Record<string, string>
+    unsafe?: string[]
   }): string {
     if (this.containers.find(options.name)) throw new NameConflictError(options.name)
     const containerPort = options.containerPort ?? (options.hostPort === undefined ? undefined : 8080)

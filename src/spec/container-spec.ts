@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import type { Plugin } from '../db/plugin-store.js'
 import { containerNameFor, LABELS, volumeNameFor, type ContainerSpec } from '../runtime/container-runtime.js'
 import type { ParsedManifest } from './manifest.js'
+import { REDACTED, redactConfig, redactEnvironment } from './secrets.js'
 
 /** Label holding `field=hash,...` of the normalised spec, beside the overall hash. */
 export const SPEC_FIELDS_LABEL = 'io.flowforge.spec-fields'
@@ -11,7 +12,8 @@ export const SPEC_FIELDS_LABEL = 'io.flowforge.spec-fields'
 /**
  * Label holding the plugin's declared spec as JSON, so that a container whose row is lost
  * (a database restored from an old backup) is adopted with its exact spec and not
- * recreated. It repeats what `docker inspect` shows of the environment anyway.
+ * recreated. Its secrets are redacted (labels show in `docker ps`, the event stream and
+ * every label exporter): adoption takes their values from the container's environment.
  */
 export const DECLARED_SPEC_LABEL = 'io.flowforge.declared-spec'
 
@@ -27,11 +29,34 @@ export interface DeclaredSpec {
 export function declaredSpecOf(plugin: Plugin): DeclaredSpec {
   return {
     manifest: plugin.manifest,
-    config: plugin.config,
-    environment: plugin.environment,
+    config: redactConfig(plugin),
+    environment: redactEnvironment(plugin),
     requestedHostPort: plugin.requestedHostPort,
     labels: plugin.labels,
   }
+}
+
+/**
+ * The declared spec with the values its label redacted put back from the container's own
+ * environment: each redacted environment value by its key, and config whole from
+ * FORGEHOOK_CONFIG (which the container gets in clear).
+ */
+export function withSecretsFrom(declared: DeclaredSpec | undefined, containerEnv: Record<string, string>): DeclaredSpec | undefined {
+  if (!declared) return undefined
+  const environment = Object.fromEntries(
+    Object.entries(declared.environment).map(([key, value]) => [key, value === REDACTED && key in containerEnv ? containerEnv[key]! : value]),
+  )
+  let config = declared.config
+  const configText = containerEnv.FORGEHOOK_CONFIG
+  if (configText !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(configText)
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) config = parsed as Record<string, unknown>
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error
+    }
+  }
+  return { ...declared, environment, config }
 }
 
 /** The declared spec a container carries, when it carries a readable one. */

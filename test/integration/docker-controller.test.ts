@@ -172,6 +172,19 @@ describe.skipIf(!engine.reachable)(`the controller on the real Docker engine (${
     expect(await Promise.all(before.map((plugin) => docker('inspect', '-f', '{{.State.StartedAt}}', plugin.containerId!)))).toEqual(startedAt)
   })
 
+  test('no label of a container holds a secret of its spec (docker inspect); the container gets the real values', async () => {
+    await start()
+    await install('secretive', { environment: { API_TOKEN: 'tok-8cd1f2a9', MODE: 'plain' }, config: { db: { password: 'pw-51b7e0c3' } } })
+    const plugin = await waitForConverged(database, `${PREFIX}secretive`, 20_000)
+    const labels = await docker('inspect', '-f', '{{json .Config.Labels}}', plugin.containerId!)
+    expect(labels).not.toContain('tok-8cd1f2a9')
+    expect(labels).not.toContain('pw-51b7e0c3')
+    expect(labels).toContain('plain')
+    const env = await docker('inspect', '-f', '{{json .Config.Env}}', plugin.containerId!)
+    expect(env).toContain('API_TOKEN=tok-8cd1f2a9')
+    expect(env).toContain('pw-51b7e0c3')
+  })
+
   test('uninstall removes the container and the row; the events stay', async () => {
     await start()
     await install('bye')

@@ -65,10 +65,13 @@ describe.skipIf(!engine.reachable)('DockerRuntime on the real engine', () => {
     test('stop waits out a stop timeout longer than the request timeout', async () => {
       const runtime = new DockerRuntime({ dockerHost: DOCKER_HOST, requestTimeoutMs: 500, logger: silentLogger() })
       await runtime.connect()
+      // Set up with the default timeout: on a loaded machine a start alone may take longer than 500 ms.
+      const setup = new DockerRuntime({ dockerHost: DOCKER_HOST, logger: silentLogger() })
+      await setup.connect()
       // The echo image's shell, PID 1 without a trap, ignores SIGTERM: the engine answers
       // only after the 2 s timeout, when it kills the container.
-      const containerId = await runtime.create(newSpec(images.logs))
-      await runtime.start(containerId)
+      const containerId = await setup.create(newSpec(images.logs))
+      await setup.start(containerId)
       const startedAt = Date.now()
       await runtime.stop(containerId, 2)
       // Longer than the 500 ms request timeout, and it still succeeded.
@@ -314,6 +317,25 @@ describe('Docker engine answers', () => {
       hostPort: 18080,
       containerPort: 8080,
     })
+  })
+
+  test('inspect names the settings no plugin spec produces, and reads the environment', () => {
+    const observed = observedFromInspect({
+      Id: 'abc',
+      Name: '/forgehook-a',
+      State: { Status: 'running' },
+      Config: { Image: 'x', Labels: {}, Env: ['PATH=/bin', 'A=b=c', 'EMPTY'] },
+      HostConfig: { Privileged: true, CapAdd: ['SYS_ADMIN'], NetworkMode: 'host', PidMode: 'host', Devices: [{}] },
+      Mounts: [{ Type: 'bind', Destination: '/host', RW: true }, { Type: 'volume', Name: 'v', Destination: '/data', RW: false }],
+    })
+    expect(observed.unsafe).toEqual(['privileged mode', 'added capabilities (SYS_ADMIN)', 'host devices', 'host mounts', "the host's network", "the host's PID namespace"])
+    expect(observed.env).toEqual({ PATH: '/bin', A: 'b=c', EMPTY: '' })
+    expect(observed.mounts).toEqual([
+      { type: 'bind', destination: '/host', readOnly: false },
+      { type: 'volume', name: 'v', destination: '/data', readOnly: true },
+    ])
+    const plain = observedFromInspect({ Id: 'b', Name: '/b', State: { Status: 'running' }, Config: { Image: 'x' }, HostConfig: { NetworkMode: 'bridge' } })
+    expect(plain.unsafe).toBeUndefined()
   })
 
   test('the host port is read from both kinds of port-in-use errors', () => {
