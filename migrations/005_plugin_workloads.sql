@@ -59,9 +59,14 @@ $$;
 
 -- Every published port of every plugin: the primary one (host_port) and the extras.
 CREATE VIEW plugin_ports AS
-SELECT id AS plugin_id, forgehook_id, 'primary' AS name, (manifest->>'port')::integer AS container_port, 'tcp' AS protocol, host_port
+-- A row written in SQL may hold anything: a port that is not a number shows as NULL, never an error.
+SELECT id AS plugin_id, forgehook_id, 'primary' AS name,
+       CASE WHEN manifest->>'port' ~ '^[0-9]{1,5}$' THEN (manifest->>'port')::integer END AS container_port, 'tcp' AS protocol, host_port
 FROM plugins
 WHERE host_port IS NOT NULL
 UNION ALL
-SELECT p.id, p.forgehook_id, e.value->>'name', (e.value->>'containerPort')::integer, COALESCE(e.value->>'protocol', 'tcp'), (e.value->>'hostPort')::integer
+SELECT p.id, p.forgehook_id, e.value->>'name',
+       CASE WHEN e.value->>'containerPort' ~ '^[0-9]{1,5}$' THEN (e.value->>'containerPort')::integer END,
+       COALESCE(e.value->>'protocol', 'tcp'),
+       CASE WHEN e.value->>'hostPort' ~ '^[0-9]{1,5}$' THEN (e.value->>'hostPort')::integer END
 FROM plugins p, jsonb_array_elements(p.extra_ports) AS e(value);
