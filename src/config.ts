@@ -42,6 +42,14 @@ export interface Config {
   controller: ControllerConfig
   api: ApiConfig
   specs: SpecsConfig
+  console: ConsoleConfig
+}
+
+export interface ConsoleConfig {
+  /** CATALOG_DIR: the marketplace's ForgeHook entries (YAML files). Default ./catalog. */
+  catalogDir: string
+  /** CATALOG_URL: also a JSON index of entries over HTTP(S). Default none. */
+  catalogUrl?: string
 }
 
 export interface ApiConfig {
@@ -169,6 +177,7 @@ export function loadConfig(env: Env = process.env): Config {
       settleMs: Math.round(read.seconds('SPECS_SETTLE', 0.05) * 1000),
       maxDocuments: read.integer('SPECS_MAX_DOCUMENTS', 500, 1, 100_000),
     },
+    console: readConsole(env, problems),
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
@@ -228,6 +237,12 @@ function readApi(env: Env, read: EnvReader, problems: string[]): ApiConfig {
     allowedHosts: readAllowedHosts(env, problems),
     maxStreams: read.integer('API_MAX_STREAMS', 32, 1, 10_000),
   }
+}
+
+function readConsole(env: Env, problems: string[]): ConsoleConfig {
+  const catalogUrl = nonEmpty(env.CATALOG_URL)
+  if (catalogUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(catalogUrl)) problems.push(`CATALOG_URL must be an http(s) URL of a JSON index, got "${catalogUrl}"`)
+  return { catalogDir: path.resolve(nonEmpty(env.CATALOG_DIR) ?? './catalog'), ...(catalogUrl !== undefined ? { catalogUrl } : {}) }
 }
 
 function readAllowedHosts(env: Env, problems: string[]): string[] {

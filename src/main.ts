@@ -10,6 +10,7 @@
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
+import type { ApiDependencies } from './api/deps.js'
 import { ProxyUsage } from './api/proxy.js'
 import { ProxyTrafficCounter } from './api/proxy-traffic.js'
 import { startApiServer } from './api/server.js'
@@ -18,6 +19,7 @@ import type { LeadershipStatus } from './controller/leader-election.js'
 import type { ReadinessProbe } from './controller/readiness-probe.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
 import { countPlugins } from './db/plugin-counts.js'
+import { latestResourceSamples, metricBuckets } from './db/metric-queries.js'
 import { sqlAccessHints } from './db/sql-access-hints.js'
 import { EventBus } from './db/event-bus.js'
 import { EventRelay } from './db/event-relay.js'
@@ -31,6 +33,8 @@ import type { ContainerRuntime } from './runtime/container-runtime.js'
 import { DockerRuntime } from './runtime/docker-runtime.js'
 import type { SpecFolder } from './sources/spec-folder.js'
 import { systemClock, type Clock } from './util/clock.js'
+import { Catalog } from './web/catalog.js'
+import { createConsole } from './web/console.js'
 
 export interface Daemon {
   database: DatabaseHandle
@@ -87,7 +91,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db, traffic: proxyTraffic, ...(dependencies.readiness ? { readiness: dependencies.readiness } : {}) }),
   })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
-  const app = createApp({
+  const apiDependencies: ApiDependencies = {
     store,
     runtime,
     events: bus,
@@ -108,7 +112,17 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
+  }
+  // The web console reads the store and the event stream; its pages write through the API's routes.
+  const webConsole = createConsole({
+    api: apiDependencies,
+    latestSamples: (pluginIds, since) => latestResourceSamples(database.db, { pluginIds, since }),
+    metricBuckets: (pluginId, since, bucketSeconds) => metricBuckets(database.db, pluginId, since, bucketSeconds),
+    catalog: new Catalog({ dir: config.console.catalogDir, ...(config.console.catalogUrl ? { url: config.console.catalogUrl } : {}), clock }),
+    catalogDir: config.console.catalogDir,
+    specsDir: config.specs.dir,
   })
+  const app = createApp({ ...apiDependencies, console: webConsole })
 
   relay.start()
   let server: Awaited<ReturnType<typeof startApiServer>>
@@ -153,6 +167,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
       stopping ??= (async () => {
         // Stop taking input first, then let running reconciles finish. Containers keep running.
         await server.close()
+        webConsole.close()
         await leadership.stop()
         await proxyUsage.stop()
         await relay.stop()

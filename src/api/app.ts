@@ -4,6 +4,7 @@
 // (the more specific stream and log routes before the plugin and event routes they share a prefix with).
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import { apiAuthentication } from './api-authentication.js'
 import { bearerAuth } from './bearer-auth.js'
 import { hostGuard, originGuard, securityHeaders } from './browser-guard.js'
 import type { ApiDependencies } from './deps.js'
@@ -32,11 +33,10 @@ export function createApp(deps: ApiDependencies): Hono {
   // /healthz, /readyz and /metrics stay open: probes and scrapers carry no token.
   app.route('/', observabilityRoutes(deps))
 
-  if (deps.apiToken !== undefined) {
-    const requireToken = bearerAuth(deps.apiToken)
-    app.use('/api/*', requireToken)
-    app.use('/plugins/*', requireToken)
-  }
+  // The token, or a web console session (its cookie, and its CSRF token on writes) on /api;
+  // a plugin's proxied pages take the token only.
+  app.use('/api/*', apiAuthentication({ apiToken: deps.apiToken, sessions: deps.console?.sessions }))
+  if (deps.apiToken !== undefined) app.use('/plugins/*', bearerAuth(deps.apiToken))
   // Only the API's own JSON bodies are capped; proxied plugin traffic streams through as sent.
   app.use('/api/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: rejectLargeBody }))
 
@@ -48,6 +48,8 @@ export function createApp(deps: ApiDependencies): Hono {
   app.route('/', rolloutRoutes(deps))
   app.route('/', eventRoutes(deps))
   app.route('/', openApiRoutes())
+  // The web console's pages (src/web): beside the API, on its own paths, with its own headers.
+  if (deps.console) app.route('/', deps.console.routes)
   app.route('/', proxyRoutes(deps))
 
   app.onError(function answerError(error, c) {

@@ -10,6 +10,8 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js'
 import type { SpecFolderView } from '../sources/spec-file-report.js'
 import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import type { Clock } from '../util/clock.js'
+import type { Hono } from 'hono'
+import type { BrowserSessionCheck } from './api-authentication.js'
 import type { ProxyTrafficCounter } from './proxy-traffic.js'
 
 /** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
@@ -51,4 +53,10 @@ export interface ApiDependencies {
   allowedHosts?: readonly string[]
   /** Live streams (WebSockets, SSE, followed logs) open at once (API_MAX_STREAMS). Default 32. */
   maxStreams?: number
+  /**
+   * The web console (src/web, built by main.ts): its routes, mounted beside the API's, and its
+   * sessions, whose cookie (with the CSRF token on writes) /api accepts as it accepts the token.
+   * Default none: no pages, and cookies mean nothing.
+   */
+  console?: { routes: Hono; sessions: BrowserSessionCheck }
 }

@@ -19,6 +19,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['controller', 'sources'],
   // HTTP: reads the store and the controller's and spec folder's views.
   ['api'],
+  // The web console: pages beside the API, mounted into it through ApiDependencies.console;
+  // it reads the store and the event stream and writes through the API's own routes.
+  ['web'],
   // The parts the composition root connects: a leader's term, who leads, the restart route.
   ['daemon'],
   // The composition root builds everything above.

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest'
 import { formatAge, formatTable } from '../../src/cli/output.js'
 import { readServerSentEvents, type SseMessage } from '../../src/cli/sse.js'
 import type { TextOutput } from '../../src/cli/text-output.js'
-import { unifiedDiff } from '../../src/cli/unified-diff.js'
+import { unifiedDiff } from '../../src/util/unified-diff.js'
 import { ProgressLines } from '../../src/cli/wait-for-plugins.js'
 
 describe('formatAge', () => {

@@ -1,4 +1,4 @@
-// Fault injection, cases 20-22 (the security issue): a local user against the embedded SQL
+// Fault injection, cases 27-29 (the security issue; docs/reliability.md): a local user against the embedded SQL
 // port of the daemon as a real process (`forgectl serve` on PGlite, the real Docker engine).
 // The port is a superuser on the daemon's only database session: without the password it
 // gives nothing, and with it a client can neither poison the daemon's session nor hold it

@@ -8,7 +8,7 @@ import type { CliContext, Command } from '../context.js'
 import { ansi, plural, writeLine, writeLines } from '../output.js'
 import type { PluginObject } from '../plugin-object.js'
 import { readSpecInputs, type DeclaredPlugin } from '../spec-file-reader.js'
-import { unifiedDiff } from '../unified-diff.js'
+import { unifiedDiff } from '../../util/unified-diff.js'
 import type { PluginDocument } from '../../spec/plugin-spec.js'
 import { REDACTED, redactConfig, secretKeys } from '../../spec/secrets.js'
 

@@ -1,4 +1,4 @@
-// A unified diff (diff -u) of two texts, line by line, for forgectl diff. The documents are
+// A unified diff (diff -u) of two texts, line by line, for forgectl diff and the web console's edit preview. The documents are
 // small, so a plain longest-common-subsequence table is enough (common ends trimmed first).
 
 export interface UnifiedDiffOptions {
