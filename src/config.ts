@@ -125,6 +125,30 @@ export interface ControllerConfig {
   revisionHistoryLimit: number
   /** UPDATE_DRAIN_TIMEOUT: longest wait for requests to the old container after a start-first switch. Default 10 s. */
   updateDrainTimeoutMs: number
+  /**
+   * The Docker config.json whose `auths` give registry credentials to every pull
+   * (REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set). Default
+   * none: pulls go without credentials. Read again whenever it changes.
+   */
+  registryAuthFile?: string
+  /** IMAGE_POLL_INTERVAL: imagePullPolicy Always images are pulled this often to notice a new push. Default 5 min. */
+  imagePollIntervalMs: number
+  /** PLUGIN_PIDS_LIMIT: processes a plugin container may have when its manifest sets none. Default 512. */
+  pluginPidsLimit: number
+  /** PLUGIN_DEFAULT_MEMORY_MB: memory limit when the manifest sets none; 0 = none. Default 512. */
+  pluginDefaultMemoryMb: number
+  /** PLUGIN_LOG_MAX_SIZE / PLUGIN_LOG_MAX_FILES: json-file log rotation of every container. Default 10m × 3. */
+  pluginLogMaxSize: string
+  pluginLogMaxFiles: number
+}
+
+/** A json-file max-size: a number with k, m or g (Docker's units), at least 100k. Default 10m. */
+function readLogSize(env: Env, problems: string[]): string {
+  const value = nonEmpty(env.PLUGIN_LOG_MAX_SIZE) ?? '10m'
+  const match = /^(\d+)([kmg])$/.exec(value)
+  const bytes = match ? Number(match[1]) * { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2] as 'k' | 'm' | 'g'] : Number.NaN
+  if (!(bytes >= 100 * 1024)) problems.push(`PLUGIN_LOG_MAX_SIZE must be a size such as 10m, 500k or 1g (at least 100k), got "${value}"`)
+  return value
 }
 
 export class ConfigError extends ExpectedError {
@@ -169,6 +193,12 @@ export function loadConfig(env: Env = process.env): Config {
       retryMaxMs: read.seconds('RECONCILE_RETRY_MAX', 300) * 1000,
       revisionHistoryLimit: read.integer('REVISION_HISTORY_LIMIT', 10, 1, 1000),
       updateDrainTimeoutMs: read.seconds('UPDATE_DRAIN_TIMEOUT', 10) * 1000,
+      ...readRegistryAuthFile(env),
+      imagePollIntervalMs: read.seconds('IMAGE_POLL_INTERVAL', 300) * 1000,
+      pluginPidsLimit: read.integer('PLUGIN_PIDS_LIMIT', 512, 16, 1_000_000),
+      pluginDefaultMemoryMb: read.integer('PLUGIN_DEFAULT_MEMORY_MB', 512, 0, 1_048_576),
+      pluginLogMaxSize: readLogSize(env, problems),
+      pluginLogMaxFiles: read.integer('PLUGIN_LOG_MAX_FILES', 3, 1, 100),
     },
     api: readApi(env, read, problems),
     specs: {
@@ -271,6 +301,19 @@ function readManagerId(env: Env, problems: string[]): string {
     problems.push(`MANAGER_ID must be 1 to 40 letters, digits, ".", "_" or "-", got "${value}"`)
   }
   return value
+}
+
+/**
+ * REGISTRY_AUTH_FILE, or the file the Docker CLI itself reads when DOCKER_CONFIG names its
+ * folder. Not ~/.docker/config.json by default: a daemon should send credentials only
+ * where it was told to. A missing file is no error (`docker login` may write it later).
+ */
+function readRegistryAuthFile(env: Env): { registryAuthFile?: string } {
+  const file = nonEmpty(env.REGISTRY_AUTH_FILE)
+  if (file) return { registryAuthFile: path.resolve(file) }
+  const dockerConfig = nonEmpty(env.DOCKER_CONFIG)
+  if (dockerConfig) return { registryAuthFile: path.resolve(dockerConfig, 'config.json') }
+  return {}
 }
 
 function readDockerHost(env: Env, problems: string[]): string {

@@ -134,6 +134,11 @@ describe('configuration', () => {
       retryMaxMs: 300_000,
       revisionHistoryLimit: 10,
       updateDrainTimeoutMs: 10_000,
+      pluginPidsLimit: 512,
+      pluginDefaultMemoryMb: 512,
+      pluginLogMaxSize: '10m',
+      pluginLogMaxFiles: 3,
+      imagePollIntervalMs: 300_000,
     })
     expect(loadConfig({ MANAGER_ID: 'node-a' }).controller.managerId).toBe('node-a')
     expect(problemsOf({ MANAGER_ID: 'has space' })).toEqual(['MANAGER_ID must be 1 to 40 letters, digits, ".", "_" or "-", got "has space"'])
@@ -147,6 +152,14 @@ describe('configuration', () => {
       'PLUGIN_BIND_ADDRESS must be an IP address such as 127.0.0.1 or 0.0.0.0, got "localhost"',
       'HOST_PORT_RANGE must look like 4100-4999 (two ports, the first not above the second), got "5000-4000"',
     ])
+  })
+
+  test('registry credentials come from REGISTRY_AUTH_FILE, else from DOCKER_CONFIG, else from nowhere', () => {
+    expect(loadConfig({}).controller).not.toHaveProperty('registryAuthFile')
+    expect(loadConfig({ REGISTRY_AUTH_FILE: '/etc/flowforge/auth.json', DOCKER_CONFIG: '/root/.docker' }).controller.registryAuthFile).toBe('/etc/flowforge/auth.json')
+    expect(loadConfig({ DOCKER_CONFIG: '/root/.docker' }).controller.registryAuthFile).toBe('/root/.docker/config.json')
+    expect(loadConfig({ IMAGE_POLL_INTERVAL: '30s' }).controller.imagePollIntervalMs).toBe(30_000)
+    expect(problemsOf({ IMAGE_POLL_INTERVAL: 'often' })).toEqual(['IMAGE_POLL_INTERVAL must be a positive duration such as 30, 30s, 500ms, 5m or 7d, got "often"'])
   })
 
   test('the spec folder settles files for 50 ms unless SPECS_SETTLE says otherwise', () => {

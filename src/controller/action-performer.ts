@@ -8,11 +8,15 @@ import {
   LABELS,
   NameConflictError,
   PortInUseError,
+  RegistryAuthError,
   type ContainerRuntime,
+  type EnsuredImage,
+  type ImagePullPolicy,
   type ObservedContainer,
 } from '../runtime/container-runtime.js'
 import type { Clock } from '../util/clock.js'
 import type { ContainerCache } from './container-cache.js'
+import type { ImageDigests } from './image-digests.js'
 import type { Action, ActionFailure } from './plan-types.js'
 import type { PortAllocator } from './port-allocator.js'
 
@@ -27,7 +31,9 @@ export interface Run {
   /** The plan's container: the one observed, then the one its create made. */
   containerId: string | undefined
   /** Facts learned while executing, merged into the status at the end. */
-  facts: Pick<PluginStatusUpdate, 'containerId' | 'containerName' | 'installedAt' | 'startedAt' | 'stoppedAt'> & { reservedHostPort?: number }
+  facts: Pick<PluginStatusUpdate, 'containerId' | 'containerName' | 'installedAt' | 'startedAt' | 'stoppedAt' | 'imageDigest'> & { reservedHostPort?: number }
+  /** The image this run made sure of last (a pull action, or a create's pull of a missing image). */
+  ensured?: EnsuredImage & { image: string }
 }
 
 /** What performing one action came to: done, or a failure the planner decides on (with the error to rethrow). */
@@ -43,6 +49,8 @@ export interface ActionPerformerOptions {
   logger: Logger
   /** Grace period of `docker stop`. */
   stopTimeoutSeconds: number
+  /** Where every pull's result is recorded (imagePullPolicy Always compares with it). */
+  digests: ImageDigests
 }
 
 export class ActionPerformer {
@@ -52,7 +60,7 @@ export class ActionPerformer {
     const { runtime, cache, clock } = this.options
     switch (action.kind) {
       case 'pull':
-        return imageOutcome(() => runtime.ensureImage(action.image, action.policy))
+        return imageOutcome(() => this.ensureImage(action.image, action.policy, run))
       case 'ensure-volumes':
         return this.ensureVolumes(action)
       case 'create':
@@ -90,6 +98,14 @@ export class ActionPerformer {
         return DONE
       case 'release-port':
         if (run.row) await this.options.ports.release(run.row)
+        return DONE
+      case 'connect-network':
+        await runtime.connectNetwork(action.containerId, action.network, action.aliases)
+        await this.refresh(action.containerId)
+        return DONE
+      case 'disconnect-network':
+        await runtime.disconnectNetwork(action.containerId, action.network)
+        await this.refresh(action.containerId)
         return DONE
       case 'reserve-port': {
         const hostPort = await this.options.ports.reserveExtra()
@@ -131,13 +147,15 @@ export class ActionPerformer {
       return await imageOutcome(async () => {
         const containerId = await runtime.create(spec, options).catch(async (error: unknown) => {
           if (!(error instanceof ImageNotFoundError) || !action.missingImage) throw error
-          await runtime.ensureImage(spec.image, action.missingImage)
+          await this.ensureImage(spec.image, action.missingImage, run)
           return runtime.create(spec, options)
         })
-        // What we just made, as inspect would tell it: no second look needed.
+        // What we just made, as inspect would tell it: no second look needed. Its image is
+        // the one this run made sure of, when it did (the engine resolved the tag to it).
         const { image, labels, hostPort, containerPort } = spec
+        const imageId = run.ensured?.image === image ? run.ensured.imageId : spec.imageId
         const mounts = [...(spec.volumes ?? []), ...(action.extraVolumes ?? [])].map((volume) => ({ type: 'volume', name: volume.source, destination: volume.target, readOnly: volume.readOnly }))
-        cache.putDetailed({ id: containerId, name, image, state: 'created', labels, hostPort, containerPort, mounts })
+        cache.putDetailed({ id: containerId, name, image, ...(imageId ? { imageId } : {}), state: 'created', labels, hostPort, containerPort, mounts })
         this.created(run, action, containerId)
       })
     } catch (error) {
@@ -157,6 +175,13 @@ export class ActionPerformer {
     run.facts.containerId = containerId
     run.facts.containerName = name
     if (!run.row?.installedAt) run.facts.installedAt = new Date(this.options.clock.now())
+  }
+
+  /** ensureImage, with what a pull found recorded for imagePullPolicy Always (image-digests.ts). */
+  private async ensureImage(image: string, policy: ImagePullPolicy, run: Run): Promise<void> {
+    const ensured = await this.options.runtime.ensureImage(image, policy)
+    if (ensured.pulled) this.options.digests.record(image, ensured, this.options.clock.now())
+    run.ensured = { ...ensured, image }
   }
 
   private async ensureVolumes(action: Extract<Action, { kind: 'ensure-volumes' }>): Promise<Outcome> {
@@ -191,6 +216,7 @@ async function imageOutcome(operation: () => Promise<void>): Promise<Outcome> {
     return DONE
   } catch (error) {
     if (error instanceof ImageNotFoundError) return { kind: 'failed', failure: { kind: 'image-missing', error: error.message }, error }
+    if (error instanceof RegistryAuthError) return { kind: 'failed', failure: { kind: 'registry-auth', registryHost: error.registryHost, error: error.message }, error }
     throw error
   }
 }

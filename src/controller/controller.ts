@@ -20,6 +20,8 @@ import type { Clock, TimerHandle } from '../util/clock.js'
 import { adoptOrphans } from './adoption.js'
 import type { ContainerSpecOptions } from '../spec/container-spec.js'
 import { ContainerCache } from './container-cache.js'
+import { ImageDigests } from './image-digests.js'
+import { ImagePoller } from './image-poller.js'
 import type { CrashLoopPolicy, RolloutSettings } from './plan-types.js'
 import { networkReadinessProbe, type ProxyTraffic, type ReadinessProbe } from './readiness-probe.js'
 import { PortAllocator, type PortRange } from './port-allocator.js'
@@ -59,7 +61,11 @@ export interface ControllerOptions {
   allowAnyHostPort?: boolean
   /** Told of Docker HEALTHCHECK changes as they happen (the health monitor). Must not throw. */
   onDockerHealth?: (pluginId: string, health: ContainerHealth) => void
+  /** IMAGE_POLL_INTERVAL: how often an imagePullPolicy Always image is pulled to notice a new push. Default 5 min. */
+  imagePollIntervalMs?: number
 }
+
+const DEFAULT_IMAGE_POLL_INTERVAL_MS = 5 * 60_000
 
 export interface ControllerStats {
   dockerConnected: boolean
@@ -84,6 +90,9 @@ export class Controller {
   private readonly restarts: RestartRequests
   private readonly unsubscribeRestarts: () => void
   readonly queue: WorkQueue
+  /** What this manager's pulls found: the image each Always tag names (image-digests.ts). */
+  readonly digests = new ImageDigests()
+  private readonly imagePoller: ImagePoller
   private readonly reconciler: Reconciler
   private readonly abort = new AbortController()
   private readonly log: Logger
@@ -118,6 +127,16 @@ export class Controller {
       ...(options.traffic ? { traffic: options.traffic } : {}),
       ...(options.rolloutSettings ? { rolloutSettings: options.rolloutSettings } : {}),
       hostPorts: { range: options.portRange, allowAny: options.allowAnyHostPort ?? false },
+      digests: this.digests,
+    })
+    this.imagePoller = new ImagePoller({
+      listPlugins: () => options.store.listPlugins(),
+      runtime: options.runtime,
+      digests: this.digests,
+      clock: options.clock,
+      logger: options.logger,
+      intervalMs: options.imagePollIntervalMs ?? DEFAULT_IMAGE_POLL_INTERVAL_MS,
+      onNewImage: (references) => this.requestResync(`a pull found a new image for ${references.join(', ')}`),
     })
   }
 
@@ -144,6 +163,7 @@ export class Controller {
     this.pool = runWorkers(this.queue, this.options.workers, (key) => this.reconcileTimed(key), (key, error, retryInMs) => this.onReconcileError(key, error, retryInMs))
     this.eventsLoop = this.consumeEvents()
     this.scheduleResync()
+    this.imagePoller.start()
   }
 
   /** Stops taking new work; lets running reconciles finish. */
@@ -153,6 +173,7 @@ export class Controller {
     this.unsubscribeRestarts()
     if (this.resyncTimer) this.options.clock.clearTimeout(this.resyncTimer)
     this.queue.shutDown()
+    await this.imagePoller.stop()
     await this.pool?.stopped
     await this.eventsLoop
     await this.resyncRunning
@@ -216,6 +237,8 @@ export class Controller {
     // By name, not by label: unlabelled forgehook-* containers are orphans to adopt (at
     // start), containers a plugin adopted (ours since), or foreign ones holding a name.
     const listed = await runtime.listByNamePrefix()
+    // The installation network, made again when someone removed it: every plugin is looked at (they reconnect).
+    const networkCreated = await this.ensureInstallationNetwork()
     // Containers another installation manages on this engine are not ours to look at.
     const containers = listed.filter((container) => !isManaged(container) || this.isOurs(container))
     this.stats.dockerConnected = true
@@ -229,11 +252,12 @@ export class Controller {
       await this.queueOrphanRemovals(rows)
     }
     let queued = 0
+    if (networkCreated) for (const row of rows) this.queue.add(row.id)
     for (const row of rows) {
       const names = rolloutNamesFor(row.forgehookId)
       const entry = this.cache.get(names.main)
       const companions = this.cache.get(names.next) !== undefined || this.cache.get(names.previous) !== undefined
-      if (!needsReconcile(row, entry?.container, this.options.container, companions)) continue
+      if (!needsReconcile(row, entry?.container, this.options.container, companions, this.digests)) continue
       this.queue.add(row.id)
       queued += 1
     }
@@ -259,6 +283,16 @@ export class Controller {
     const held = new Set(rows.map((row) => row.containerId))
     const unheld = containers.filter((container) => !isManaged(container) && !held.has(container.id)).map((container) => container.id)
     if (unheld.length > 0) for (const tombstone of await this.options.store.tombstonesOfContainers(unheld)) this.queue.add(tombstone.pluginId)
+  }
+
+  /** Creates flowforge-<instance> when it is missing; true when it had to. */
+  private async ensureInstallationNetwork(): Promise<boolean> {
+    const network = this.options.container.network
+    if (!network) return false
+    const labels = { [LABELS.managed]: 'true', [LABELS.instance]: this.options.container.instance }
+    const created = await this.options.runtime.ensureNetwork(network, labels)
+    if (created) this.log.info({ network }, `created the installation network ${network}: plugins reach each other by name on it`)
+    return created
   }
 
   private isOurs(container: { labels: Record<string, string> }): boolean {

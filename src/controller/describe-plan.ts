@@ -33,7 +33,8 @@ function describeAction(action: Action): string {
       const { spec } = action
       const missing = action.missingImage === undefined ? '' : action.missingImage === 'Never' ? ' if-image-missing=refuse' : ' if-image-missing=pull'
       const mounts = [...(spec.volumes ?? []), ...(action.extraVolumes ?? [])].map((volume) => ` mount=${short(volume.source)}:${volume.target}${volume.readOnly ? ':ro' : ''}`).join('')
-      return `create ${action.name ?? spec.name} image=${spec.image} port=${spec.hostIp}:${spec.hostPort}->${spec.containerPort}${mounts}${missing}`
+      const imageId = spec.imageId ? `@${spec.imageId.replace(/^sha256:/, '').slice(0, 12)}` : ''
+      return `create ${action.name ?? spec.name} image=${spec.image}${imageId} port=${spec.hostIp}:${spec.hostPort}->${spec.containerPort}${mounts}${missing}`
     }
     case 'remove':
       return `remove ${action.containerId.slice(0, 12)}${action.anonymousVolumes ? ' with its anonymous volumes' : ''}`
@@ -41,6 +42,10 @@ function describeAction(action: Action): string {
       return `rename ${action.containerId.slice(0, 12)} ${action.name}`
     case 'release-port':
       return `release-port ${action.hostPort}`
+    case 'connect-network':
+      return `connect-network ${action.containerId.slice(0, 12)} ${action.network} as ${action.aliases.join(',')}`
+    case 'disconnect-network':
+      return `disconnect-network ${action.containerId.slice(0, 12)} ${action.network}`
     case 'reserve-port':
       return 'reserve-port'
     case 'ensure-volumes':

@@ -28,6 +28,9 @@ export type Action =
   | { kind: 'rename'; containerId: string; name: string; cause: string }
   /** Give up an allocated host port found taken outside FlowForge; the next look allocates another. */
   | { kind: 'release-port'; hostPort: number; cause: string }
+  /** Join the installation network under these DNS names (no recreate). */
+  | { kind: 'connect-network'; containerId: string; network: string; aliases: string[]; cause: string }
+  | { kind: 'disconnect-network'; containerId: string; network: string; cause: string }
   /** A second host port from HOST_PORT_RANGE for a start-first update, kept in status.rollout.toHostPort. */
   | { kind: 'reserve-port'; cause: string }
   | { kind: 'remove-volumes'; names: string[]; cause: string }
@@ -131,12 +134,16 @@ export interface PlanInput {
   containerOwnerGone?: boolean
   rollout?: RolloutFacts
   rolloutSettings?: RolloutSettings
+  /** The installation network (flowforge-<instance>), when there is one: an isolated plugin's container is taken off it. */
+  installationNetwork?: string
 }
 
 /** What went wrong performing one action, as a fact the planner decides on. */
 export type ActionFailure =
   /** The image is not on the engine and could not be pulled (or the policy forbids pulling). */
   | { kind: 'image-missing'; error: string }
+  /** The registry refused the pull for want of (valid) credentials: `registry authentication failed for HOST (…)`. */
+  | { kind: 'registry-auth'; registryHost: string; error: string }
   /** Create found the name taken; `holder` is that container as inspected (absent: gone again). */
   | { kind: 'name-taken'; holder: ObservedContainer | undefined }
   /** Start found the host port taken by something outside FlowForge. */

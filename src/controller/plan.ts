@@ -212,9 +212,27 @@ function planRunning(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePul
   const drifted = changedFields(container.labels, spec).length > 0 && !adoptedAsIs(container, plugin)
   const underWay = input.rollout?.next !== undefined || input.rollout?.previous !== undefined
   if (underWay || (drifted && !isHeld(plugin))) return planRollout({ input, main: container, spec, pullPolicy })
-  const steady = planSteady(input, container)
+  const steady = withNetwork(input, container, spec, planSteady(input, container))
   if (drifted) return heldBack(plugin, steady)
   return finishRollout(input, container, steady)
+}
+
+/**
+ * On the installation network under its name, or off it when isolated: a connect or a
+ * disconnect, never a recreate. Nothing when the container's networks are not known.
+ */
+function withNetwork(input: PlanInput, container: ObservedContainer, spec: ContainerSpec, steady: Plan): Plan {
+  const networks = container.networks
+  if (!networks) return steady
+  const actions: Action[] = []
+  if (spec.network && !networks.includes(spec.network.name)) {
+    actions.push({ kind: 'connect-network', containerId: container.id, network: spec.network.name, aliases: spec.network.aliases, cause: `${input.plugin.forgehookId} is reached by name on ${spec.network.name}` })
+  }
+  const installation = input.installationNetwork
+  if (!spec.network && installation && networks.includes(installation)) {
+    actions.push({ kind: 'disconnect-network', containerId: container.id, network: installation, cause: 'spec.network.isolated: the plugin is kept off the installation network' })
+  }
+  return actions.length === 0 ? steady : { ...steady, actions: [...actions, ...steady.actions] }
 }
 
 /**

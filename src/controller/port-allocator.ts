@@ -3,6 +3,8 @@
 // allocate at once: the loser picks again.
 import { InvalidValueError } from '../db/errors.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
+import type { AssignedPort } from '../db/schema.js'
+import type { ExtraPort } from '../spec/manifest.js'
 
 export interface PortRange {
   from: number
@@ -55,6 +57,41 @@ export class PortAllocator {
       this.reserved = undefined
     }
     return undefined
+  }
+
+  /**
+   * Host ports for the manifest's extra ports: an assignment already made is kept (for the
+   * plugin's life, like the primary port), a requested one is taken when no other plugin
+   * holds it, the rest come from the range. Writes status.extra_ports when it changed.
+   */
+  async resolveExtras(plugin: Plugin, wanted: ExtraPort[]): Promise<PortResolution> {
+    const own = new Set([plugin.hostPort, ...plugin.extraPorts.map((port) => port.hostPort)])
+    const assigned: AssignedPort[] = []
+    for (const port of wanted) {
+      const protocol = port.protocol ?? 'tcp'
+      const kept = plugin.extraPorts.find(
+        (candidate) => candidate.name === port.name && candidate.containerPort === port.containerPort && candidate.protocol === protocol && (port.hostPort === undefined || candidate.hostPort === port.hostPort),
+      )
+      if (kept) {
+        assigned.push(kept)
+        continue
+      }
+      if (port.hostPort !== undefined) {
+        const reserved = await this.reservedPorts()
+        if (reserved.has(port.hostPort) && !own.has(port.hostPort)) {
+          return { ok: false, error: `requested host port ${port.hostPort} of port ${port.name} is already assigned to another plugin` }
+        }
+        reserved.add(port.hostPort)
+        assigned.push({ name: port.name, containerPort: port.containerPort, protocol, hostPort: port.hostPort })
+        continue
+      }
+      const hostPort = await this.reserveExtra()
+      if (hostPort === undefined) return { ok: false, error: `no free host port left in HOST_PORT_RANGE ${this.range.from}-${this.range.to} for port ${port.name}` }
+      assigned.push({ name: port.name, containerPort: port.containerPort, protocol, hostPort })
+    }
+    if (JSON.stringify(assigned) === JSON.stringify(plugin.extraPorts)) return { ok: true, plugin, hostPort: plugin.hostPort ?? 0 }
+    const updated = await this.store.writeStatus(plugin.id, { extraPorts: assigned })
+    return { ok: true, plugin: updated ?? plugin, hostPort: plugin.hostPort ?? 0 }
   }
 
   /** The plugin's allocated port turned out to be in use on the host: let it go. */

@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js'
 import { InvalidValueError } from '../db/errors.js'
 import type { NewPluginEvent, Plugin, PluginStatusUpdate, PluginStore } from '../db/plugin-store.js'
 import { isManaged, LABELS, rolloutNamesFor, type ContainerRuntime, type ObservedContainer } from '../runtime/container-runtime.js'
-import { buildContainerSpec, canonicalJson, type ContainerSpecOptions } from '../spec/container-spec.js'
+import { buildContainerSpec, canonicalJson, type ContainerSpecOptions, type WantedImage } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
 import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import { describeStoredSpecErrors, storedSpecErrors } from '../spec/stored-spec.js'
@@ -23,12 +23,13 @@ import type { Clock } from '../util/clock.js'
 import { isUuid } from '../util/uuid.js'
 import { ActionPerformer, type Run } from './action-performer.js'
 import type { ContainerCache } from './container-cache.js'
+import { ImageDigests } from './image-digests.js'
 import { describePlan, describeRecovery } from './describe-plan.js'
 import { plan, planOrphanRemoval } from './plan.js'
 import { planRecovery } from './plan-recovery.js'
 import { hasHttpHealthCheck, ROLLOUT_IN_PROGRESS, strategyFor } from './plan-rollout.js'
 import type { CandidateProbe, CrashLoopPolicy, Plan, RolloutFacts, RolloutSettings, WantedContainer } from './plan-types.js'
-import type { PortAllocator } from './port-allocator.js'
+import type { PortAllocator, PortResolution } from './port-allocator.js'
 import { NO_PROXY_TRAFFIC, type ProxyTraffic, type ReadinessProbe } from './readiness-probe.js'
 import type { RestartRequests } from './restart-requests.js'
 
@@ -59,6 +60,8 @@ export interface ReconcilerOptions {
   /** Which requested host ports a stored spec may have (HOST_PORT_RANGE, ALLOW_ANY_HOST_PORT). Default: any. */
   hostPorts?: HostPortPolicy
   rolloutSettings?: RolloutSettings
+  /** What pulls found: the image an Always tag names now. Default: a fresh book. */
+  digests?: ImageDigests
 }
 
 const PROBE_TIMEOUT_MS = 2_000
@@ -66,9 +69,11 @@ const PROBE_TIMEOUT_MS = 2_000
 export class Reconciler {
   private reconciles = 0
   private readonly performer: ActionPerformer
+  private readonly digests: ImageDigests
 
   constructor(private readonly options: ReconcilerOptions) {
-    this.performer = new ActionPerformer(options)
+    this.digests = options.digests ?? new ImageDigests()
+    this.performer = new ActionPerformer({ ...options, digests: this.digests })
   }
 
   async reconcile(pluginId: string): Promise<ReconcileResult> {
@@ -82,9 +87,9 @@ export class Reconciler {
     const names = rolloutNamesFor(row.forgehookId)
     const container = await this.observe(names.main)
     // A plugin being uninstalled needs no port; any other gets one (or the reason it cannot).
-    const port = row.deletionRequestedAt ? { ok: true as const, plugin: row, hostPort: row.hostPort ?? 0 } : await this.options.ports.resolve(row)
+    const port = row.deletionRequestedAt ? { ok: true as const, plugin: row, hostPort: row.hostPort ?? 0 } : await this.resolvePorts(row)
     const plugin = port.ok ? port.plugin : row
-    const wanted: WantedContainer = port.ok ? this.wanted(plugin, port.hostPort) : { ok: false, error: port.error }
+    const wanted: WantedContainer = port.ok ? this.wanted(plugin, port.hostPort, container) : { ok: false, error: port.error }
     const planned = plan({
       plugin,
       container,
@@ -96,6 +101,7 @@ export class Reconciler {
       containerOwnerGone: await this.ownerGone(container, plugin),
       rollout: await this.rolloutFacts(plugin, container, wanted, names),
       ...(this.options.rolloutSettings ? { rolloutSettings: this.options.rolloutSettings } : {}),
+      ...(this.options.container.network ? { installationNetwork: this.options.container.network } : {}),
     })
     if (planned.takesRestartRequest) this.options.restarts.take(plugin.id)
     if (planned.actions.length > 0) pluginLog.info({ plan: describePlan(planned) }, `reconciling ${plugin.forgehookId}`)
@@ -134,14 +140,30 @@ export class Reconciler {
     return (await this.options.store.getPlugin(ownerId)) === undefined
   }
 
-  private wanted(plugin: Plugin, hostPort: number): WantedContainer {
+  /** The primary host port, then the extra ports' (manifest.ports), each assigned once and kept. */
+  private async resolvePorts(row: Plugin): Promise<PortResolution> {
+    const primary = await this.options.ports.resolve(row)
+    if (!primary.ok) return primary
+    const parsed = parseManifest(primary.plugin.manifest)
+    const extras = parsed.ok ? parsed.manifest.ports : []
+    if (extras.length === 0 && primary.plugin.extraPorts.length === 0) return primary
+    const resolved = await this.options.ports.resolveExtras(primary.plugin, extras)
+    return resolved.ok ? { ok: true, plugin: resolved.plugin, hostPort: primary.hostPort } : resolved
+  }
+
+  private wanted(plugin: Plugin, hostPort: number, main: ObservedContainer | undefined): WantedContainer {
     const parsed = parseManifest(plugin.manifest)
     if (!parsed.ok) return parsed
     // A row written in SQL is held to the document schema too (forbidden fields, env names, volumes).
     const invalid = storedSpecErrors(plugin, this.options.hostPorts)
     if (invalid.length > 0) return { ok: false, error: describeStoredSpecErrors(invalid) }
-    const spec = buildContainerSpec(plugin, parsed.manifest, hostPort, this.options.container)
+    const spec = buildContainerSpec(plugin, parsed.manifest, hostPort, this.options.container, this.wantedImage(parsed.manifest, main))
     return { ok: true, spec, pullPolicy: parsed.manifest.imagePullPolicy }
+  }
+
+  /** imagePullPolicy Always: the image the tag named at the last pull (a new push is drift); otherwise the tag alone. */
+  private wantedImage(manifest: { image: string; imagePullPolicy: string }, main: ObservedContainer | undefined): WantedImage {
+    return manifest.imagePullPolicy === 'Always' ? this.digests.wantedFor(manifest.image, main) : {}
   }
 
   /** What is observed of an update: the containers beside the plugin's own, and whether the new one answers. */
@@ -154,7 +176,7 @@ export class Reconciler {
     // After the switch toHostPort is the plugin's own port too: the candidate is then the wanted spec itself.
     if (wanted.ok && main && strategyFor(plugin, main) === 'StartFirst' && toHostPort !== undefined && rollout && ROLLOUT_IN_PROGRESS.has(rollout.phase)) {
       const parsed = parseManifest(plugin.manifest)
-      if (parsed.ok) facts.candidate = buildContainerSpec(plugin, parsed.manifest, toHostPort, this.options.container)
+      if (parsed.ok) facts.candidate = buildContainerSpec(plugin, parsed.manifest, toHostPort, this.options.container, this.wantedImage(parsed.manifest, main))
     }
     // The new container: after a Recreate switch it is the plugin's own; start first, the next one.
     const candidate = previous ? main : next
@@ -213,10 +235,24 @@ export class Reconciler {
     }
     const { error } = planned.status
     if (typeof error === 'string' && error !== original?.error) log.warn({ error }, `${run.forgehookId}: ${error}`)
+    if (original && !planned.deleteRow) this.noteImageDigest(run)
     if (original) await this.record(run, original, planned)
     else await this.options.store.logEvents(this.events(run, planned))
     if (planned.deleteRow) log.info(`uninstalled ${run.forgehookId}`)
     return requeue(planned)
+  }
+
+  /**
+   * status.imageDigest: the registry digest of the image the plugin's container runs, as a
+   * pull of this manager found it. Unknown (nothing pulled it since the start) leaves the
+   * recorded one, unless the container is a new one.
+   */
+  private noteImageDigest(run: Run): void {
+    const containerId = run.containerId
+    const imageId = containerId === undefined ? undefined : this.options.cache.getById(containerId)?.container.imageId
+    const digest = imageId === undefined ? undefined : this.digests.digestOf(imageId)
+    if (digest !== undefined) run.facts.imageDigest = digest
+    else if (run.facts.containerId !== undefined) run.facts.imageDigest = null
   }
 
   /**

@@ -6,6 +6,7 @@ import { Controller } from '../controller/controller.js'
 import { HealthMonitor } from '../controller/health-monitor.js'
 import { MetricsSampler } from '../controller/metrics-sampler.js'
 import { RestartRequests } from '../controller/restart-requests.js'
+import { installationNetworkName } from '../spec/container-spec.js'
 import { DEFAULT_ROLLOUT_SETTINGS } from '../controller/plan-types.js'
 import type { ProxyTraffic, ReadinessProbe } from '../controller/readiness-probe.js'
 import type { Kysely } from 'kysely'
@@ -68,7 +69,16 @@ export class LeaderTerm {
       restarts,
       workers: settings.workers,
       resyncIntervalMs: settings.resyncIntervalMs,
-      container: { hostIp: settings.pluginBindAddress, instance: settings.instance },
+      container: {
+        hostIp: settings.pluginBindAddress,
+        instance: settings.instance,
+        network: installationNetworkName(settings.instance),
+        defaults: {
+          pidsLimit: settings.pluginPidsLimit,
+          ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
+          log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
+        },
+      },
       stopTimeoutSeconds: settings.stopTimeoutSeconds,
       portRange: settings.hostPortRange,
       retryBaseMs: settings.retryBaseMs,
@@ -79,6 +89,7 @@ export class LeaderTerm {
       rolloutSettings: { ...DEFAULT_ROLLOUT_SETTINGS, drainTimeoutMs: settings.updateDrainTimeoutMs },
       allowAnyHostPort: settings.allowAnyHostPort,
       onDockerHealth: (pluginId, health) => this.health.onDockerHealth(pluginId, health),
+      imagePollIntervalMs: settings.imagePollIntervalMs,
     })
     this.metrics = new MetricsSampler({
       store,

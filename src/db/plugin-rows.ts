@@ -24,6 +24,7 @@ export function specColumns(spec: Partial<PluginSpecFields>): PluginRowUpdate {
   if (spec.labels !== undefined) values.labels = JSON.stringify(spec.labels)
   if (spec.volumes !== undefined) values.volumes = JSON.stringify(spec.volumes)
   if (spec.updatePolicy !== undefined) values.update_policy = JSON.stringify(spec.updatePolicy)
+  if (spec.network !== undefined) values.network = JSON.stringify(spec.network)
   return values
 }
 
@@ -42,6 +43,8 @@ const STATUS_COLUMNS = {
   stoppedAt: 'stopped_at',
   nextRestartAt: 'next_restart_at',
   rollout: 'rollout',
+  imageDigest: 'image_digest',
+  extraPorts: 'extra_ports',
 } as const satisfies Record<keyof PluginStatusUpdate, keyof PluginRow>
 
 export function statusColumns(update: PluginStatusUpdate): PluginRowUpdate {
@@ -50,7 +53,7 @@ export function statusColumns(update: PluginStatusUpdate): PluginRowUpdate {
     const value = update[field as keyof PluginStatusUpdate]
     if (value === undefined) continue
     // JSONB: written as text (a plain object would be sent as a composite by pg).
-    values[column] = field === 'rollout' && value !== null ? JSON.stringify(value) : value
+    values[column] = (field === 'rollout' || field === 'extraPorts') && value !== null ? JSON.stringify(value) : value
   }
   return values as PluginRowUpdate
 }
@@ -71,6 +74,7 @@ export function toPlugin(row: PluginRow): Plugin {
     updatePolicy: row.update_policy ?? {},
     purgeVolumes: row.purge_volumes ?? false,
     rolloutRetryAt: row.rollout_retry_at ?? null,
+    network: row.network ?? {},
     status: row.status,
     containerId: row.container_id,
     containerName: row.container_name,
@@ -85,6 +89,8 @@ export function toPlugin(row: PluginRow): Plugin {
     stoppedAt: row.stopped_at,
     nextRestartAt: row.next_restart_at,
     rollout: row.rollout ?? null,
+    imageDigest: row.image_digest ?? null,
+    extraPorts: row.extra_ports ?? [],
     generation: row.generation,
     resourceVersion: row.resource_version,
     createdAt: row.created_at,

@@ -204,6 +204,11 @@ export class PluginStore {
       if (row.requested_host_port !== null) ports.add(row.requested_host_port)
       if (row.rollout_port !== null && Number.isInteger(Number(row.rollout_port))) ports.add(Number(row.rollout_port))
     }
+    // The host ports of extra ports (manifest.ports), kept in status.extra_ports.
+    const extras = await sql<{ host_port: number | null }>`
+      SELECT CASE WHEN e.value->>'hostPort' ~ '^[0-9]{1,5}$' THEN (e.value->>'hostPort')::integer END AS host_port
+      FROM plugins p, jsonb_array_elements(p.extra_ports) AS e(value)`.execute(this.db)
+    for (const row of extras.rows) if (row.host_port !== null) ports.add(row.host_port)
     return ports
   }
 

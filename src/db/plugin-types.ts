@@ -1,6 +1,6 @@
 // What the store hands out and takes in: plugins, events and metrics as the rest of the
 // program sees them (camelCase, Dates), apart from the SQL that produces them.
-import type { DesiredState, HealthStatus, JsonObject, PluginPhase, PluginVolume, RolloutStatus, UpdatePolicy } from './schema.js'
+import type { AssignedPort, DesiredState, HealthStatus, JsonObject, NetworkPolicy, PluginPhase, PluginVolume, RolloutStatus, UpdatePolicy } from './schema.js'
 
 /** A plugin as the rest of the program sees it: one row, camelCase. */
 export interface Plugin {
@@ -21,6 +21,7 @@ export interface Plugin {
   purgeVolumes: boolean
   /** An operator asked to retry a rolled-back generation (forgectl rollout retry). */
   rolloutRetryAt: Date | null
+  network: NetworkPolicy
   // status
   status: PluginPhase
   containerId: string | null
@@ -37,6 +38,10 @@ export interface Plugin {
   /** Crash-loop backoff: when the next restart is due. */
   nextRestartAt: Date | null
   rollout: RolloutStatus | null
+  /** The registry digest of the image the container runs, as the manager's last pull of it found it; null while unknown. */
+  imageDigest: string | null
+  /** The host ports of manifest.ports, as assigned. */
+  extraPorts: AssignedPort[]
   // bookkeeping
   generation: number
   resourceVersion: number
@@ -54,6 +59,7 @@ export interface PluginSpecFields {
   labels?: Record<string, string>
   volumes?: PluginVolume[]
   updatePolicy?: UpdatePolicy
+  network?: NetworkPolicy
 }
 
 export interface NewPlugin extends PluginSpecFields {
@@ -82,6 +88,8 @@ export interface PluginStatusUpdate {
   stoppedAt?: Date | null
   nextRestartAt?: Date | null
   rollout?: RolloutStatus | null
+  imageDigest?: string | null
+  extraPorts?: AssignedPort[]
 }
 
 export interface PluginFilter {

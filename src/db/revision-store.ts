@@ -47,6 +47,7 @@ function toRevision(row: Selectable<PluginRevisionsTable>): PluginRevision {
       labels: row.labels,
       volumes: row.volumes,
       updatePolicy: row.update_policy,
+      network: row.network ?? {},
     },
     createdAt: row.created_at,
   }

@@ -37,6 +37,20 @@ export interface PluginVolume {
   readOnly?: boolean
 }
 
+/** spec.network: which networks the plugin's container joins. */
+export interface NetworkPolicy {
+  /** Off the installation network (flowforge-<MANAGER_INSTANCE>): no other plugin can reach it by name. Default false. */
+  isolated?: boolean
+}
+
+/** A published extra port (manifest.ports) with the host port assigned to it. */
+export interface AssignedPort {
+  name: string
+  containerPort: number
+  protocol: 'tcp' | 'udp'
+  hostPort: number
+}
+
 /** spec.update: how a spec change reaches the running container. */
 export interface UpdatePolicy {
   /** Recreate (default): the new container replaces the old on its port. StartFirst: beside it, on a new port. */
@@ -89,6 +103,7 @@ export interface PluginsTable {
   update_policy: ColumnType<UpdatePolicy, string | undefined, string>
   purge_volumes: ColumnType<boolean, boolean | undefined, boolean>
   rollout_retry_at: Date | null
+  network: ColumnType<NetworkPolicy, string | undefined, string>
   // status
   status: ColumnType<PluginPhase, PluginPhase | undefined, PluginPhase>
   container_id: string | null
@@ -104,6 +119,8 @@ export interface PluginsTable {
   stopped_at: Date | null
   next_restart_at: Date | null
   rollout: ColumnType<RolloutStatus | null, string | null | undefined, string | null>
+  image_digest: string | null
+  extra_ports: ColumnType<AssignedPort[], string | undefined, string>
   // bookkeeping, kept by triggers
   generation: Generated<number>
   resource_version: Generated<number>
@@ -169,6 +186,7 @@ export interface PluginRevisionsTable {
   labels: Json<Record<string, string>>
   volumes: Json<PluginVolume[]>
   update_policy: Json<UpdatePolicy>
+  network: Json<NetworkPolicy>
   created_at: Timestamp
 }
 

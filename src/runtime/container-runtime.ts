@@ -63,6 +63,41 @@ export interface ContainerSpec {
   cpus?: number
   /** The plugin's named volumes (spec.volumes), created beforehand (ensureVolume). */
   volumes?: VolumeMount[]
+  /**
+   * imagePullPolicy Always: the id (sha256:…) of the image the tag pointed to at the last
+   * pull. Hashed like the other fields, so a new push is drift; not passed to Docker (the
+   * container is created from `image`).
+   */
+  imageId?: string
+  /** The registry digest (sha256:…) of that image, when known: recorded in status and events, not hashed. */
+  imageDigest?: string
+  /** Replaces the image's ENTRYPOINT. */
+  command?: string[]
+  /** Replaces the image's CMD. */
+  args?: string[]
+  /** uid[:gid] or a name; the image's user otherwise. */
+  user?: string
+  readOnlyRootFilesystem?: boolean
+  /** In-memory writable directories. */
+  tmpfs?: string[]
+  capDrop?: string[]
+  capAdd?: string[]
+  /** The manifest's process limit; `defaults.pidsLimit` otherwise. */
+  pids?: number
+  /** Published ports beside the primary one. */
+  ports?: { name: string; containerPort: number; protocol: 'tcp' | 'udp'; hostPort: number }[]
+  /**
+   * The installation's network (flowforge-<instance>) and the plugin's DNS names on it;
+   * absent for an isolated plugin (Docker's default bridge). Not part of the hash: joining
+   * or leaving is a connect, not a recreate.
+   */
+  network?: { name: string; aliases: string[] }
+  /**
+   * What every container gets when the manifest says nothing (PLUGIN_DEFAULT_MEMORY_MB,
+   * PLUGIN_PIDS_LIMIT, PLUGIN_LOG_MAX_SIZE/FILES). Not part of the hash: a changed default
+   * applies to containers made from then on, and recreates none.
+   */
+  defaults?: { memoryMb?: number; pidsLimit?: number; log?: { maxSize: string; maxFiles: number } }
 }
 
 /** How one container is made from a spec, beyond the spec itself. */
@@ -97,6 +132,8 @@ export interface ObservedContainer {
   /** Without the leading slash. */
   name: string
   image: string
+  /** The id (sha256:…) of the image it was created from; absent when the engine did not say. */
+  imageId?: string
   state: ContainerState
   labels: Record<string, string>
   /** Present only after inspect (list does not report it). */
@@ -116,6 +153,8 @@ export interface ObservedContainer {
   healthOutput?: string
   /** The container's environment as Docker holds it, the image's included (inspect only). */
   env?: Record<string, string>
+  /** The networks it is attached to, by name (absent when not known, e.g. right after our own create). */
+  networks?: string[]
   /**
    * What it has that no plugin spec produces: privileged mode, added capabilities, host
    * mounts, devices, the host's network, PID, IPC or user namespace (inspect only; absent
@@ -126,6 +165,16 @@ export interface ObservedContainer {
 
 export function isManaged(container: ObservedContainer): boolean {
   return container.labels[LABELS.managed] === 'true'
+}
+
+/** The image ensureImage made sure of. */
+export interface EnsuredImage {
+  /** Docker's image id, sha256:… of its config: what a container's imageId is compared with. */
+  imageId: string
+  /** The registry's manifest digest (sha256:…) for the reference's repository, when the engine knows one. */
+  digest?: string
+  /** Whether a pull from the registry happened (Always, or a missing image). */
+  pulled: boolean
 }
 
 export interface ContainerStats {
@@ -169,8 +218,14 @@ export interface ContainerRuntime {
   listByNamePrefix(): Promise<ObservedContainer[]>
   /** By id or name; undefined when there is no such container. */
   inspect(idOrName: string): Promise<ObservedContainer | undefined>
-  /** Makes sure the image is there per the policy; ImageNotFoundError when it cannot be. */
-  ensureImage(image: string, policy: ImagePullPolicy): Promise<void>
+  /**
+   * Makes sure the image is there per the policy (Always pulls every time, with the
+   * registry's credentials when some are configured) and says which image that is.
+   * ImageNotFoundError when it cannot be had (not on the engine under Never, no such
+   * manifest, registry unreachable); RegistryAuthError when the registry refused the pull
+   * for want of (valid) credentials.
+   */
+  ensureImage(image: string, policy: ImagePullPolicy): Promise<EnsuredImage>
   /** NameConflictError when the name is taken. Returns the new container id. */
   create(spec: ContainerSpec, options?: CreateOptions): Promise<string>
   /** NameConflictError when the new name is taken; ContainerNotFoundError when there is no such container. */
@@ -190,6 +245,16 @@ export interface ContainerRuntime {
   removeVolume(name: string): Promise<void>
   /** Volumes carrying every one of these labels. */
   listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]>
+  /**
+   * Creates the user-defined bridge network with these labels when there is none of that
+   * name; returns whether it had to be created.
+   */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean>
+  /** Attaches the container to the network under these DNS aliases; already attached is a no-op. */
+  connectNetwork(containerId: string, network: string, aliases: string[]): Promise<void>
+  /** Detaches the container; not attached (or no such network) is a no-op. */
+  disconnectNetwork(containerId: string, network: string): Promise<void>
+
   /** The last `tail` lines of stdout and stderr, demultiplexed, as text. */
   logs(containerId: string, options: { tail: number }): Promise<string>
   /**
@@ -227,6 +292,21 @@ export class ImageNotFoundError extends ExpectedError {
     detail: string,
   ) {
     super(`image not found: ${image} (${detail})`)
+  }
+}
+
+/**
+ * The registry refused a pull for want of (valid) credentials: none configured for its
+ * host, or the configured ones refused. The message never holds a credential.
+ */
+export class RegistryAuthError extends ExpectedError {
+  override name = 'RegistryAuthError'
+  constructor(
+    readonly image: string,
+    readonly registryHost: string,
+    detail: string,
+  ) {
+    super(`registry authentication failed for ${registryHost} (${detail})`)
   }
 }
 

@@ -20,10 +20,12 @@ export interface DockerListEntry {
   Id: string
   Names?: string[]
   Image: string
+  ImageID?: string
   State: string
   Status?: string
   Labels?: Record<string, string> | null
   Ports?: { PrivatePort: number; PublicPort?: number; Type: string }[]
+  NetworkSettings?: { Networks?: Record<string, unknown> | null } | null
 }
 
 type PortMap = Record<string, { HostIp?: string; HostPort?: string }[] | null> | null | undefined
@@ -32,6 +34,8 @@ type PortMap = Record<string, { HostIp?: string; HostPort?: string }[] | null> |
 export interface DockerInspectInfo {
   Id: string
   Name: string
+  /** The image's id. */
+  Image?: string
   State: {
     Status: string
     ExitCode?: number
@@ -52,7 +56,7 @@ export interface DockerInspectInfo {
     Devices?: unknown[] | null
     Binds?: string[] | null
   }
-  NetworkSettings?: { Ports?: PortMap }
+  NetworkSettings?: { Ports?: PortMap; Networks?: Record<string, unknown> | null }
   Mounts?: { Type?: string; Name?: string; Destination?: string; RW?: boolean }[] | null
 }
 
@@ -61,11 +65,13 @@ export function observedFromListEntry(entry: DockerListEntry): ObservedContainer
     id: entry.Id,
     name: primaryName(entry.Names ?? []),
     image: entry.Image,
+    ...(entry.ImageID ? { imageId: entry.ImageID } : {}),
     state: containerStateOf(entry.State),
     labels: { ...(entry.Labels ?? {}) },
   }
   const health = healthFromStatusText(entry.Status ?? '')
   if (health) observed.health = health
+  if (entry.NetworkSettings?.Networks) observed.networks = Object.keys(entry.NetworkSettings.Networks)
   // The list reports ports of running containers only; our containers publish one port.
   const published = (entry.Ports ?? []).find((port) => port.Type === 'tcp' && port.PublicPort)
   if (published?.PublicPort) {
@@ -80,6 +86,7 @@ export function observedFromInspect(info: DockerInspectInfo): ObservedContainer 
     id: info.Id,
     name: info.Name.replace(/^\//, ''),
     image: info.Config.Image,
+    ...(info.Image ? { imageId: info.Image } : {}),
     state: containerStateOf(info.State.Status),
     labels: { ...(info.Config.Labels ?? {}) },
     exitCode: info.State.ExitCode ?? 0,
@@ -94,6 +101,7 @@ export function observedFromInspect(info: DockerInspectInfo): ObservedContainer 
   const lastCheck = info.State.Health?.Log?.at(-1)?.Output
   if (lastCheck) observed.healthOutput = lastCheck.trim().slice(0, 500)
   if (info.Config.Env) observed.env = envOf(info.Config.Env)
+  if (info.NetworkSettings?.Networks) observed.networks = Object.keys(info.NetworkSettings.Networks)
   const unsafe = unsafeSettingsOf(info)
   if (unsafe.length > 0) observed.unsafe = unsafe
   if (info.Mounts) observed.mounts = info.Mounts.map(
@@ -217,23 +225,46 @@ function memoryMbOf(stats: DockerStats): number {
 export function createOptionsFor(spec: ContainerSpec, options: CreateOptions = {}) {
   const portKey = `${spec.containerPort}/tcp`
   const volumes: VolumeMount[] = [...(spec.volumes ?? []), ...(options.extraVolumes ?? [])]
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = { [portKey]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] }
+  const exposed: Record<string, object> = { [portKey]: {} }
+  for (const port of spec.ports ?? []) {
+    const key = `${port.containerPort}/${port.protocol}`
+    exposed[key] = {}
+    bindings[key] = [{ HostIp: spec.hostIp, HostPort: String(port.hostPort) }]
+  }
+  const memoryMb = spec.memoryMb ?? spec.defaults?.memoryMb
+  const pids = spec.pids ?? spec.defaults?.pidsLimit
+  const log = spec.defaults?.log
   return {
     name: options.name ?? spec.name,
     Image: spec.image,
     Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
     Labels: spec.labels,
-    ExposedPorts: { [portKey]: {} },
+    ExposedPorts: exposed,
+    ...(spec.command ? { Entrypoint: spec.command } : {}),
+    ...(spec.args ? { Cmd: spec.args } : {}),
+    ...(spec.user ? { User: spec.user } : {}),
     HostConfig: {
-      PortBindings: { [portKey]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
-      ...(spec.memoryMb !== undefined ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
+      PortBindings: bindings,
+      ...(memoryMb !== undefined ? { Memory: Math.round(memoryMb * 1024 * 1024) } : {}),
       ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      ...(pids !== undefined ? { PidsLimit: pids } : {}),
       // Named volumes only: a host path is never mounted.
       ...(volumes.length > 0 ? { Mounts: volumes.map((volume) => ({ Type: 'volume' as const, Source: volume.source, Target: volume.target, ReadOnly: volume.readOnly })) } : {}),
+      ...(spec.readOnlyRootFilesystem ? { ReadonlyRootfs: true } : {}),
+      ...(spec.tmpfs?.length ? { Tmpfs: Object.fromEntries(spec.tmpfs.map((path) => [path, 'rw,nosuid,nodev'])) } : {}),
+      ...(spec.capDrop?.length ? { CapDrop: spec.capDrop } : {}),
+      ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
+      ...(spec.network ? { NetworkMode: spec.network.name } : {}),
+      // Bounded logs: Docker's json-file driver keeps max-file files of max-size each.
+      ...(log ? { LogConfig: { Type: 'json-file', Config: { 'max-size': log.maxSize, 'max-file': String(log.maxFiles) } } } : {}),
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       // The manager restarts crashed plugins itself, with backoff and a record of why.
       RestartPolicy: { Name: 'no' },
     },
+    // The plugin's name is its DNS name on the installation network.
+    ...(spec.network ? { NetworkingConfig: { EndpointsConfig: { [spec.network.name]: { Aliases: spec.network.aliases } } } } : {}),
   }
 }
 

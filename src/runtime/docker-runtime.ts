@@ -11,12 +11,14 @@ import {
   LABELS,
   NameConflictError,
   PortInUseError,
+  RegistryAuthError,
   RuntimeUnavailableError,
   VolumeInUseError,
   type ContainerRuntime,
   type ContainerSpec,
   type ContainerStats,
   type CreateOptions,
+  type EnsuredImage,
   type ObservedVolume,
   type ImagePullPolicy,
   type ObservedContainer,
@@ -37,7 +39,9 @@ import {
   type DockerListEntry,
   type DockerStats,
 } from './docker-mapping.js'
-import { driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
+import { classifyPullFailure, driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
+import { digestForRepository } from './image-reference.js'
+import { NO_REGISTRY_AUTH, redactCredentials, registryAuthHeader, type RegistryAuth, type RegistryAuthLookup } from './registry-auth.js'
 import { demultiplexDockerLogs, LogDemultiplexer } from './docker-streams.js'
 import type { Logger } from '../logger.js'
 import type { BackoffOptions } from '../util/backoff.js'
@@ -58,6 +62,8 @@ export interface DockerRuntimeOptions {
    * outage the engine's return is noticed within 6 s (a failed connect costs nothing).
    */
   reconnectBackoff?: BackoffOptions
+  /** Credentials for pulls (REGISTRY_AUTH_FILE), looked up for every pull. Default none. */
+  registryAuth?: RegistryAuth
   logger: Logger
 }
 
@@ -84,6 +90,7 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly stopGraceMs: number
   private readonly livenessIntervalMs: number
   private readonly reconnectBackoff: BackoffOptions
+  private readonly registryAuth: RegistryAuth
   private readonly logger: Logger
   private clients: DockerClients | undefined
 
@@ -94,6 +101,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.stopGraceMs = options.stopGraceMs ?? 10_000
     this.livenessIntervalMs = options.livenessIntervalMs ?? 5_000
     this.reconnectBackoff = options.reconnectBackoff ?? { initialMs: 250, maxMs: 5_000, jitter: 0.2 }
+    this.registryAuth = options.registryAuth ?? NO_REGISTRY_AUTH
     this.logger = options.logger
   }
 
@@ -141,10 +149,17 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async ensureImage(image: string, policy: ImagePullPolicy): Promise<void> {
-    if (policy !== 'Always' && (await this.hasImage(image))) return
+  async ensureImage(image: string, policy: ImagePullPolicy): Promise<EnsuredImage> {
+    if (policy !== 'Always') {
+      const present = await this.imageInfo(image)
+      if (present) return { ...present, pulled: false }
+    }
     if (policy === 'Never') throw new ImageNotFoundError(image, 'not present on the engine and the pull policy is Never')
     await this.pull(image)
+    const pulled = await this.imageInfo(image)
+    // Pulled, and gone again at once (someone's `docker rmi`): as good as missing.
+    if (!pulled) throw new ImageNotFoundError(image, 'the pull succeeded but the engine has no such image right after it')
+    return { ...pulled, pulled: true }
   }
 
   async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<string> {
@@ -194,6 +209,45 @@ export class DockerRuntime implements ContainerRuntime {
       if (statusCode === 404) return
       if (statusCode === 409) throw new VolumeInUseError(name)
       throw this.driverError(`remove volume ${name}`, error)
+    }
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+    try {
+      await this.connected().unary.getNetwork(name).inspect()
+      return false
+    } catch (error) {
+      if (statusCodeOf(error) !== 404) throw this.driverError(`inspect network ${name}`, error)
+    }
+    try {
+      await this.connected().unary.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels })
+      return true
+    } catch (error) {
+      // Made meanwhile by another manager of the installation: that one serves.
+      if (statusCodeOf(error) === 409) return false
+      throw this.driverError(`create network ${name}`, error)
+    }
+  }
+
+  async connectNetwork(containerId: string, network: string, aliases: string[]): Promise<void> {
+    try {
+      await this.connected().unary.getNetwork(network).connect({ Container: containerId, EndpointConfig: { Aliases: aliases } })
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      // 403 "already exists in network": attached already.
+      if (statusCode === 403 && /already exists/i.test(engineMessageOf(error))) return
+      if (statusCode === 404) throw new ContainerNotFoundError(`no container ${containerId} or network ${network}`, { cause: error })
+      throw this.driverError(`connect ${containerId} to ${network}`, error)
+    }
+  }
+
+  async disconnectNetwork(containerId: string, network: string): Promise<void> {
+    try {
+      await this.connected().unary.getNetwork(network).disconnect({ Container: containerId, Force: true })
+    } catch (error) {
+      const statusCode = statusCodeOf(error)
+      if (statusCode === 404 || (statusCode === 403 && /not connected/i.test(engineMessageOf(error)))) return
+      throw this.driverError(`disconnect ${containerId} from ${network}`, error)
     }
   }
 
@@ -319,12 +373,14 @@ export class DockerRuntime implements ContainerRuntime {
     )
   }
 
-  private async hasImage(image: string): Promise<boolean> {
+  /** The image's id and the registry digest of the reference's repository; undefined when the engine has no such image. */
+  private async imageInfo(image: string): Promise<Omit<EnsuredImage, 'pulled'> | undefined> {
     try {
-      await this.connected().unary.getImage(image).inspect()
-      return true
+      const info = (await this.connected().unary.getImage(image).inspect()) as { Id: string; RepoDigests?: string[] | null }
+      const digest = digestForRepository(image, info.RepoDigests ?? [])
+      return { imageId: info.Id, ...(digest ? { digest } : {}) }
     } catch (error) {
-      if (statusCodeOf(error) === 404) return false
+      if (statusCodeOf(error) === 404) return undefined
       throw this.driverError(`inspect image ${image}`, error)
     }
   }
@@ -334,17 +390,32 @@ export class DockerRuntime implements ContainerRuntime {
     // runs on the streaming client with an overall deadline instead of an inactivity one.
     const abortSignal = AbortSignal.timeout(this.pullTimeoutMs)
     const { streaming } = this.connected()
-    this.logger.info({ image }, 'pulling image')
+    const auth = await this.registryAuth.lookup(image)
+    // The header is made here and handed over as an opaque string: nothing we log holds the
+    // options object, and docker-modem takes authconfig out of the query string and body.
+    const authconfig = auth.credentials ? { base64: registryAuthHeader(auth.credentials) } : undefined
+    this.logger.info({ image, registry: auth.registryHost, credentials: auth.credentials ? 'yes' : 'none' }, `pulling image ${image} (${auth.description})`)
     try {
-      const progress = (await streaming.pull(image, { abortSignal })) as Readable
+      const progress = (await streaming.pull(image, { abortSignal, ...(authconfig ? { authconfig } : {}) })) as Readable
       await followPull(streaming, progress)
     } catch (error) {
-      if (abortSignal.aborted) throw new ImageNotFoundError(image, `the pull did not finish within ${this.pullTimeoutMs} ms`)
-      if (statusCodeOf(error) === undefined && !(error instanceof PullFailedError)) {
-        throw this.driverError(`pull ${image}`, error)
-      }
-      throw new ImageNotFoundError(image, engineMessageOf(error))
+      throw this.pullError(image, auth, error, abortSignal.aborted)
     }
+  }
+
+  /** A failed pull as the caller can act on it: the registry refused us, or there is no such image to be had. */
+  private pullError(image: string, auth: RegistryAuthLookup, error: unknown, timedOut: boolean): Error {
+    if (timedOut) return new ImageNotFoundError(image, `the pull did not finish within ${this.pullTimeoutMs} ms`)
+    const statusCode = statusCodeOf(error)
+    // No answer at all: the engine is unreachable, not the image.
+    if (statusCode === undefined && !(error instanceof PullFailedError)) return this.driverError(`pull ${image}`, error)
+    const message = redactCredentials(engineMessageOf(error), auth.credentials)
+    if (classifyPullFailure(statusCode, message) === 'auth') {
+      const sent = auth.credentials ? 'the registry refused the credentials' : auth.description
+      return new RegistryAuthError(image, auth.registryHost, `${sent}: ${message}`)
+    }
+    // Not the engine's error as cause: nothing of the request travels with what we throw.
+    return new ImageNotFoundError(image, message)
   }
 
   /** Raw bytes of a non-follow logs request; dockerode would JSON-parse a body that happens to be JSON. */

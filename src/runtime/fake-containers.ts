@@ -19,6 +19,8 @@ export interface FakeContainer {
   /** Changed only through FakeContainers.rename, which keeps the name index true. */
   readonly name: string
   readonly image: string
+  /** The id the image had on the fake engine when the container was created. */
+  readonly imageId?: string
   /** Changed only through FakeContainers.setState, which keeps the host port index true. */
   readonly state: ContainerState
   readonly labels: Record<string, string>
@@ -30,6 +32,7 @@ export interface FakeContainer {
   healthOutput?: string
   mounts: ObservedMount[]
   readonly env: Record<string, string>
+  networks: string[]
   /** Test control: settings no spec of ours produces (privileged, host mounts, ...). */
   readonly unsafe: string[]
   readonly hostPort?: number
@@ -45,6 +48,7 @@ const ID_PREFIX = /^[0-9a-f]+$/
 export interface NewFakeContainer {
   name: string
   image: string
+  imageId?: string
   labels: Record<string, string>
   state: ContainerState
   hostPort?: number
@@ -52,6 +56,7 @@ export interface NewFakeContainer {
   mounts?: ObservedMount[]
   env?: Record<string, string>
   unsafe?: string[]
+  networks?: string[]
 }
 
 export function newFakeContainer(options: NewFakeContainer): FakeContainer {
@@ -61,6 +66,7 @@ export function newFakeContainer(options: NewFakeContainer): FakeContainer {
     id: randomBytes(32).toString('hex'),
     name: options.name,
     image: options.image,
+    ...(options.imageId !== undefined ? { imageId: options.imageId } : {}),
     state: options.state,
     labels: { ...options.labels },
     exitCode: 0,
@@ -68,6 +74,7 @@ export function newFakeContainer(options: NewFakeContainer): FakeContainer {
     logLines: [],
     mounts: [...(options.mounts ?? [])],
     env: { ...(options.env ?? {}) },
+    networks: [...(options.networks ?? ['bridge'])],
     unsafe: [...(options.unsafe ?? [])],
     ...(hostPort !== undefined && containerPort !== undefined ? { hostPort, containerPort } : {}),
   }
@@ -142,6 +149,10 @@ export class FakeContainers {
     return container
   }
 
+  all(): Iterable<FakeContainer> {
+    return this.byId.values()
+  }
+
   /** Containers carrying the managed label, in creation order. */
   managed(): Iterable<FakeContainer> {
     return this.managedById.values()
@@ -177,7 +188,7 @@ export class FakeContainers {
 export function inspectView(container: FakeContainer): ObservedContainer {
   const { logLines: _logLines, stats: _stats, ...observed } = container
   const { unsafe, ...rest } = observed
-  return { ...rest, labels: { ...container.labels }, mounts: container.mounts.map((mount) => ({ ...mount })), env: { ...container.env }, ...(unsafe.length > 0 ? { unsafe: [...unsafe] } : {}) }
+  return { ...rest, labels: { ...container.labels }, mounts: container.mounts.map((mount) => ({ ...mount })), env: { ...container.env }, networks: [...container.networks], ...(unsafe.length > 0 ? { unsafe: [...unsafe] } : {}) }
 }
 
 /** What a list shows: no exit details, and published ports of running containers only. */
@@ -186,10 +197,12 @@ export function listView(container: FakeContainer): ObservedContainer {
     id: container.id,
     name: container.name,
     image: container.image,
+    ...(container.imageId !== undefined ? { imageId: container.imageId } : {}),
     state: container.state,
     labels: { ...container.labels },
   }
   if (container.health) observed.health = container.health
+  observed.networks = [...container.networks]
   if (container.state === 'running' && container.hostPort !== undefined && container.containerPort !== undefined) {
     observed.hostPort = container.hostPort
     observed.containerPort = container.containerPort

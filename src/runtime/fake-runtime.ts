@@ -3,9 +3,11 @@
 // adds test controls for what an engine does behind our back: crashes, removals, lost streams.
 
 import {
+  ContainerNotFoundError,
   ImageNotFoundError,
   NameConflictError,
   PortInUseError,
+  RegistryAuthError,
   RuntimeUnavailableError,
   VolumeInUseError,
   type ContainerHealth,
@@ -14,13 +16,15 @@ import {
   type ContainerState,
   type ContainerStats,
   type CreateOptions,
+  type EnsuredImage,
   type ImagePullPolicy,
   type ObservedContainer,
   type ObservedVolume,
   type RuntimeInfo,
   type RuntimeStreamItem,
 } from './container-runtime.js'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { parseImageReference } from './image-reference.js'
 import { FakeContainers, inspectView, listView, newFakeContainer, type FakeContainer, type NewFakeContainer } from './fake-containers.js'
 import { FakeEventHub } from './fake-event-hub.js'
 import { LogFollowers, splitLines, tailText } from './fake-logs.js'
@@ -36,6 +40,8 @@ export interface FakeRuntimeOptions {
   exitOnStart?: Record<string, number>
   /** Paths an image declares as VOLUME: each container gets an anonymous volume there unless something is mounted. Default none. */
   imageVolumes?: Record<string, string[]>
+  /** Images whose registry refuses pulls for want of credentials (RegistryAuthError). Default none. */
+  authRequired?: string[]
 }
 
 /** Docker names anonymous volumes with 64 hex digits. */
@@ -57,11 +63,18 @@ export class FakeRuntime implements ContainerRuntime {
 
   private readonly containers = new FakeContainers()
   private images: Set<string>
+  /** Image ids on the engine by reference, and in the registry (pullable ones): a push changes the registry's. */
+  private readonly localImageIds = new Map<string, string>()
+  private readonly registryImageIds = new Map<string, string>()
+  private readonly pushes = new Map<string, number>()
+  private readonly authRequired: Set<string>
   private readonly pullable: Set<string>
   private readonly imageOutput: Record<string, string>
   private readonly exitOnStart: Record<string, number>
   private readonly imageVolumes: Record<string, string[]>
   private readonly occupiedPorts = new Set<number>()
+  /** User-defined networks by name, with their labels. */
+  private readonly networks = new Map<string, Record<string, string>>()
   /** Named and anonymous volumes by name, with their labels. */
   private readonly volumes = new Map<string, Record<string, string>>()
   private readonly eventHub = new FakeEventHub()
@@ -74,6 +87,7 @@ export class FakeRuntime implements ContainerRuntime {
     this.imageOutput = options.imageOutput ?? {}
     this.exitOnStart = options.exitOnStart ?? {}
     this.imageVolumes = options.imageVolumes ?? {}
+    this.authRequired = new Set(options.authRequired ?? [])
   }
 
   async connect(): Promise<RuntimeInfo> {
@@ -100,13 +114,20 @@ export class FakeRuntime implements ContainerRuntime {
     return container ? inspectView(container) : undefined
   }
 
-  async ensureImage(image: string, policy: ImagePullPolicy): Promise<void> {
+  async ensureImage(image: string, policy: ImagePullPolicy): Promise<EnsuredImage> {
     this.assertReachable()
-    if (policy !== 'Always' && this.images.has(image)) return
+    if (policy !== 'Always' && this.images.has(image)) return { imageId: this.localImageId(image), pulled: false }
     if (policy === 'Never') throw new ImageNotFoundError(image, 'not present on the engine and the pull policy is Never')
     this.mutatingCalls.push(`pull ${image}`)
-    if (!this.pullable.has(image)) throw new ImageNotFoundError(image, `pull access denied for ${image} (fake registry)`)
+    if (this.authRequired.has(image)) {
+      const { registryHost } = parseImageReference(image)
+      throw new RegistryAuthError(image, registryHost, `no credentials for ${registryHost} (fake registry): unauthorized: authentication required`)
+    }
+    if (!this.pullable.has(image)) throw new ImageNotFoundError(image, `manifest for ${image} not found: manifest unknown (fake registry)`)
+    const imageId = this.registryImageIds.get(image) ?? fakeImageId(image, 0)
     this.images.add(image)
+    this.localImageIds.set(image, imageId)
+    return { imageId, digest: fakeDigest(imageId), pulled: true }
   }
 
   async create(spec: ContainerSpec, options: CreateOptions = {}): Promise<string> {
@@ -123,10 +144,13 @@ export class FakeRuntime implements ContainerRuntime {
       mounts.push({ source: randomBytes(32).toString('hex'), target: path, readOnly: false })
     }
     for (const mount of mounts) if (!this.volumes.has(mount.source)) this.volumes.set(mount.source, {})
+    const { imageId: _wanted, imageDigest: _digest, ...created } = spec
     const container = this.add({
-      ...spec,
+      ...created,
       name,
+      imageId: this.localImageId(spec.image),
       state: 'created',
+      networks: spec.network ? [spec.network.name] : ['bridge'],
       mounts: mounts.map((mount) => ({ type: 'volume', name: mount.source, destination: mount.target, readOnly: mount.readOnly })),
     })
     return container.id
@@ -162,6 +186,40 @@ export class FakeRuntime implements ContainerRuntime {
     if (!this.volumes.has(name)) return
     if (this.containers.usingVolume(name)) throw new VolumeInUseError(name)
     this.volumes.delete(name)
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+    this.assertReachable()
+    if (this.networks.has(name)) return false
+    this.mutatingCalls.push(`network create ${name}`)
+    this.networks.set(name, { ...labels })
+    return true
+  }
+
+  async connectNetwork(containerId: string, network: string, _aliases: string[]): Promise<void> {
+    this.assertReachable()
+    this.mutatingCalls.push(`network connect ${network} ${containerId}`)
+    if (!this.networks.has(network)) throw new ContainerNotFoundError(`no network ${network}`)
+    const container = this.containers.get(containerId)
+    if (!container.networks.includes(network)) container.networks.push(network)
+  }
+
+  async disconnectNetwork(containerId: string, network: string): Promise<void> {
+    this.assertReachable()
+    this.mutatingCalls.push(`network disconnect ${network} ${containerId}`)
+    const container = this.containers.find(containerId)
+    if (container) container.networks = container.networks.filter((name) => name !== network)
+  }
+
+  /** Test control: `docker network rm` (after disconnecting everything from it). */
+  removeNetworkBehindBack(name: string): void {
+    this.networks.delete(name)
+    for (const container of this.containers.all()) container.networks = container.networks.filter((network) => network !== name)
+  }
+
+  /** Test control: whether that network exists. */
+  hasNetwork(name: string): boolean {
+    return this.networks.has(name)
   }
 
   async listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]> {
@@ -323,6 +381,27 @@ export class FakeRuntime implements ContainerRuntime {
     this.images.add(image)
   }
 
+  /** Test control: new content is pushed to the registry under this tag; the next pull fetches it. Returns its image id and digest. */
+  pushImage(image: string): { imageId: string; digest: string } {
+    const version = (this.pushes.get(image) ?? 0) + 1
+    this.pushes.set(image, version)
+    const imageId = fakeImageId(image, version)
+    this.registryImageIds.set(image, imageId)
+    this.pullable.add(image)
+    return { imageId, digest: fakeDigest(imageId) }
+  }
+
+  /** Test control: whether the image's registry refuses pulls for want of credentials (a `docker login` away). */
+  setAuthRequired(image: string, required: boolean): void {
+    if (required) this.authRequired.add(image)
+    else this.authRequired.delete(image)
+  }
+
+  /** Test control: the id of the image the engine has under this reference (what a container created now runs). */
+  localImageId(image: string): string {
+    return this.localImageIds.get(image) ?? fakeImageId(image, 0)
+  }
+
   /** Test control: a process outside Docker listens on the host port. */
   occupyPort(hostPort: number): void {
     this.occupiedPorts.add(hostPort)
@@ -380,4 +459,13 @@ export class FakeRuntime implements ContainerRuntime {
   private assertReachable(): void {
     if (!this.reachable) throw new RuntimeUnavailableError('fake Docker engine is not reachable (test control)')
   }
+}
+
+/** Deterministic ids: the same image and push give the same id in every run, like content addressing. */
+function fakeImageId(image: string, push: number): string {
+  return `sha256:${createHash('sha256').update(`${image}#${push}`).digest('hex')}`
+}
+
+function fakeDigest(imageId: string): string {
+  return `sha256:${createHash('sha256').update(`manifest of ${imageId}`).digest('hex')}`
 }

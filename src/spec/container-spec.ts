@@ -79,27 +79,49 @@ export function readDeclaredSpec(labels: Record<string, string>): DeclaredSpec |
   }
 }
 
-export const SPEC_FIELDS = ['image', 'env', 'containerPort', 'hostPort', 'hostIp', 'memoryMb', 'cpus', 'volumes'] as const
+export const SPEC_FIELDS = [
+  'image', 'env', 'containerPort', 'hostPort', 'hostIp', 'memoryMb', 'cpus',
+  'volumes', 'command', 'args', 'user', 'readOnlyRootFilesystem', 'tmpfs', 'capDrop', 'capAdd', 'pids', 'ports',
+  'imageId',
+] as const
 export type SpecField = (typeof SPEC_FIELDS)[number]
 
 /**
  * Fields added after the first release: hashed only when set, so a container made before
  * they existed (or without them) keeps its hash and is not recreated by an upgrade.
  */
-const OPTIONAL_SPEC_FIELDS: ReadonlySet<SpecField> = new Set(['volumes'])
+const OPTIONAL_SPEC_FIELDS: ReadonlySet<SpecField> = new Set(['volumes', 'command', 'args', 'user', 'readOnlyRootFilesystem', 'tmpfs', 'capDrop', 'capAdd', 'pids', 'ports', 'imageId'])
+
+/**
+ * imagePullPolicy Always: which image the tag points to (the controller's image-digests.ts
+ * decides). `imageId` is hashed, so a new push is drift; `imageDigest` is only recorded.
+ */
+export interface WantedImage {
+  imageId?: string
+  imageDigest?: string
+}
 
 export interface ContainerSpecOptions {
   /** Address published ports bind to. Default 127.0.0.1 (published ports bypass host firewalls). */
   hostIp: string
   /** The manager installation that owns the container (MANAGER_INSTANCE). */
   instance: string
+  /** The installation network plugins join (flowforge-<instance>); absent: none (Docker's default bridge). */
+  network?: string
+  /** Settings every container gets when its manifest says nothing (not hashed). */
+  defaults?: ContainerSpec['defaults']
+}
+
+/** The installation's own network: plugins reach each other by name on it, and only there. */
+export function installationNetworkName(instance: string): string {
+  return `flowforge-${instance}`
 }
 
 export function pluginEnvironment(plugin: Plugin): Record<string, string> {
   return { ...plugin.environment, FORGEHOOK_CONFIG: JSON.stringify(plugin.config) }
 }
 
-export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hostPort: number, options: ContainerSpecOptions): ContainerSpec {
+export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hostPort: number, options: ContainerSpecOptions, image: WantedImage = {}): ContainerSpec {
   const base = {
     name: containerNameFor(plugin.forgehookId),
     image: manifest.image,
@@ -113,10 +135,26 @@ export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hos
     ...((plugin.volumes ?? []).length > 0
       ? { volumes: plugin.volumes.map((volume) => ({ source: volumeNameFor(plugin.forgehookId, volume.name), target: volume.mountPath, readOnly: volume.readOnly ?? false })) }
       : {}),
+    ...definedOnly({
+      command: manifest.command,
+      args: manifest.args,
+      user: manifest.user,
+      readOnlyRootFilesystem: manifest.readOnlyRootFilesystem || undefined,
+      tmpfs: manifest.tmpfs,
+      capDrop: manifest.capDrop,
+      capAdd: manifest.capAdd,
+      pids: manifest.pids,
+    }),
+    ...(manifest.ports.length > 0 ? { ports: assignedPorts(plugin, manifest) } : {}),
+    ...(image.imageId ? { imageId: image.imageId } : {}),
   }
   const fieldHashes = hashFields(base)
+  const isolated = plugin.network?.isolated === true
   return {
     ...base,
+    ...(image.imageDigest ? { imageDigest: image.imageDigest } : {}),
+    ...(options.network && !isolated ? { network: { name: options.network, aliases: [plugin.forgehookId] } } : {}),
+    ...(options.defaults ? { defaults: options.defaults } : {}),
     labels: {
       [LABELS.managed]: 'true',
       [LABELS.instance]: options.instance,
@@ -127,6 +165,23 @@ export function buildContainerSpec(plugin: Plugin, manifest: ParsedManifest, hos
       [DECLARED_SPEC_LABEL]: canonicalJson(declaredSpecOf(plugin)),
     },
   }
+}
+
+/**
+ * The manifest's extra ports with their assigned host ports (status.extraPorts, written by
+ * the port allocator before the spec is built). A port not assigned yet has host port 0:
+ * the allocator runs first, so only a caller that skipped it sees one.
+ */
+function assignedPorts(plugin: Plugin, manifest: ParsedManifest): NonNullable<ContainerSpec['ports']> {
+  return manifest.ports.map((port) => {
+    const protocol = port.protocol ?? 'tcp'
+    const assigned = (plugin.extraPorts ?? []).find((candidate) => candidate.name === port.name && candidate.containerPort === port.containerPort && candidate.protocol === protocol)
+    return { name: port.name, containerPort: port.containerPort, protocol, hostPort: assigned?.hostPort ?? port.hostPort ?? 0 }
+  })
+}
+
+function definedOnly<T extends Record<string, unknown>>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as Partial<T>
 }
 
 type Hashable = Omit<ContainerSpec, 'labels' | 'name'>

@@ -29,7 +29,6 @@ export const FORBIDDEN_MANIFEST_FIELDS = [
   'mounts',
   'binds',
   'devices',
-  'capAdd',
   'cap_add',
   'capabilities',
   'network',
@@ -43,20 +42,20 @@ export const FORBIDDEN_MANIFEST_FIELDS = [
   'ipcMode',
   'securityOpt',
   'security_opt',
-  'user',
 ] as const
 
 export const specManifestSchema = manifestSchema.superRefine((manifest, context) => {
-  for (const field of FORBIDDEN_MANIFEST_FIELDS) {
-    if (field in manifest) {
-      context.addIssue({
-        code: 'custom',
-        path: [field],
-        message: `"${field}" is not allowed: plugins get no privileged mode, host mounts, host network or PID, devices or added capabilities`,
-      })
-    }
-  }
+  for (const error of forbiddenFieldErrors(manifest)) context.addIssue({ code: 'custom', path: [error.field], message: error.message })
 })
+
+/** The forbidden fields a manifest names (by field name, without the spec.manifest prefix). */
+function forbiddenFieldErrors(manifest: unknown): FieldError[] {
+  if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) return []
+  return FORBIDDEN_MANIFEST_FIELDS.filter((field) => field in manifest).map((field) => ({
+    field,
+    message: `"${field}" is not allowed: plugins get no privileged mode, host mounts, host network or PID, devices or capabilities beyond a small allowlist`,
+  }))
+}
 
 const VOLUME_NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/
 
@@ -96,6 +95,8 @@ export const pluginSpecSchema = z
     /** Named volumes; host paths are never mounted. */
     volumes: z.array(pluginVolumeSchema).max(16).optional(),
     update: updatePolicySchema.optional(),
+    /** isolated: true keeps the plugin off the installation network (no other plugin reaches it by name). */
+    network: z.object({ isolated: z.boolean().optional() }).strict().optional(),
   })
   .strict()
   .superRefine((spec, context) => {
@@ -145,7 +146,14 @@ export type DocumentResult = { ok: true; document: PluginDocument } | { ok: fals
 export function validateDocument(value: unknown): DocumentResult {
   const result = pluginDocumentSchema.safeParse(value)
   if (result.success) return { ok: true, document: result.data }
-  return { ok: false, errors: toFieldErrors(result.error.issues) }
+  const errors = toFieldErrors(result.error.issues)
+  // A refinement runs only on an otherwise valid manifest: name forbidden fields in any case.
+  const manifest = (value as { spec?: { manifest?: unknown } } | null)?.spec?.manifest
+  for (const forbidden of forbiddenFieldErrors(manifest)) {
+    const field = `spec.manifest.${forbidden.field}`
+    if (!errors.some((error) => error.field === field)) errors.push({ field, message: forbidden.message })
+  }
+  return { ok: false, errors }
 }
 
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
@@ -178,6 +186,7 @@ export function toSpecFields(document: PluginDocument): Required<Omit<PluginSpec
     labels: document.metadata.labels ?? {},
     volumes: document.spec.volumes ?? [],
     updatePolicy: document.spec.update ?? {},
+    network: document.spec.network ?? {},
   }
 }
 
@@ -192,7 +201,8 @@ export function specDiffers(plugin: Plugin, document: PluginDocument): boolean {
     plugin.requestedHostPort !== wanted.requestedHostPort ||
     canonical(plugin.labels) !== canonical(wanted.labels) ||
     canonical(plugin.volumes) !== canonical(wanted.volumes) ||
-    canonical(plugin.updatePolicy) !== canonical(wanted.updatePolicy)
+    canonical(plugin.updatePolicy) !== canonical(wanted.updatePolicy) ||
+    canonical(plugin.network) !== canonical(wanted.network)
   )
 }
 
@@ -213,6 +223,7 @@ export function toSpecDocument(plugin: Plugin): PluginDocument {
       environment: plugin.environment,
       ...(plugin.volumes.length > 0 ? { volumes: plugin.volumes } : {}),
       ...(Object.keys(plugin.updatePolicy).length > 0 ? { update: plugin.updatePolicy } : {}),
+      ...(Object.keys(plugin.network ?? {}).length > 0 ? { network: plugin.network } : {}),
     },
   }
 }

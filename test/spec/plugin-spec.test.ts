@@ -81,20 +81,25 @@ describe('the plugin document', () => {
     ])
   })
 
-  test('refuses privileged mode, host mounts, host network and added capabilities in the manifest', () => {
+  test('refuses privileged mode, host mounts, host network and capabilities beyond the allowlist in the manifest', () => {
     const errors = errorsOf(
       document({ manifest: { image: 'x/y:1', port: 80, privileged: true, volumes: ['/:/host'], networkMode: 'host', capAdd: ['SYS_ADMIN'] } }),
     )
     expect(errors).toHaveLength(4)
-    expect(errors[0]).toBe(
-      'spec.manifest.privileged: "privileged" is not allowed: plugins get no privileged mode, host mounts, host network or PID, devices or added capabilities',
+    expect(errors).toContain(
+      'spec.manifest.privileged: "privileged" is not allowed: plugins get no privileged mode, host mounts, host network or PID, devices or capabilities beyond a small allowlist',
     )
-    expect(errors.map((error) => error.split(':')[0])).toEqual([
-      'spec.manifest.privileged',
-      'spec.manifest.volumes',
-      'spec.manifest.capAdd',
-      'spec.manifest.networkMode',
-    ])
+    expect(errors.map((error) => error.split(':')[0]).sort()).toEqual(['spec.manifest.capAdd.0', 'spec.manifest.networkMode', 'spec.manifest.privileged', 'spec.manifest.volumes'])
+    expect(errors.find((error) => error.startsWith('spec.manifest.capAdd.0'))).toContain('only these may be added: AUDIT_WRITE')
+  })
+
+  test('command, args, a non-root user, a read-only root, capabilities and more ports are accepted; root needs allowRoot', () => {
+    const workload = { image: 'x/y:1', port: 80, command: ['/bin/sh', '-c'], args: ['exec httpd'], user: '1000:1000', readOnlyRootFilesystem: true, tmpfs: ['/tmp'], capDrop: ['ALL'], capAdd: ['net_bind_service'], ports: [{ name: 'metrics', containerPort: 9090 }] }
+    expect(errorsOf(document({ manifest: workload }))).toEqual([])
+    expect(errorsOf(document({ manifest: { ...workload, user: 'root' } }))).toEqual(['spec.manifest.user: runs as root: set allowRoot: true to allow that, or use a non-root uid'])
+    expect(errorsOf(document({ manifest: { ...workload, user: '0', allowRoot: true } }))).toEqual([])
+    expect(errorsOf(document({ manifest: { ...workload, ports: [{ name: 'dup', containerPort: 80 }] } }))).toEqual(['spec.manifest.ports.0.containerPort: 80/tcp is declared twice (port is the primary one)'])
+    expect(errorsOf(document({ manifest: { ...workload, tmpfs: ['relative'] } }))).toEqual(['spec.manifest.tmpfs.0: must be an absolute path inside the container'])
   })
 
   test('secret-looking environment values and listed secrets are redacted in the API shape', () => {
@@ -140,6 +145,8 @@ function samplePlugin(): Record<string, unknown> {
     updatePolicy: {},
     purgeVolumes: false,
     rolloutRetryAt: null,
+    network: {},
+    extraPorts: [],
     status: 'running',
     containerId: null,
     containerName: null,

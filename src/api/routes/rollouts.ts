@@ -71,6 +71,7 @@ function presentRevision(revision: PluginRevision, plugin: Plugin) {
       environment: redactEnvironment(spec),
       ...(spec.volumes.length > 0 ? { volumes: spec.volumes } : {}),
       ...(Object.keys(spec.updatePolicy).length > 0 ? { update: spec.updatePolicy } : {}),
+      ...(Object.keys(spec.network).length > 0 ? { network: spec.network } : {}),
     },
     labels: spec.labels,
   }
@@ -102,7 +103,8 @@ function sameSpec(plugin: Plugin, revision: PluginRevision): boolean {
     plugin.requestedHostPort === spec.requestedHostPort &&
     canonicalJson(plugin.labels) === canonicalJson(spec.labels) &&
     canonicalJson(plugin.volumes) === canonicalJson(spec.volumes) &&
-    canonicalJson(plugin.updatePolicy) === canonicalJson(spec.updatePolicy)
+    canonicalJson(plugin.updatePolicy) === canonicalJson(spec.updatePolicy) &&
+    canonicalJson(plugin.network) === canonicalJson(spec.network)
   )
 }
 
