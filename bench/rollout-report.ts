@@ -7,6 +7,9 @@ import { fmt, percentile } from './results.js'
 
 export type Scenario = 'Recreate' | 'StartFirst' | 'compose'
 
+/** A successful answer slower than this was held somewhere while nothing served (steady answers take ~10 ms here). */
+export const HELD_MS = 300
+
 /** An engine event of the plugin's (or the compose project's) containers, ms after the change. */
 export interface TimedEvent {
   action: string
@@ -62,6 +65,9 @@ export interface SampleMetrics {
   onlyV2Ms?: number
   /** Answers of version 1 completed after the first of version 2 (the two alternating). */
   v1AfterV2: number
+  /** Successful answers that took longer than HELD_MS (held while nothing served), and the slowest one. */
+  heldAnswers: number
+  slowestAnswerMs: number
   doneMs: number
   cpuSeconds: number
   cpuPercent: number
@@ -105,6 +111,8 @@ export function sampleMetrics(sample: RolloutSample): SampleMetrics {
     ...(firstV2 ? { firstV2Ms: firstV2.doneAt - changedAt } : {}),
     ...(onlyV2 ? { onlyV2Ms: onlyV2.doneAt - changedAt } : {}),
     v1AfterV2: firstV2 ? results.filter((result) => result.version === 1 && result.doneAt > firstV2.doneAt).length : 0,
+    heldAnswers: measured.filter((result) => result.failure === undefined && result.doneAt - result.sentAt > HELD_MS).length,
+    slowestAnswerMs: Math.max(0, ...measured.filter((result) => result.failure === undefined).map((result) => result.doneAt - result.sentAt)),
     doneMs: sample.doneMs,
     cpuSeconds: sample.cpuSeconds,
     cpuPercent: sample.cpuPercent,
@@ -159,6 +167,8 @@ export interface RolloutRow {
   /** Over all runs. */
   failures: Record<string, number>
   v1AfterV2: number
+  heldAnswers: MedianWorst
+  slowestAnswerMs: MedianWorst
 }
 
 /** Median (the lower middle of an even count) and the worst, which is the largest for every column here. */
@@ -189,6 +199,8 @@ export function summarizeRollout(scenario: Scenario, samples: RolloutSample[]): 
     engineCpuSeconds: column((run) => run.engineCpuSeconds),
     failures,
     v1AfterV2: runs.reduce((sum, run) => sum + run.v1AfterV2, 0),
+    heldAnswers: column((run) => run.heldAnswers),
+    slowestAnswerMs: column((run) => run.slowestAnswerMs),
   }
 }
 
@@ -243,11 +255,12 @@ export function rolloutTable(rows: RolloutRow[], setting: { engine: string; runs
     'CPU and RSS from the change to the end of the load: ours is the daemon\'s process (its proxy serving the load included; the load runs in a process of its own), ' +
       'beside the same process while it only proxied the load before the change; compose\'s is its CLI (GNU time).',
     '',
-    '| contender | failed, each run | longest gap (ms), each run | CPU during the update: s [% of one core] | only proxying (% of one core) | peak RSS (MiB) | dockerd + containerd CPU (s) |',
-    '|---|---|---|---:|---:|---:|---:|',
+    `| contender | failed, each run | longest gap (ms), each run | successful answers slower than ${HELD_MS} ms | slowest successful answer (ms) | CPU during the update: s [% of one core] | only proxying (% of one core) | peak RSS (MiB) | dockerd + containerd CPU (s) |`,
+    '|---|---|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (row) =>
         `| ${CONTENDER[row.scenario]} | ${row.runs.map((run) => run.failed).join(', ')} | ${row.runs.map((run) => fmt(run.longestGapMs, 0)).join(', ')} | ` +
+        `${pair(row.heldAnswers)} | ${pair(row.slowestAnswerMs)} | ` +
         `${pair(row.cpuSeconds, 2)} [${pair(row.cpuPercent, 0)}] | ${row.scenario === 'compose' ? '–' : pair(row.proxyingCpuPercent, 0)} | ${pair(row.peakRssMiB, 0)} | ${pair(row.engineCpuSeconds, 2)} |`,
     ),
     '',

@@ -13,14 +13,25 @@ const ROLLOUT: Record<string, string[]> = {
     "generation left unobserved",
     "requeue after 0 ms",
   ],
-  "Recreate, switch: the old one stopped and renamed _previous, the new one renamed and started": [
+  "Recreate, switch, first half: the names change hands while the old one still serves": [
+    "rename c0ffee000000 forgehook-crypto_previous  # kept until the new one proves itself; it serves until the new one starts",
+    "rename beef00000000 forgehook-crypto  # update, Recreate: the new container takes the name",
+    "status rollout={\"phase\":\"progressing\",\"strategy\":\"Recreate\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T12:00:00.000Z\"}",
+    "generation left unobserved",
+    "requeue after 0 ms",
+  ],
+  "Recreate, switch, second half: the old one stops and the new one starts, the row starting meanwhile": [
     "stop c0ffee000000  # update, Recreate: the new container takes over",
-    "rename c0ffee000000 forgehook-crypto_previous  # kept until the new one proves itself",
-    "rename beef00000000 forgehook-crypto  # update, Recreate: the new container takes over",
     "start beef00000000  # update, Recreate: the new container takes over",
-    "status status=\"running\" error=null nextRestartAt=null restartCount=0 rollout={\"phase\":\"verifying\",\"strategy\":\"Recreate\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T12:00:00.000Z\",\"switchedAt\":\"2026-03-01T12:00:00.000Z\"}",
+    "status status=\"running\" error=null nextRestartAt=null restartCount=0 rollout={\"phase\":\"verifying\",\"strategy\":\"Recreate\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:59.000Z\",\"switchedAt\":\"2026-03-01T12:00:00.000Z\"}",
     "generation left unobserved",
     "requeue after 1000 ms",
+  ],
+  "a newer spec between the two halves of a switch: the names go back and the old one keeps serving, never stopped": [
+    "rename beef00000000 forgehook-crypto_next  # a newer spec replaces the rollout before its container started: the old one keeps serving",
+    "rename c0ffee000000 forgehook-crypto  # a newer spec replaces the rollout before its container started: the old one keeps serving",
+    "generation left unobserved",
+    "requeue after 0 ms",
   ],
   "Recreate, verify: without a health check the new one must keep running 5 s and answer on its port": [
     "status rollout={\"phase\":\"verifying\",\"strategy\":\"Recreate\",\"generation\":2,\"fromImage\":\"flowforge/crypto:1\",\"toImage\":\"flowforge/crypto:2\",\"startedAt\":\"2026-03-01T11:59:57.000Z\",\"switchedAt\":\"2026-03-01T11:59:58.000Z\"}",

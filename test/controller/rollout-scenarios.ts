@@ -35,6 +35,11 @@ function switched(row: Plugin, overrides: Partial<ObservedContainer> = {}): Obse
 }
 
 const previous: ObservedContainer = { ...OLD, name: 'forgehook-crypto_previous', state: 'exited', exitCode: 0 }
+/** The old one renamed by the first half of a switch: it still runs and serves. */
+const previousServing: ObservedContainer = { ...OLD, name: 'forgehook-crypto_previous' }
+const progressing: RolloutStatus = { phase: 'progressing', strategy: 'Recreate', generation: 2, fromImage: 'flowforge/crypto:1', toImage: 'flowforge/crypto:2', startedAt: new Date(NOW - 1_000).toISOString() }
+/** Generation 3 asks for flowforge/crypto:3 while generation 2's switch is half done. */
+const NEWER: Plugin = { ...UPDATED, manifest: { ...UPDATED.manifest, image: 'flowforge/crypto:3' }, generation: 3, rollout: progressing }
 const ago = (ms: number) => new Date(NOW - ms).toISOString()
 const verifying: RolloutStatus = { phase: 'verifying', strategy: 'Recreate', generation: 2, fromImage: 'flowforge/crypto:1', toImage: 'flowforge/crypto:2', startedAt: ago(3_000), switchedAt: ago(2_000) }
 const inVerify = (rollout: Partial<RolloutStatus> = {}, row: Plugin = UPDATED): Plugin => ({ ...row, rollout: { ...verifying, ...rollout } })
@@ -52,8 +57,12 @@ const draining: Plugin = { ...sfVerifying, hostPort: 4101, rollout: { ...sfVerif
 
 export const SCENARIOS: Record<string, () => string> = {
   'Recreate, prepare: the image is made sure of and the new container created beside the old one, which is not touched': () => text(UPDATED, OLD),
-  'Recreate, switch: the old one stopped and renamed _previous, the new one renamed and started': () =>
+  'Recreate, switch, first half: the names change hands while the old one still serves': () =>
     text(UPDATED, OLD, { rollout: { next: { ...switched(UPDATED, { state: 'created' }), name: 'forgehook-crypto_next' } } }),
+  'Recreate, switch, second half: the old one stops and the new one starts, the row starting meanwhile': () =>
+    text({ ...UPDATED, rollout: progressing }, switched(UPDATED, { state: 'created' }), { rollout: { previous: previousServing } }),
+  'a newer spec between the two halves of a switch: the names go back and the old one keeps serving, never stopped': () =>
+    text(NEWER, switched(UPDATED, { state: 'created' }), { rollout: { previous: previousServing } }),
   'Recreate, verify: without a health check the new one must keep running 5 s and answer on its port': () =>
     text(inVerify(), switched(UPDATED), { rollout: { previous, probe: portAnswers } }),
   'Recreate, verify passed: the old container goes and the generation is observed': () =>
@@ -68,7 +77,7 @@ export const SCENARIOS: Record<string, () => string> = {
   'after a rollback the old container is still restarted when it crashes': () => text({ ...UPDATED, rollout: rolledBack }, { ...OLD, state: 'exited', exitCode: 1 }),
   'a retry asked after the rollback prepares the same generation again': () => text({ ...UPDATED, rollout: rolledBack, rolloutRetryAt: new Date(NOW - 500) }, OLD),
   'manager stopped between the two renames of a switch: the new container takes the name': () =>
-    text(UPDATED, undefined, { rollout: { next: { ...switched(UPDATED, { state: 'created' }), name: 'forgehook-crypto_next' }, previous } }),
+    text(UPDATED, undefined, { rollout: { next: { ...switched(UPDATED, { state: 'created' }), name: 'forgehook-crypto_next' }, previous: previousServing } }),
   'manager stopped in a rollback after the new one was removed: the old one takes its name back': () => text(UPDATED, undefined, { rollout: { previous } }),
   'manager stopped in a rollback after the old one took its name back: the rollback is recorded, the old one started, the release not tried again': () =>
     text(inVerify(), { ...OLD, state: 'exited', exitCode: 0 }),
