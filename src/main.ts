@@ -12,6 +12,7 @@ import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
 import type { ApiDependencies } from './api/deps.js'
 import { ProxyUsage } from './api/proxy.js'
+import { ProxyLatency, recordingBoth } from './api/proxy-latency.js'
 import { ProxyTrafficCounter } from './api/proxy-traffic.js'
 import { startApiServer } from './api/server.js'
 import { emptyControllerStats, type Controller } from './controller/controller.js'
@@ -19,7 +20,7 @@ import type { LeadershipStatus } from './controller/leader-election.js'
 import type { ReadinessProbe } from './controller/readiness-probe.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
 import { countPlugins } from './db/plugin-counts.js'
-import { latestResourceSamples, metricBuckets } from './db/metric-queries.js'
+import { latestResourceSamples, metricBuckets, pluginGauges } from './db/metric-queries.js'
 import { sqlAccessHints } from './db/sql-access-hints.js'
 import { EventBus } from './db/event-bus.js'
 import { EventRelay } from './db/event-relay.js'
@@ -31,6 +32,7 @@ import { Leadership } from './daemon/leadership.js'
 import { probeHostFor } from './daemon/probe-host.js'
 import type { ContainerRuntime } from './runtime/container-runtime.js'
 import { DockerRuntime } from './runtime/docker-runtime.js'
+import { RegistryAuthFile } from './runtime/registry-auth.js'
 import type { SpecFolder } from './sources/spec-folder.js'
 import { systemClock, type Clock } from './util/clock.js'
 import { Catalog } from './web/catalog.js'
@@ -76,8 +78,10 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   const store = new PluginStore(database.db, database.changes, logger, bus)
   // Events other managers (or psql) record reach this manager's live streams too.
   const relay = new EventRelay(store, bus, logger)
+  const registryAuth = settings.registryAuthFile ? new RegistryAuthFile({ path: settings.registryAuthFile, logger }) : undefined
+  if (settings.registryAuthFile) logger.info({ registryAuthFile: settings.registryAuthFile }, `registry credentials for pulls: the auths of ${settings.registryAuthFile}, read again when it changes`)
   const runtime =
-    dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger })
+    dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger, ...(registryAuth ? { registryAuth } : {}) })
   // Requests the proxy forwards right now: a start-first update drains the old container.
   const proxyTraffic = new ProxyTrafficCounter()
   const leadership = new Leadership({
@@ -91,6 +95,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db, traffic: proxyTraffic, ...(dependencies.readiness ? { readiness: dependencies.readiness } : {}) }),
   })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
+  const proxyLatency = new ProxyLatency()
   const apiDependencies: ApiDependencies = {
     store,
     runtime,
@@ -105,7 +110,11 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     },
     specs: { list: () => leadership.currentTerm?.specs.list() ?? [] },
     leadership: () => leadership.status(),
-    proxyUsage,
+    // The proxy's samples go to plugin_metrics (ProxyUsage) and to the per-plugin /metrics series.
+    proxyUsage: recordingBoth(proxyUsage, proxyLatency),
+    proxyLatency,
+    pluginGauges: () => pluginGauges(database.db),
+    latestResourceSamples: (since) => latestResourceSamples(database.db, { since }),
     proxyTraffic,
     apiToken: config.api.token,
     allowedHosts: config.api.allowedHosts,

@@ -10,8 +10,10 @@ export function planRecovery(plugin: Plugin, failure: ActionFailure, planned?: P
   if (planned?.rolloutStage === 'prepare' && failure.kind !== 'name-taken') return rolloutFailed(plugin, planned, describe(failure))
   switch (failure.kind) {
     case 'image-missing':
+    case 'registry-auth':
       // Recorded so the operator sees why, and retried with backoff: the image may appear
-      // (pushed, or the registry back) without any change of the spec.
+      // (pushed, or the registry back), or the credentials be fixed (`docker login`: the
+      // file is read again at the next pull), without any change of the spec.
       return { kind: 'abort', plan: withError(plugin, failure.error, {}), retry: true }
     case 'name-taken': {
       const { holder } = failure

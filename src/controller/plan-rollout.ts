@@ -364,12 +364,15 @@ function startedEvents(context: RolloutContext, strategy: UpdateStrategy): Plann
 
 function updatedEvent(context: RolloutContext, old: ObservedContainer, strategy: UpdateStrategy, hostPort?: { from: number | null; to: number | null }): PlannedEvent {
   const { spec } = context
+  const target = strategy === 'StartFirst' ? (context.input.rollout?.candidate ?? spec) : spec
   return {
     type: 'plugin:updated',
     data: {
-      changedFields: changedFields(old.labels, strategy === 'StartFirst' ? (context.input.rollout?.candidate ?? spec) : spec),
+      changedFields: changedFields(old.labels, target),
       previousContainerId: old.id,
       image: spec.image,
+      // imagePullPolicy Always: the registry digest now running (a new push under the same tag is an update too).
+      ...(target.imageDigest ? { imageDigest: target.imageDigest } : {}),
       strategy,
       hostPort: hostPort ?? spec.hostPort,
     },

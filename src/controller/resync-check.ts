@@ -5,6 +5,7 @@ import type { Plugin } from '../db/plugin-store.js'
 import { isManaged, LABELS, type ObservedContainer } from '../runtime/container-runtime.js'
 import { buildContainerSpec, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { parseManifest } from '../spec/manifest.js'
+import type { ImageDigests } from './image-digests.js'
 import { ROLLOUT_IN_PROGRESS } from './plan-rollout.js'
 
 export function needsReconcile(
@@ -13,6 +14,8 @@ export function needsReconcile(
   options: ContainerSpecOptions,
   /** A rollout's containers beside the plugin's own (forgehook-<name>_next, _previous). */
   hasRolloutContainers = false,
+  /** What pulls found (imagePullPolicy Always: a new push is drift). Default: nothing known. */
+  digests?: ImageDigests,
 ): boolean {
   if (plugin.deletionRequestedAt) return true
   if (hasRolloutContainers || (plugin.rollout && ROLLOUT_IN_PROGRESS.has(plugin.rollout.phase))) return true
@@ -24,12 +27,13 @@ export function needsReconcile(
   if (container.id !== plugin.containerId) return true
   if (plugin.desiredState === 'stopped') return container.state === 'running' || plugin.status !== 'stopped'
   if (container.state !== 'running' || plugin.status !== 'running') return true
-  return specDrifted(plugin, container, options)
+  return specDrifted(plugin, container, options, digests)
 }
 
-function specDrifted(plugin: Plugin, container: ObservedContainer, options: ContainerSpecOptions): boolean {
+function specDrifted(plugin: Plugin, container: ObservedContainer, options: ContainerSpecOptions, digests: ImageDigests | undefined): boolean {
   const parsed = parseManifest(plugin.manifest)
   if (!parsed.ok) return true
-  const wanted = buildContainerSpec(plugin, parsed.manifest, plugin.hostPort ?? 0, options)
+  const image = parsed.manifest.imagePullPolicy === 'Always' && digests ? digests.wantedFor(parsed.manifest.image, container) : {}
+  const wanted = buildContainerSpec(plugin, parsed.manifest, plugin.hostPort ?? 0, options, image)
   return container.labels[LABELS.specHash] !== wanted.labels[LABELS.specHash]
 }

@@ -36,3 +36,21 @@ export function driverError(engineAddress: string, action: string, error: unknow
   }
   return new Error(`docker ${action} failed with HTTP ${statusCode}: ${engineMessageOf(error)}`, { cause: error })
 }
+
+export type PullFailureKind = 'auth' | 'not-found' | 'other'
+
+/**
+ * What a failed pull came to, from the HTTP status or the engine's words (the same words
+ * come as the answer to the pull or in its progress stream). Distribution and Docker Hub
+ * say "unauthorized: authentication required", "no basic auth credentials", "denied:
+ * requested access to the resource is denied"; a missing tag is "manifest unknown". Hub's
+ * "repository does not exist or may require 'docker login'" is both: it reads as auth,
+ * and the message quotes the engine's words.
+ */
+export function classifyPullFailure(statusCode: number | undefined, message: string): PullFailureKind {
+  if (statusCode === 401 || statusCode === 403) return 'auth'
+  if (/unauthorized|authentication required|no basic auth credentials|denied: requested access to the resource is denied|incorrect username or password|access (is )?denied/i.test(message)) return 'auth'
+  if (statusCode === 404) return 'not-found'
+  if (/manifest unknown|not found|no such image|name unknown|repository does not exist/i.test(message)) return 'not-found'
+  return 'other'
+}

@@ -60,6 +60,7 @@ export const apiPluginSchema = z
       environment: z.record(z.string(), z.string()).describe('Secret-looking values read ***'),
       volumes: z.array(apiVolumeSchema).optional().describe('Only when declared'),
       update: z.strictObject({ strategy: z.enum(UPDATE_STRATEGIES).optional(), healthyTimeoutSeconds: count.optional() }).optional().describe('Only when declared'),
+      network: z.strictObject({ isolated: z.boolean().optional() }).optional().describe('Only when declared: isolated keeps the plugin off the installation network'),
     }),
     status: z.strictObject({
       phase: pluginPhaseSchema,
@@ -76,7 +77,9 @@ export const apiPluginSchema = z
       stoppedAt: timestamp.nullable(),
       nextRestartAt: timestamp.nullable().describe('When a crash-looping container is restarted next'),
       rollout: rolloutSchema.nullable().describe('The update in progress, or the last one'),
+      imageDigest: z.string().nullable().describe("The registry digest (sha256:…) of the image the container runs, as the manager's last pull of it found it; null while unknown"),
       volumes: z.array(z.strictObject({ name: z.string(), dockerVolume: z.string(), mountPath: z.string(), readOnly: z.boolean() })).describe('The Docker volume of each declared volume'),
+      extraPorts: z.array(z.strictObject({ name: z.string(), containerPort: hostPort, protocol: z.enum(['tcp', 'udp']), hostPort })).describe('The host ports of manifest.ports, as assigned'),
     }),
   })
   .describe('A plugin as the API returns it; secret environment and config values are shown as ***')
@@ -106,6 +109,7 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       environment: redactEnvironment(plugin),
       ...(plugin.volumes.length > 0 ? { volumes: plugin.volumes } : {}),
       ...(Object.keys(plugin.updatePolicy).length > 0 ? { update: plugin.updatePolicy } : {}),
+      ...(Object.keys(plugin.network).length > 0 ? { network: plugin.network } : {}),
     },
     status: {
       phase: plugin.status,
@@ -122,7 +126,9 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       stoppedAt: iso(plugin.stoppedAt),
       nextRestartAt: iso(plugin.nextRestartAt),
       rollout: plugin.rollout,
+      imageDigest: plugin.imageDigest ?? null,
       volumes: plugin.volumes.map((volume) => ({ name: volume.name, dockerVolume: volumeNameFor(plugin.forgehookId, volume.name), mountPath: volume.mountPath, readOnly: volume.readOnly ?? false })),
+      extraPorts: plugin.extraPorts,
     },
   }
 }

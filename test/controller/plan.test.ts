@@ -315,6 +315,13 @@ describe('plan recovery: what a failed action leads to', () => {
     expect(describeRecovery(again)).toBe(['abort, then retry with backoff', 'status status="error" error="image not found: flowforge/crypto:9 (manifest unknown)"'].join('\n'))
   })
 
+  test('a pull the registry refused for credentials is recorded as such, not as a missing image, and retried with backoff', () => {
+    const error = 'registry authentication failed for registry.example:5000 (no credentials for registry.example:5000 in /etc/flowforge/config.json: unauthorized: authentication required)'
+    expect(describeRecovery(planRecovery(row, { kind: 'registry-auth', registryHost: 'registry.example:5000', error }))).toBe(
+      ['abort, then retry with backoff', `status status="error" error=${JSON.stringify(error)}`, `event plugin:error ${JSON.stringify({ error })}`].join('\n'),
+    )
+  })
+
   test('a name taken by our own container (made while the create call failed) carries on with it', () => {
     expect(describeRecovery(planRecovery(row, { kind: 'name-taken', holder: ourContainer(row, { state: 'created' }) }))).toBe(
       "continue with c0ffee000000  # container c0ffee000000 under that name is this plugin's own",
