@@ -3,6 +3,7 @@
 import type { ControllerStats } from '../controller/controller.js'
 import type { LeadershipStatus } from '../controller/leader-election.js'
 import type { EventBus } from '../db/event-bus.js'
+import type { LatestResourceSample, PluginGauge } from '../db/metric-queries.js'
 import type { PluginCount } from '../db/plugin-counts.js'
 import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
@@ -12,6 +13,7 @@ import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import type { Clock } from '../util/clock.js'
 import type { Hono } from 'hono'
 import type { BrowserSessionCheck } from './api-authentication.js'
+import type { ProxyLatency } from './proxy-latency.js'
 import type { ProxyTrafficCounter } from './proxy-traffic.js'
 
 /** Request counters of the reverse proxy, flushed into plugin_metrics periodically. */
@@ -59,4 +61,10 @@ export interface ApiDependencies {
    * Default none: no pages, and cookies mean nothing.
    */
   console?: { routes: Hono; sessions: BrowserSessionCheck }
+  /** Phase, health and restarts of every plugin, one narrow query (the per-plugin /metrics series). Default: no per-plugin series. */
+  pluginGauges?: () => Promise<PluginGauge[]>
+  /** The latest CPU and memory sample of every plugin since a time (flowforge_plugin_cpu_percent, _memory_bytes). Default none. */
+  latestResourceSamples?: (since: Date) => Promise<Map<string, LatestResourceSample>>
+  /** Per-plugin proxy requests, errors and latencies since start (flowforge_plugin_proxy_*). Default none. */
+  proxyLatency?: ProxyLatency
 }

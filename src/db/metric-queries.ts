@@ -2,7 +2,7 @@
 // resource sample of many plugins in one statement, and one plugin's samples over a time
 // range in buckets (so a 24 h chart is a few hundred points whatever the sample rate).
 import { sql, type Kysely } from 'kysely'
-import type { Database } from './schema.js'
+import type { Database, HealthStatus, PluginPhase } from './schema.js'
 
 /** The latest CPU and memory sample of a plugin (the resource sampler's rows; usage rows carry none). */
 export interface LatestResourceSample {
@@ -82,4 +82,31 @@ export async function metricBuckets(db: Kysely<Database>, pluginId: string, sinc
 
 function numberOrNull(value: string | number | null | undefined): number | null {
   return value === null || value === undefined ? null : Number(value)
+}
+
+/** What the per-plugin series of GET /metrics need of a plugin row: a few narrow columns. */
+export interface PluginGauge {
+  pluginId: string
+  forgehookId: string
+  phase: PluginPhase
+  health: HealthStatus
+  restartCount: number
+  deleting: boolean
+}
+
+/** Every plugin's phase, health and restart count: one narrow statement, no JSON columns. */
+export async function pluginGauges(db: Kysely<Database>): Promise<PluginGauge[]> {
+  const rows = await db
+    .selectFrom('plugins')
+    .select(['id', 'forgehook_id', 'status', 'health_status', 'restart_count', 'deletion_requested_at'])
+    .orderBy('forgehook_id')
+    .execute()
+  return rows.map((row) => ({
+    pluginId: row.id,
+    forgehookId: row.forgehook_id,
+    phase: row.status,
+    health: row.health_status,
+    restartCount: Number(row.restart_count),
+    deleting: row.deletion_requested_at !== null,
+  }))
 }

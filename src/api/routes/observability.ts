@@ -6,6 +6,7 @@ import { HEALTH_STATUSES, PLUGIN_PHASES } from '../../db/schema.js'
 import type { TimerHandle } from '../../util/clock.js'
 import type { ApiDependencies } from '../deps.js'
 import { PluginCountsCache } from '../plugin-counts-cache.js'
+import { PluginSeries } from '../plugin-series.js'
 
 /** How long /readyz waits for the database before calling it unreachable. */
 const DATABASE_PING_TIMEOUT_MS = 2_000
@@ -15,6 +16,11 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 export function observabilityRoutes(deps: ApiDependencies): Hono {
   const app = new Hono()
   const counts = new PluginCountsCache({ source: deps.store, count: () => deps.countPlugins(), clock: deps.clock })
+  // Per-plugin series (plugin-series.ts), when the daemon provides the narrow query they need.
+  const pluginGauges = deps.pluginGauges
+  const perPlugin = pluginGauges
+    ? new PluginSeries({ source: deps.store, gauges: pluginGauges, clock: deps.clock, ...(deps.latestResourceSamples ? { latestSamples: deps.latestResourceSamples } : {}), ...(deps.proxyLatency ? { proxyLatency: deps.proxyLatency } : {}) })
+    : undefined
 
   // Alive: the process answers HTTP. Never depends on the database or Docker, so an
   // orchestrator does not restart the manager for an outage it cannot fix.
@@ -35,7 +41,7 @@ export function observabilityRoutes(deps: ApiDependencies): Hono {
   })
 
   app.get('/metrics', async (c) => {
-    const text = renderPrometheus(collectMetrics(deps, await counts.read()))
+    const text = renderPrometheus([...collectMetrics(deps, await counts.read()), ...((await perPlugin?.families()) ?? [])])
     return c.body(text, 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE })
   })
 
@@ -61,8 +67,9 @@ async function pingDatabase(deps: ApiDependencies): Promise<boolean> {
 export interface MetricFamily {
   name: string
   help: string
-  type: 'counter' | 'gauge'
-  samples: { labels?: Record<string, string>; value: number }[]
+  type: 'counter' | 'gauge' | 'histogram' | 'summary'
+  /** `suffix`: _bucket, _sum or _count of a histogram or summary. */
+  samples: { labels?: Record<string, string>; value: number; suffix?: string }[]
 }
 
 /** Every figure from memory: the controller's counters, and plugin counts kept between changes. */
@@ -76,6 +83,15 @@ function collectMetrics(deps: ApiDependencies, plugins: PluginCount[]): MetricFa
     counter('flowforge_reconciles_total', 'Reconciles finished, successful or not.', stats.reconciles),
     counter('flowforge_reconcile_errors_total', 'Reconciles that failed and were retried or recorded.', stats.reconcileErrors),
     counter('flowforge_reconcile_duration_seconds_total', 'Time spent reconciling.', stats.reconcileSecondsTotal),
+    {
+      name: 'flowforge_reconcile_duration_seconds',
+      help: 'Reconciles and the time they took (a summary without quantiles: rate(_sum) / rate(_count) is the mean).',
+      type: 'summary',
+      samples: [
+        { suffix: '_sum', value: stats.reconcileSecondsTotal },
+        { suffix: '_count', value: stats.reconciles },
+      ],
+    },
     gauge('flowforge_work_queue_depth', 'Plugin keys waiting to be reconciled.', stats.queueDepth),
     gauge('flowforge_reconciles_in_flight', 'Reconciles running now.', stats.processing),
     counter('flowforge_resyncs_total', 'Full resyncs of every plugin with Docker.', stats.resyncs),
@@ -129,7 +145,7 @@ export function renderPrometheus(families: MetricFamily[]): string {
   for (const family of families) {
     lines.push(`# HELP ${family.name} ${family.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`)
     lines.push(`# TYPE ${family.name} ${family.type}`)
-    for (const sample of family.samples) lines.push(`${family.name}${renderLabels(sample.labels)} ${renderValue(sample.value)}`)
+    for (const sample of family.samples) lines.push(`${family.name}${sample.suffix ?? ''}${renderLabels(sample.labels)} ${renderValue(sample.value)}`)
   }
   return `${lines.join('\n')}\n`
 }
