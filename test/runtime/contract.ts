@@ -182,6 +182,14 @@ export function runtimeContract(name: string, images: ContractImages, makeRuntim
       await runtime.ensureImage(images.http, 'Never')
     })
 
+    test('ensureImage says which image it made sure of: the id that a list and an inspect of its containers show', async () => {
+      const ensured = await runtime.ensureImage(images.http, 'IfNotPresent')
+      expect(ensured).toMatchObject({ imageId: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), pulled: false })
+      const containerId = await runtime.create(newSpec())
+      expect((await runtime.inspect(containerId))?.imageId).toBe(ensured.imageId)
+      expect((await runtime.listManaged()).find((container) => container.id === containerId)?.imageId).toBe(ensured.imageId)
+    })
+
     test('ensureImage with IfNotPresent and an image no registry has throws ImageNotFoundError', async () => {
       await expect(runtime.ensureImage(images.missing, 'IfNotPresent')).rejects.toBeInstanceOf(ImageNotFoundError)
     })
