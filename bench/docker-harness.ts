@@ -1,6 +1,7 @@
 // Shared pieces of the Docker benchmarks: one identity per run (every container of this run
-// is found by its name prefix or its installation label), cleanup that also runs on Ctrl-C,
-// a ContainerRuntime that counts calls, the daemon started in-process, and small helpers.
+// is found by its name prefix or its installation label, its daemon's network by that label),
+// cleanup that also runs on Ctrl-C, a ContainerRuntime that counts calls, the daemon started
+// in-process, and small helpers.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -54,7 +55,19 @@ export async function cleanupContainers(instance = BENCH_INSTANCE): Promise<numb
       if (error.statusCode !== 404 && error.statusCode !== 409) throw error
     })
   })
+  await removeNetworks(instance)
   return ids.length
+}
+
+/** The installation network a daemon makes (flowforge-<instance>), once no container is attached to it. */
+async function removeNetworks(instance: string): Promise<void> {
+  const docker = dockerClient()
+  const networks = await docker.listNetworks({ filters: { label: [`${LABELS.instance}=${instance}`] } })
+  for (const network of networks) {
+    await docker.getNetwork(network.Id).remove().catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404) throw error
+    })
+  }
 }
 
 export function installCleanupHandlers(): void {
@@ -76,6 +89,8 @@ export function installCleanupHandlers(): void {
     const listed = spawnSync('docker', ['ps', '-aq', '--filter', `name=${nameFilter(BENCH_INSTANCE)}`], { encoding: 'utf8' })
     const ids = (listed.stdout ?? '').split('\n').filter(Boolean)
     if (ids.length > 0) spawnSync('docker', ['rm', '-f', ...ids])
+    const networks = (spawnSync('docker', ['network', 'ls', '-q', '--filter', `label=${LABELS.instance}=${BENCH_INSTANCE}`], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean)
+    if (networks.length > 0) spawnSync('docker', ['network', 'rm', ...networks])
   })
 }
 
@@ -132,6 +147,9 @@ export class CountingRuntime implements ContainerRuntime {
   rename = (containerId: string, name: string) => this.timed('rename', () => this.inner.rename(containerId, name))
   ensureVolume = (name: string, labels: Record<string, string>) => (this.count('ensureVolume'), this.inner.ensureVolume(name, labels))
   removeVolume = (name: string) => this.timed('removeVolume', () => this.inner.removeVolume(name))
+  ensureNetwork = (name: string, labels: Record<string, string>) => (this.count('ensureNetwork'), this.inner.ensureNetwork(name, labels))
+  connectNetwork = (containerId: string, network: string, aliases: string[]) => this.timed('connectNetwork', () => this.inner.connectNetwork(containerId, network, aliases))
+  disconnectNetwork = (containerId: string, network: string) => this.timed('disconnectNetwork', () => this.inner.disconnectNetwork(containerId, network))
   listVolumes = (labels: Record<string, string>) => (this.count('listVolumes'), this.inner.listVolumes(labels))
   start = (containerId: string) => this.timed('start', () => this.inner.start(containerId))
   stop = (containerId: string, timeoutSeconds: number) => this.timed('stop', () => this.inner.stop(containerId, timeoutSeconds))
