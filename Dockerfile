@@ -46,6 +46,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# The web console's scripts and styles (plain files, served from /console/assets/; uPlot comes
+# from node_modules). CATALOG_DIR defaults to /app/catalog: mount your catalog there.
+COPY public ./public
 # `forgectl` on the PATH, e.g. `docker compose exec plugin-manager forgectl migrate`.
 # specs/ is the default SPECS_DIR (mount your spec folder there); data/ is the embedded
 # database's DATA_DIR, used only when neither DATABASE_URL nor POSTGRES_HOST is set.

@@ -253,7 +253,7 @@
       if (charts[id]) charts[id].destroy()
       const width = Math.max(300, element.clientWidth || 360)
       charts[id] = new window.uPlot(
-        { width, height: 170, series: [{}, ...series.map((each) => ({ label: each.label, stroke: each.stroke, width: 1.5, spanGaps: false }))], axes: [{}, { size: 50 }], legend: { show: true } },
+        { width, height: 170, scales: { x: { time: true, range: () => [data.from, data.to] } }, series: [{}, ...series.map((each) => ({ label: each.label, stroke: each.stroke, width: 1.5, spanGaps: false }))], axes: [{}, { size: 50 }], legend: { show: true } },
         [data.at, ...series.map((each) => each.values)],
         element,
       )

@@ -115,7 +115,10 @@ export function createConsole(deps: ConsoleDependencies): WebConsole {
     const plugin = await store.requirePlugin(c.req.param('name'))
     const range = RANGES[c.req.query('range') ?? '1h'] ?? RANGES['1h']!
     const buckets = await deps.metricBuckets(plugin.id, new Date(clock.now() - range.ms), range.bucketSeconds)
+    const now = clock.now()
     return c.json({
+      from: Math.floor((now - range.ms) / 1000),
+      to: Math.floor(now / 1000),
       bucketSeconds: range.bucketSeconds,
       at: buckets.map((bucket) => Math.floor(bucket.at.getTime() / 1000)),
       cpu: buckets.map((bucket) => bucket.cpuUsagePercent),
@@ -160,26 +163,27 @@ export function createConsole(deps: ConsoleDependencies): WebConsole {
   })
 
   // --- login and logout ---
-  const loginPage = (c: Context, next: string, status: 200 | 401 | 403, error?: string) => {
+  // A failed login answers 200 with the form again: the browser shows it as a page, not a failed load.
+  const loginPage = (c: Context, next: string, error?: string) => {
     const login = sessions.issueLogin()
     setCookie(c, LOGIN_COOKIE, login.nonce, { httpOnly: true, sameSite: 'Strict', path: '/login', maxAge: LOGIN_TTL_SECONDS, secure: new URL(c.req.url).protocol === 'https:' })
-    return c.html(page({ title: 'Log in', active: 'login', loginRequired }, loginBody({ csrfToken: login.csrfToken, next, ...(error ? { error } : {}) })), status)
+    return c.html(page({ title: 'Log in', active: 'login', loginRequired }, loginBody({ csrfToken: login.csrfToken, next, ...(error ? { error } : {}) })))
   }
   app.get('/login', (c) => {
     const next = safeNext(c.req.query('next'))
     if (!loginRequired || sessions.verify(getCookie(c, SESSION_COOKIE))) return c.redirect(next, 303)
-    return loginPage(c, next, 200)
+    return loginPage(c, next)
   })
   app.post('/login', bodyLimit({ maxSize: 16 * 1024, onError: tooLarge }), async (c) => {
     const form = await c.req.parseBody()
     const next = safeNext(typeof form.next === 'string' ? form.next : undefined)
     if (!loginRequired) return c.redirect(next, 303)
     if (!sessions.loginCsrfValid(getCookie(c, LOGIN_COOKIE), typeof form.csrf === 'string' ? form.csrf : undefined)) {
-      return loginPage(c, next, 403, 'The login form expired: try again.')
+      return loginPage(c, next, 'The login form expired: try again.')
     }
     if (typeof form.token !== 'string' || !sessions.tokenMatches(form.token)) {
       deps.api.logger.warn({ remote: c.req.header('x-forwarded-for') }, 'console login with a wrong token')
-      return loginPage(c, next, 401, 'That is not the API token.')
+      return loginPage(c, next, 'That is not the API token.')
     }
     deleteCookie(c, LOGIN_COOKIE, { path: '/login' })
     setSessionCookie(c, sessions.issue().cookieValue)

@@ -330,7 +330,7 @@ describe.skipIf(!compose.available || !engine.reachable)(`the compose service en
       ),
     ) as { top: string[]; packages: string[]; tests: string[]; typescript: string[]; uid: number }
 
-    expect(listing.top).toEqual(['data', 'dist', 'migrations', 'node_modules', 'package-lock.json', 'package.json', 'specs'])
+    expect(listing.top).toEqual(['data', 'dist', 'migrations', 'node_modules', 'package-lock.json', 'package.json', 'public', 'specs'])
     expect(listing.tests).toEqual([])
     expect(listing.typescript).toEqual([])
     // Every installed package is a production one of the lock file; none of the dev ones is there.
