@@ -3,9 +3,10 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The README walk-through, the fault suite and the compose service end to end have their
-    // own runs (npm run test:walkthrough, test:faults, test:compose).
-    exclude: ['test/walkthrough/**', 'test/faults/**', 'test/compose/**', 'node_modules/**'],
+    // The README walk-through, the fault suite, the compose service end to end and the web
+    // console in a browser have their own runs (npm run test:walkthrough, test:faults,
+    // test:compose, test:browser).
+    exclude: ['test/walkthrough/**', 'test/faults/**', 'test/compose/**', 'test/browser/**', 'node_modules/**'],
     // Database suites open their own engines; a fresh PGlite takes a few seconds.
     testTimeout: 60_000,
     hookTimeout: 120_000,
