@@ -2,7 +2,7 @@
 // what they print.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -64,11 +64,13 @@ describe('forgectl migrate', () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'ff-cli-'))
     const first = await run('npm', ['run', '--silent', 'migrate'], { DATA_DIR: dataDir })
     expect(first.code).toBe(0)
-    expect(logLines(first.stdout).map((line) => line.msg)).toContain('applied 4 migration(s): 001_create_plugins_table.sql, 002_controller_state.sql, 003_event_notifications.sql, 004_safe_change.sql')
+    // Every file of migrations/, in order.
+    const files = (await readdir(path.join(root, 'migrations'))).filter((name) => name.endsWith('.sql')).sort()
+    expect(logLines(first.stdout).map((line) => line.msg)).toContain(`applied ${files.length} migration(s): ${files.join(', ')}`)
     const second = await run('npm', ['run', '--silent', 'migrate'], { DATA_DIR: dataDir })
     expect(second.code).toBe(0)
     expect(logLines(second.stdout).map((line) => line.msg)).toContain(
-      'database schema is up to date (4 migrations applied earlier); nothing to do',
+      `database schema is up to date (${files.length} migrations applied earlier); nothing to do`,
     )
     expect(existsSync(path.join(dataDir, LOCK_FILE_NAME))).toBe(false)
   })

@@ -71,6 +71,8 @@ function specLines(plugin: PluginObject): string[] {
     ['Health Check', healthCheck?.path ? `GET ${shortValue(healthCheck.path)} every ${shortValue(healthCheck.intervalSeconds ?? 30)}s` : NONE],
     ['Resources', resources ? describeResources(resources) : NONE],
     ['Volumes', describeVolumes(plugin)],
+    ['More Ports', plugin.status.extraPorts.length === 0 ? NONE : plugin.status.extraPorts.map((port) => `${port.name} ${port.containerPort}/${port.protocol} on ${port.hostPort}`).join(', ')],
+    ['Network', spec.network?.isolated ? 'isolated (off the installation network)' : `the installation network, as ${plugin.metadata.name}`],
     ['Update', `${spec.update?.strategy ?? 'Recreate'}, healthy within ${spec.update?.healthyTimeoutSeconds ?? 60}s or rolled back`],
   ])
   const environment = Object.entries(spec.environment ?? {}).sort(([left], [right]) => left.localeCompare(right))
