@@ -305,9 +305,9 @@ async function runningWithData(name: string, options: { pinnedPort?: number; str
 /**
  * What the manager left when it died (logged, for the record of where kills land), then a
  * new manager, then convergence: one container under the plugin's own name, the row naming
- * it, the rollout finished. Checked again after a few periodic resyncs.
+ * it, the rollout finished. Checked again after a periodic resync or two.
  */
-async function restartAndSettle(name: string, what: string, engine: EngineWatch): Promise<{ row: Row; container: Listed; left: string }> {
+async function restartAndSettle(name: string, what: string, engine: EngineWatch): Promise<{ row: Row; container: Listed }> {
   const left = `${describeListed(await listPlugin(name))}; rollout ${(await row(name))?.rollout?.phase ?? 'none'}`
   console.info(`[rollout-faults] ${what}: the kill left ${left}; events ${engine.summary()}`)
   await fixture.startManager()
@@ -327,7 +327,7 @@ async function restartAndSettle(name: string, what: string, engine: EngineWatch)
   expect(again, `${name} still settled 1.5 s later`).toBeDefined()
   expect(again!.container.id).toBe(first.container.id)
   console.info(`[rollout-faults] ${what}: settled on ${again!.container.image}, rollout ${again!.row.rollout?.phase}; events ${engine.summary()}`)
-  return { ...again!, left }
+  return again!
 }
 
 /** The promises of every case, once the manager has recovered. */
