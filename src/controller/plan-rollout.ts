@@ -109,10 +109,15 @@ export function strategyFor(plugin: Plugin, main: ObservedContainer): UpdateStra
   return asked === 'StartFirst' && main.state === 'running' && plugin.requestedHostPort === null ? 'StartFirst' : 'Recreate'
 }
 
-/** Rolled back, and nobody changed the spec or asked for a retry since. */
-export function isHeld(plugin: Plugin): boolean {
+/**
+ * Rolled back, and nobody changed the spec or asked for a retry since. Under
+ * imagePullPolicy Always a newer push (another wanted image id) is not held back either:
+ * only the image that failed is.
+ */
+export function isHeld(plugin: Plugin, wanted?: Pick<ContainerSpec, 'imageId'>): boolean {
   const rollout = plugin.rollout
   if (rollout?.phase !== 'rolled-back' || rollout.generation !== plugin.generation) return false
+  if (rollout.toImageId !== undefined && wanted?.imageId !== undefined && wanted.imageId !== rollout.toImageId) return false
   const retried = plugin.rolloutRetryAt && rollout.finishedAt && plugin.rolloutRetryAt.getTime() > Date.parse(rollout.finishedAt)
   return !retried
 }
@@ -343,13 +348,14 @@ function rolloutStatus(context: RolloutContext, strategy: UpdateStrategy, phase:
   const current = input.plugin.rollout
   // The same generation's rollout keeps its start time across its steps and retries.
   const same = current !== null && sameRollout(input.plugin)
-  const toImage = strategy === 'StartFirst' ? (input.rollout?.candidate?.image ?? spec.image) : spec.image
+  const target = strategy === 'StartFirst' ? (input.rollout?.candidate ?? spec) : spec
   return {
     phase,
     strategy,
     generation: input.plugin.generation,
     fromImage: main.image,
-    toImage,
+    toImage: target.image,
+    ...(target.imageId ? { toImageId: target.imageId } : {}),
     startedAt: same && current ? current.startedAt : iso(input.now),
     ...(strategy === 'StartFirst' && current?.toHostPort !== undefined && current.toHostPort !== input.plugin.hostPort ? { toHostPort: current.toHostPort } : {}),
   }

@@ -211,7 +211,7 @@ function planRunning(input: PlanInput, spec: ContainerSpec, pullPolicy: ImagePul
   if (!container) return planCreate(plugin, spec, pullPolicy)
   const drifted = changedFields(container.labels, spec).length > 0 && !adoptedAsIs(container, plugin)
   const underWay = input.rollout?.next !== undefined || input.rollout?.previous !== undefined
-  if (underWay || (drifted && !isHeld(plugin))) return planRollout({ input, main: container, spec, pullPolicy })
+  if (underWay || (drifted && !isHeld(plugin, spec))) return planRollout({ input, main: container, spec, pullPolicy })
   const steady = withNetwork(input, container, spec, planSteady(input, container))
   if (drifted) return heldBack(plugin, steady)
   return finishRollout(input, container, steady)

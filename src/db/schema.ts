@@ -77,6 +77,8 @@ export interface RolloutStatus {
   generation: number
   fromImage: string | null
   toImage: string
+  /** imagePullPolicy Always: the image id rolled out (a push under the same tag is a rollout of its own). */
+  toImageId?: string
   startedAt: string
   /** When the new container took over (Recreate: started; StartFirst: given the traffic). */
   switchedAt?: string

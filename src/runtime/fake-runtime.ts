@@ -36,7 +36,7 @@ export interface FakeRuntimeOptions {
   pullable?: string[]
   /** Text a container of the image writes to its log when it starts. Default none. */
   imageOutput?: Record<string, string>
-  /** Images whose containers exit with this code right after they start (a broken release). Default none. */
+  /** Images (by reference, or by image id: a broken push) whose containers exit with this code right after they start. Default none. */
   exitOnStart?: Record<string, number>
   /** Paths an image declares as VOLUME: each container gets an anonymous volume there unless something is mounted. Default none. */
   imageVolumes?: Record<string, string[]>
@@ -246,7 +246,7 @@ export class FakeRuntime implements ContainerRuntime {
     const output = this.imageOutput[container.image]
     if (output) container.logLines.push(...splitLines(output))
     this.eventHub.publish(container, 'start')
-    const exitCode = this.exitOnStart[container.image]
+    const exitCode = this.exitOnStart[container.image] ?? (container.imageId === undefined ? undefined : this.exitOnStart[container.imageId])
     // Like a process that dies at once: the start succeeded, the container is gone a moment later.
     if (exitCode !== undefined) setTimeout(() => container.state === 'running' && this.exit(container, exitCode), 20)
   }

@@ -97,6 +97,28 @@ describe('imagePullPolicy Always on the in-memory runtime', () => {
     expect(await updatedEvents('steady')).toHaveLength(1)
   })
 
+  test('a push that fails is rolled back and held; a newer push under the tag is rolled out', async () => {
+    const exitOnStart: Record<string, number> = {}
+    runtime = new FakeRuntime({ exitOnStart })
+    const good = runtime.pushImage(IMAGE)
+    controller = await startController(database, runtime, { imagePollIntervalMs: POLL_MS })
+    await database.store.createPlugin({ forgehookId: 'flaky', source: 'api', manifest: alwaysManifest })
+    const installed = await waitForConverged(database, 'flaky')
+    const bad = runtime.pushImage(IMAGE)
+    exitOnStart[bad.imageId] = 3
+    const rolledBack = await waitForPlugin(database, 'flaky', (plugin) => plugin.rollout?.phase === 'rolled-back', 'rolled back')
+    expect(rolledBack.rollout).toMatchObject({ toImageId: bad.imageId, toImage: IMAGE })
+    expect(await containerOf(runtime, 'flaky')).toMatchObject({ id: installed.containerId, imageId: good.imageId, state: 'running' })
+    // Held: the polls find the failed image again and leave the old container alone.
+    runtime.resetCalls()
+    await delay(POLL_MS * 4)
+    expect(runtime.mutatingCalls.filter((call) => !call.startsWith('pull '))).toEqual([])
+    const fixed = runtime.pushImage(IMAGE)
+    const updated = await waitForPlugin(database, 'flaky', (plugin) => plugin.imageDigest === fixed.digest && plugin.rollout?.phase === 'complete', 'the fix rolled out')
+    expect(await containerOf(runtime, 'flaky')).toMatchObject({ id: updated.containerId, imageId: fixed.imageId, state: 'running' })
+    expect(updated.error).toBeNull()
+  })
+
   test('a pull refused for credentials reads "registry authentication failed for HOST", not "image not found", and converges once access is granted', async () => {
     runtime.pushImage(IMAGE)
     runtime.setAuthRequired(IMAGE, true)
