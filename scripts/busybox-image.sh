@@ -38,6 +38,8 @@ rootfs() { # rootfs DIR PAGE
   local dir=$1 page=$2
   need_busybox
   mkdir -p "$dir/bin" "$dir/www" "$dir/tmp"
+  # /tmp as everywhere: writable by every user (a tmpfs mounted there takes this mode too).
+  chmod 1777 "$dir/tmp"
   cp "$BUSYBOX" "$dir/bin/busybox"
   for tool in sh sleep httpd wget cat echo; do ln -sf busybox "$dir/bin/$tool"; done
   echo ok > "$dir/www/health"

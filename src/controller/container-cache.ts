@@ -16,6 +16,12 @@ interface Entry {
   seq: number
 }
 
+/** The same networks, or the list does not say (then the entry's own are kept). */
+function sameNetworks(cached: ObservedContainer, listed: ObservedContainer): boolean {
+  if (!listed.networks || !cached.networks) return true
+  return cached.networks.length === listed.networks.length && cached.networks.every((network) => listed.networks!.includes(network))
+}
+
 /** Taken before a list call; replaceAll keeps what changed after it. */
 export type ListToken = number
 
@@ -48,7 +54,8 @@ export class ContainerCache {
       const removedAt = this.removed.get(container.name)
       if (removedAt !== undefined && removedAt > token) continue
       const before = previous.get(container.name)
-      const unchanged = before?.detailed && before.container.id === container.id && before.container.state === container.state
+      // A network joined or left shows in the list, not in container events: that is a change too.
+      const unchanged = before?.detailed && before.container.id === container.id && before.container.state === container.state && sameNetworks(before.container, container)
       this.set(unchanged || (before && before.seq > token) ? before : { container, detailed: false, seq: this.seq })
     }
     for (const entry of previous.values()) if (entry.seq > token && !this.byName.has(entry.container.name)) this.set(entry)

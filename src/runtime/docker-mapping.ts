@@ -252,7 +252,8 @@ export function createOptionsFor(spec: ContainerSpec, options: CreateOptions = {
       // Named volumes only: a host path is never mounted.
       ...(volumes.length > 0 ? { Mounts: volumes.map((volume) => ({ Type: 'volume' as const, Source: volume.source, Target: volume.target, ReadOnly: volume.readOnly })) } : {}),
       ...(spec.readOnlyRootFilesystem ? { ReadonlyRootfs: true } : {}),
-      ...(spec.tmpfs?.length ? { Tmpfs: Object.fromEntries(spec.tmpfs.map((path) => [path, 'rw,nosuid,nodev'])) } : {}),
+      // Writable by any user, like /tmp (a non-root user must be able to write there).
+      ...(spec.tmpfs?.length ? { Tmpfs: Object.fromEntries(spec.tmpfs.map((path) => [path, 'rw,nosuid,nodev,mode=1777'])) } : {}),
       ...(spec.capDrop?.length ? { CapDrop: spec.capDrop } : {}),
       ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
       ...(spec.network ? { NetworkMode: spec.network.name } : {}),

@@ -5,6 +5,8 @@ import { describePlan, describeRecovery } from '../../src/controller/describe-pl
 import { planRecovery } from '../../src/controller/plan-recovery.js'
 import { plan, planOrphanRemoval } from '../../src/controller/plan.js'
 import { LABELS, type ObservedContainer } from '../../src/runtime/container-runtime.js'
+import { buildContainerSpec } from '../../src/spec/container-spec.js'
+import { parseManifest } from '../../src/spec/manifest.js'
 import { golden, NOW, ourContainer, plugin, PLUGIN_ID, wantedFor } from '../helpers/plan-fixtures.js'
 
 describe('plan', () => {
@@ -360,5 +362,29 @@ describe('plan recovery: what a failed action leads to', () => {
         'requeue after 30000 ms',
       ].join('\n'),
     )
+  })
+})
+
+describe('plan: the installation network', () => {
+  const OPTIONS = { hostIp: '127.0.0.1', instance: 'test', network: 'flowforge-test' }
+
+  function onNetwork(row: ReturnType<typeof plugin>, networks: string[]): string {
+    const parsed = parseManifest(row.manifest)
+    if (!parsed.ok) throw new Error(parsed.error)
+    const spec = buildContainerSpec(row, parsed.manifest, 4100, OPTIONS)
+    const container = { ...ourContainer(row), labels: spec.labels, networks }
+    return describePlan(plan({ plugin: row, container, wanted: { ok: true, spec, pullPolicy: 'IfNotPresent' }, now: NOW, installationNetwork: 'flowforge-test' }))
+  }
+
+  test('a running plugin found off the installation network is connected under its name, not recreated', () => {
+    const row = plugin({ status: 'running', containerId: 'c0ffee000000aaaabbbbcccc' })
+    expect(onNetwork(row, ['bridge']).split('\n')[0]).toBe('connect-network c0ffee000000 flowforge-test as crypto  # crypto is reached by name on flowforge-test')
+    expect(onNetwork(row, ['flowforge-test'])).not.toContain('network')
+  })
+
+  test('an isolated plugin found on the installation network is taken off it', () => {
+    const row = plugin({ status: 'running', containerId: 'c0ffee000000aaaabbbbcccc', network: { isolated: true } })
+    expect(onNetwork(row, ['flowforge-test']).split('\n')[0]).toBe('disconnect-network c0ffee000000 flowforge-test  # spec.network.isolated: the plugin is kept off the installation network')
+    expect(onNetwork(row, ['bridge'])).not.toContain('network')
   })
 })

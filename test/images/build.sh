@@ -16,7 +16,7 @@ image_tool="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/busybox-
 bash "$image_tool" check
 
 # Bump when an image changes, so machines that kept an older build rebuild it.
-VERSION=2
+VERSION=3
 have() {
   [ "${FORCE:-0}" != 1 ] || return 1
   bash "$image_tool" has "$1" "FLOWFORGE_TEST_IMAGE=$VERSION"
