@@ -614,7 +614,9 @@ describe('the production start', () => {
 
 // --- (c) the examples ----------------------------------------------------------------
 
-const EXAMPLES = ['hello-http', 'hello-healthcheck', 'hello-stopped']
+const EXAMPLES = ['hello-http', 'hello-healthcheck', 'hello-stopped', 'network-pair', 'readonly-root']
+/** The plugins each example file declares (one, named like the file, unless listed). */
+const EXAMPLE_PLUGINS: Record<string, string[]> = { 'network-pair': ['network-back', 'network-front'] }
 
 async function exampleImages(): Promise<string[]> {
   const { stdout } = await execFileAsync('bash', ['examples/build-image.sh', '--list'], { cwd: ROOT })
@@ -622,13 +624,14 @@ async function exampleImages(): Promise<string[]> {
 }
 
 describe('examples', () => {
-  test('every example spec is valid, one plugin named like its file', async () => {
+  test('every example spec is valid, its plugins named like the file', async () => {
     const files = (await readdir(path.join(ROOT, 'examples'))).filter((file) => /\.ya?ml$/.test(file)).sort()
     expect(files).toEqual(EXAMPLES.map((name) => `${name}.yaml`).sort())
     for (const file of files) {
       const parsed = parseSpecText(await readFile(path.join(ROOT, 'examples', file), 'utf8'))
       expect(parsed.errors, file).toEqual([])
-      expect(parsed.documents.map((entry) => entry.document.metadata.name)).toEqual([file.replace(/\.ya?ml$/, '')])
+      const name = file.replace(/\.ya?ml$/, '')
+      expect(parsed.documents.map((entry) => entry.document.metadata.name)).toEqual(EXAMPLE_PLUGINS[name] ?? [name])
     }
   })
 
@@ -638,6 +641,9 @@ describe('examples', () => {
     expect((await read('hello-healthcheck')).spec.manifest.image).toBe('flowforge-example/hello-healthcheck:1')
     expect((await read('hello-healthcheck')).spec.manifest.healthCheck).toBeUndefined()
     expect((await read('hello-stopped')).spec.state).toBe('stopped')
+    expect((await read('readonly-root')).spec.manifest).toMatchObject({ user: '1000:1000', readOnlyRootFilesystem: true, tmpfs: ['/tmp'], capDrop: ['ALL'] })
+    const pair = parseSpecText(await readFile(path.join(ROOT, 'examples', 'network-pair.yaml'), 'utf8')).documents.map((entry) => entry.document)
+    expect(pair[1]!.spec.environment).toEqual({ BACKEND_URL: 'http://network-back:8080/' })
   })
 
   test('the examples use exactly the images examples/build-image.sh builds, and never pull them', async () => {
