@@ -35,6 +35,12 @@ export function dockerClient(): Docker {
 const nameFilter = (instance: string) => `^/(forgehook-)?${instance}-`
 const cleanupTasks = new Set<() => Promise<void>>()
 let handlersInstalled = false
+let interrupting = false
+
+/** Whether Ctrl-C (or SIGTERM) came: the cleanup is under way and ends the process itself. */
+export function isInterrupted(): boolean {
+  return interrupting
+}
 
 /** Runs at interruption (before the containers are removed); the returned function unregisters it. */
 export function onInterrupt(task: () => Promise<void>): () => void {
@@ -59,14 +65,30 @@ export async function cleanupContainers(instance = BENCH_INSTANCE): Promise<numb
   return ids.length
 }
 
-/** The installation network a daemon makes (flowforge-<instance>), once no container is attached to it. */
+/**
+ * The installation network a daemon makes (flowforge-<instance>), once no container is
+ * attached to it. A removal racing ours (the interrupt's and the normal cleanup) can leave an
+ * endpoint for a moment (403 "has active endpoints"): looked at again for up to 5 s, then
+ * reported rather than thrown, since a network costs nothing while it waits.
+ */
 async function removeNetworks(instance: string): Promise<void> {
   const docker = dockerClient()
   const networks = await docker.listNetworks({ filters: { label: [`${LABELS.instance}=${instance}`] } })
   for (const network of networks) {
-    await docker.getNetwork(network.Id).remove().catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 404) throw error
-    })
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await docker.getNetwork(network.Id).remove()
+        break
+      } catch (error) {
+        const statusCode = (error as { statusCode?: number }).statusCode
+        if (statusCode === 404) break
+        if (statusCode !== 403 || attempt === 10) {
+          process.stderr.write(`bench: network ${network.Name} left behind: ${(error as Error).message}\n`)
+          break
+        }
+        await sleep(500)
+      }
+    }
   }
 }
 
@@ -74,6 +96,10 @@ export function installCleanupHandlers(): void {
   if (handlersInstalled) return
   handlersInstalled = true
   const interrupted = (signal: string) => {
+    // Once: under `npm run bench` a Ctrl-C reaches this process twice (from the terminal and
+    // relayed by tsx), and a second signal without a handler would kill it mid-cleanup.
+    if (interrupting) return
+    interrupting = true
     process.stderr.write(`bench: ${signal}: removing this run's containers and databases\n`)
     const withDeadline = (task: () => Promise<void>) => Promise.race([task(), sleep(15_000)])
     const tasks = [...cleanupTasks].map((task) => withDeadline(task).catch((error: unknown) => process.stderr.write(`bench: cleanup step failed: ${String(error)}\n`)))
@@ -82,8 +108,8 @@ export function installCleanupHandlers(): void {
       .catch((error: unknown) => process.stderr.write(`bench: container cleanup failed: ${String(error)}\n`))
       .finally(() => process.exit(130))
   }
-  process.once('SIGINT', () => interrupted('SIGINT'))
-  process.once('SIGTERM', () => interrupted('SIGTERM'))
+  process.on('SIGINT', () => interrupted('SIGINT'))
+  process.on('SIGTERM', () => interrupted('SIGTERM'))
   // Last resort, synchronous: whatever an unexpected exit left behind.
   process.on('exit', () => {
     const listed = spawnSync('docker', ['ps', '-aq', '--filter', `name=${nameFilter(BENCH_INSTANCE)}`], { encoding: 'utf8' })

@@ -33,6 +33,8 @@ export interface RolloutSample {
   cpuPercent: number
   /** Ours: this process while it only proxied the same load (the warm-up), % of one core. */
   proxyingCpuPercent?: number
+  /** Ours: the daemon's longest event-loop stall in the window (a proxied request waits that long). */
+  maxEventLoopDelayMs?: number
   peakRssMiB: number
   /** dockerd + containerd from the change to the end of the load. */
   engineCpuSeconds?: number
@@ -72,6 +74,7 @@ export interface SampleMetrics {
   cpuSeconds: number
   cpuPercent: number
   proxyingCpuPercent?: number
+  maxEventLoopDelayMs?: number
   peakRssMiB: number
   engineCpuSeconds?: number
   timeline: SwitchTimeline
@@ -117,6 +120,7 @@ export function sampleMetrics(sample: RolloutSample): SampleMetrics {
     cpuSeconds: sample.cpuSeconds,
     cpuPercent: sample.cpuPercent,
     ...(sample.proxyingCpuPercent !== undefined ? { proxyingCpuPercent: sample.proxyingCpuPercent } : {}),
+    ...(sample.maxEventLoopDelayMs !== undefined ? { maxEventLoopDelayMs: sample.maxEventLoopDelayMs } : {}),
     peakRssMiB: sample.peakRssMiB,
     ...(sample.engineCpuSeconds !== undefined ? { engineCpuSeconds: sample.engineCpuSeconds } : {}),
     timeline: {
@@ -162,6 +166,7 @@ export interface RolloutRow {
   cpuSeconds: MedianWorst
   cpuPercent: MedianWorst
   proxyingCpuPercent: MedianWorst
+  maxEventLoopDelayMs: MedianWorst
   peakRssMiB: MedianWorst
   engineCpuSeconds: MedianWorst
   /** Over all runs. */
@@ -195,6 +200,7 @@ export function summarizeRollout(scenario: Scenario, samples: RolloutSample[]): 
     cpuSeconds: column((run) => run.cpuSeconds),
     cpuPercent: column((run) => run.cpuPercent),
     proxyingCpuPercent: column((run) => run.proxyingCpuPercent),
+    maxEventLoopDelayMs: column((run) => run.maxEventLoopDelayMs),
     peakRssMiB: column((run) => run.peakRssMiB),
     engineCpuSeconds: column((run) => run.engineCpuSeconds),
     failures,
@@ -255,12 +261,12 @@ export function rolloutTable(rows: RolloutRow[], setting: { engine: string; runs
     'CPU and RSS from the change to the end of the load: ours is the daemon\'s process (its proxy serving the load included; the load runs in a process of its own), ' +
       'beside the same process while it only proxied the load before the change; compose\'s is its CLI (GNU time).',
     '',
-    `| contender | failed, each run | longest gap (ms), each run | successful answers slower than ${HELD_MS} ms | slowest successful answer (ms) | CPU during the update: s [% of one core] | only proxying (% of one core) | peak RSS (MiB) | dockerd + containerd CPU (s) |`,
-    '|---|---|---|---:|---:|---:|---:|---:|---:|',
+    `| contender | failed, each run | longest gap (ms), each run | successful answers slower than ${HELD_MS} ms | slowest successful answer (ms) | the daemon's longest event-loop stall (ms) | CPU during the update: s [% of one core] | only proxying (% of one core) | peak RSS (MiB) | dockerd + containerd CPU (s) |`,
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (row) =>
         `| ${CONTENDER[row.scenario]} | ${row.runs.map((run) => run.failed).join(', ')} | ${row.runs.map((run) => fmt(run.longestGapMs, 0)).join(', ')} | ` +
-        `${pair(row.heldAnswers)} | ${pair(row.slowestAnswerMs)} | ` +
+        `${pair(row.heldAnswers)} | ${pair(row.slowestAnswerMs)} | ${row.scenario === 'compose' ? '–' : pair(row.maxEventLoopDelayMs)} | ` +
         `${pair(row.cpuSeconds, 2)} [${pair(row.cpuPercent, 0)}] | ${row.scenario === 'compose' ? '–' : pair(row.proxyingCpuPercent, 0)} | ${pair(row.peakRssMiB, 0)} | ${pair(row.engineCpuSeconds, 2)} |`,
     ),
     '',

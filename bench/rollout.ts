@@ -1,29 +1,31 @@
-// Case 8: an image update under load. A plugin on flowforge-test/http:1 with an HTTP health
-// check serves an open-loop load of BENCH_ROLLOUT_RATE requests/s (default 50; one request
-// every 20 ms whatever the answers, each with a 2 s timeout) through the daemon's proxy;
-// then its image becomes :2, with spec.update.strategy Recreate, and separately StartFirst.
-// The peer is docker-compose's own recreate: one service on the same image, published on
-// 127.0.0.1, the same load straight on that port, then the image in the file becomes :2 and
-// `docker-compose up -d` runs again (stop old, create, start new). Compose's port directly is
-// the fair peer of our proxy: our numbers include the proxy hop, compose's include nothing.
-// Measured from the change until version 2 has answered alone for 2 s (and our rollout is
-// complete, or compose's command returned), then 1 s more: requests sent, failed (non-200 or
-// error), the longest gap between two successful answers, the time to the first answer of
-// version 2. BENCH_ROLLOUT_RUNS (default 3) runs of each, interleaved; median and worst.
-import { fork, execFile, type ChildProcess } from 'node:child_process'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+// The rollout case (docs/benchmarks.md, section 9): an image update under load. A plugin on
+// flowforge-test/http:1 with an HTTP health check serves an open-loop load of
+// BENCH_ROLLOUT_RATE requests/s (default 50: one request every 20 ms whatever the answers,
+// each with a 2 s timeout) through the daemon's proxy; then its image becomes :2, with
+// spec.update.strategy Recreate, and separately StartFirst. The peer is docker-compose's own
+// recreate: one service on the same image, published on 127.0.0.1, the same load straight on
+// that port, then the image in the file becomes :2 and `docker-compose up -d` runs again
+// (stop the old container, rename it, create and start the new one, remove the old). Its
+// port directly is the fair peer of our proxy: our numbers include the proxy hop, compose's
+// include nothing. Measured from the change until version 2 has answered alone for 2 s (and
+// our rollout is complete, or compose's command returned), then 1 s more: requests sent,
+// failed (non-200 or no answer), the longest gap between two successful answers, the time to
+// the first answer of version 2. BENCH_ROLLOUT_RUNS (default 3) runs of each, interleaved;
+// median and worst.
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { promisify } from 'node:util'
 import { LABELS } from '../src/runtime/container-runtime.js'
-import type { LoadMessage, LoadResult, LoadStart } from './load-generator.js'
+import { startOpenLoopLoad, type OpenLoopLoad } from './open-loop-load.js'
 import { rolloutTable, summarizeRollout, type RolloutSample, type Scenario, type TimedEvent } from './rollout-report.js'
 import {
   BENCH_INSTANCE,
   cleanupContainers,
   engineCpuSeconds,
   installCleanupHandlers,
-  makeTempDir,
   onInterrupt,
   serverUrl,
   sleep,
@@ -60,52 +62,8 @@ const SCENARIOS: Scenario[] = ['Recreate', 'StartFirst', 'compose']
 
 const epochNow = () => performance.timeOrigin + performance.now()
 
-// ---- the load, in a child process ----
-
-interface Load {
-  results: LoadResult[]
-  stop(): Promise<{ sent: number }>
-}
-
-async function startLoad(url: string): Promise<Load> {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-generator.ts')
-  const child: ChildProcess = fork(script, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const killOnExit = () => child.kill('SIGKILL')
-  process.on('exit', killOnExit)
-  const unregister = onInterrupt(async () => void child.kill('SIGKILL'))
-  const results: LoadResult[] = []
-  let finished: (sent: number) => void = () => undefined
-  const done = new Promise<number>((resolve) => (finished = resolve))
-  const ready = new Promise<void>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`the load generator exited with code ${code} before it was ready`)))
-    child.on('message', (message: LoadMessage) => {
-      if (message.type === 'ready') resolve()
-      else if (message.type === 'result') results.push(message.result)
-      else if (message.type === 'done') finished(message.sent)
-    })
-  })
-  // A child that dies mid-run still ends the wait: its results so far are what there is.
-  child.once('exit', () => finished(results.length))
-  await ready
-  child.send({ type: 'start', url, intervalMs: 1000 / RATE, timeoutMs: REQUEST_TIMEOUT_MS } satisfies LoadStart)
-  let stopping: Promise<{ sent: number }> | undefined
-  return {
-    results,
-    // Idempotent: the measurement stops it, and the finally of a failed one again.
-    stop: () =>
-      (stopping ??= (async () => {
-        if (child.connected) child.send({ type: 'stop' })
-        const sent = await done
-        process.off('exit', killOnExit)
-        unregister()
-        return { sent }
-      })()),
-  }
-}
-
 /** Until version 2 has been the only answer for STEADY_MS and `done()` holds. */
-async function untilSteady(load: Load, changedAt: number, done: () => Promise<boolean>): Promise<void> {
+async function untilSteady(load: OpenLoopLoad, changedAt: number, done: () => Promise<boolean>): Promise<void> {
   await waitUntil('version 2 answering steadily', async () => {
     const after = load.results.filter((result) => result.doneAt >= changedAt)
     if (!after.some((result) => result.version === 2)) return undefined
@@ -116,7 +74,7 @@ async function untilSteady(load: Load, changedAt: number, done: () => Promise<bo
 }
 
 /** At least WARMUP_MS of load, the last second of it answered by version 1 alone, at the full rate. */
-async function warmUp(load: Load, what: string): Promise<void> {
+async function warmUp(load: OpenLoopLoad, what: string): Promise<void> {
   const startedAt = epochNow()
   await waitUntil(`${what}: version 1 answering steadily before the change`, async () => {
     const now = epochNow()
@@ -183,7 +141,7 @@ async function runOurs(bench: BenchDaemon, strategy: 'Recreate' | 'StartFirst', 
   await put(1)
   await waitUntil(`${name} running`, async () => ((await converged()) ? true : undefined), 60_000, 100)
   const events = await watchDockerEvents({ label: [`${LABELS.forgehookId}=${name}`] })
-  const load = await startLoad(`${api}/plugins/${name}/index.html`)
+  const load = await startOpenLoopLoad({ url: `${api}/plugins/${name}/index.html`, requestsPerSecond: RATE, requestTimeoutMs: REQUEST_TIMEOUT_MS })
   try {
     const warmUpCpu = process.cpuUsage()
     const warmUpStarted = performance.now()
@@ -193,6 +151,8 @@ async function runOurs(bench: BenchDaemon, strategy: 'Recreate' | 'StartFirst', 
     runtime.reset()
     const stopTimingInspects = timeInspects(runtime)
     const rss = sampleRss()
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+    loopDelay.enable()
     const cpuBefore = process.cpuUsage()
     const engineCpuBefore = engineCpuSeconds()
     const changedAt = epochNow()
@@ -207,6 +167,7 @@ async function runOurs(bench: BenchDaemon, strategy: 'Recreate' | 'StartFirst', 
     const { sent } = await load.stop()
     const cpu = process.cpuUsage(cpuBefore)
     const wallMs = performance.now() - changedAtPerf
+    loopDelay.disable()
     const engineCpuAfter = engineCpuSeconds()
     const inspects = stopTimingInspects()
     const calls = [...runtime.mutating, ...inspects]
@@ -222,6 +183,7 @@ async function runOurs(bench: BenchDaemon, strategy: 'Recreate' | 'StartFirst', 
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       cpuPercent: cpuPercent(cpu, wallMs),
       proxyingCpuPercent,
+      maxEventLoopDelayMs: loopDelay.max / 1e6,
       peakRssMiB: rss(),
       engineCpuSeconds: engineCpuBefore === undefined || engineCpuAfter === undefined ? undefined : engineCpuAfter - engineCpuBefore,
       dockerCalls: calls,
@@ -254,7 +216,8 @@ function composeFile(version: number): string {
 }
 
 async function runCompose(run: number): Promise<RolloutSample> {
-  const dir = await makeTempDir('rollout-compose')
+  // Not makeTempDir: on Ctrl-C the folder must outlive `docker-compose down`, which reads its file.
+  const dir = await mkdtemp(path.join(tmpdir(), 'ff-bench-rollout-compose-'))
   // Containers are named <project>_web_1: the run's name prefix, so the harness's cleanup finds them.
   const project = `${BENCH_INSTANCE}-ro${run}`
   const file = path.join(dir, 'docker-compose.yml')
@@ -263,14 +226,14 @@ async function runCompose(run: number): Promise<RolloutSample> {
   const compose = (...args: string[]) =>
     execFileAsync('/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, 'docker-compose', '-p', project, '-f', file, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: SCENARIO_TIMEOUT_MS })
   const down = async () => void (await compose('down', '-t', '2'))
-  const unregister = onInterrupt(down)
+  const unregister = onInterrupt(() => down().finally(() => rm(dir, { recursive: true, force: true })))
   try {
     await writeFile(file, composeFile(1))
     await compose('up', '-d')
     const url = `http://127.0.0.1:${COMPOSE_PORT}/index.html`
     await waitUntil('compose answering', async () => ((await fetch(url).then((response) => response.text()).catch(() => '')).includes('version 1') ? true : undefined), 30_000, 100)
     const events = await watchDockerEvents({ label: [`com.docker.compose.project=${project}`] })
-    const load = await startLoad(url)
+    const load = await startOpenLoopLoad({ url, requestsPerSecond: RATE, requestTimeoutMs: REQUEST_TIMEOUT_MS })
     try {
       await warmUp(load, project)
       await writeFile(file, composeFile(2))
@@ -278,8 +241,15 @@ async function runCompose(run: number): Promise<RolloutSample> {
       const changedAt = epochNow()
       const changedAtPerf = performance.now()
       let doneAt: number | undefined
-      const up = compose('up', '-d').then(() => void (doneAt = epochNow()))
-      await untilSteady(load, changedAt, async () => doneAt !== undefined)
+      let upFailed: unknown
+      const up = compose('up', '-d').then(
+        () => void (doneAt = epochNow()),
+        (error: unknown) => void (upFailed = error),
+      )
+      await untilSteady(load, changedAt, async () => {
+        if (upFailed !== undefined) throw upFailed
+        return doneAt !== undefined
+      })
       await up
       await sleep(TAIL_MS)
       const { sent } = await load.stop()
@@ -340,7 +310,7 @@ export async function benchRollout() {
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     runs: RUNS,
     rows,
-    samples: samples.map(({ results, ...sample }) => ({ ...sample, results })),
+    samples,
   })
   return Object.assign(rows, { table })
 }

@@ -7,6 +7,7 @@ import { benchApi } from './api.js'
 import { benchConsole } from './console.js'
 import { benchControllerScale } from './controller-scale.js'
 import { benchConverge } from './converge.js'
+import { isInterrupted } from './docker-harness.js'
 import { benchIdle } from './idle.js'
 import { benchLatency } from './latency.js'
 import { benchRecovery } from './recovery.js'
@@ -34,7 +35,11 @@ if (unknown.length > 0) {
 const tables: string[] = []
 for (const name of requested.length > 0 ? requested : Object.keys(CASES)) {
   process.stderr.write(`\nbench: ${name}\n`)
-  const result = await CASES[name]!()
+  // Interrupted, a case fails as its daemon and containers go: the cleanup then ends the process (exit 130).
+  const result = await CASES[name]!().catch(async (error: unknown) => {
+    if (isInterrupted()) await new Promise(() => undefined)
+    throw error
+  })
   const table = (result as { table?: unknown }).table
   if (typeof table === 'string') {
     process.stdout.write(table + '\n')
