@@ -125,7 +125,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   // The web console reads the store and the event stream; its pages write through the API's routes.
   const webConsole = createConsole({
     api: apiDependencies,
-    latestSamples: (pluginIds, since) => latestResourceSamples(database.db, { pluginIds, since }),
+    latestSamples: (since) => latestResourceSamples(database.db, { since }),
     metricBuckets: (pluginId, since, bucketSeconds) => metricBuckets(database.db, pluginId, since, bucketSeconds),
     catalog: new Catalog({ dir: config.console.catalogDir, ...(config.console.catalogUrl ? { url: config.console.catalogUrl } : {}), clock }),
     catalogDir: config.console.catalogDir,

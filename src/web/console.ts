@@ -25,14 +25,14 @@ import { CONSOLE_HEADERS, page, type Html, type NavItem } from './layout.js'
 import { loginBody, safeNext } from './login-page.js'
 import { marketplaceBody } from './marketplace.js'
 import { pluginPageBody, statusFragment, timelineFragment } from './plugin-page.js'
-import { PluginSnapshot } from './plugin-snapshot.js'
+import { PluginSnapshot, RefreshingValue } from './plugin-snapshot.js'
 import { checkSpecEdit, MAX_EDIT_BYTES } from './spec-edit.js'
 import { specsBody, specsFragment } from './specs-page.js'
 
 export interface ConsoleDependencies {
   api: ApiDependencies
-  /** The newest CPU and memory sample of each plugin (db/metric-queries.ts). */
-  latestSamples(pluginIds: string[], since: Date): Promise<Map<string, LatestResourceSample>>
+  /** The newest CPU and memory sample of every plugin since a time (db/metric-queries.ts). */
+  latestSamples(since: Date): Promise<Map<string, LatestResourceSample>>
   /** A plugin's plugin_metrics in buckets (db/metric-queries.ts). */
   metricBuckets(pluginId: string, since: Date, bucketSeconds: number): Promise<MetricBucket[]>
   catalog: Catalog
@@ -52,6 +52,7 @@ export interface WebConsole {
 
 /** How far back the dashboard looks for a plugin's latest sample (a few HEALTH_INTERVALs). */
 const SAMPLE_LOOKBACK_MS = 10 * 60_000
+const SAMPLES_MAX_AGE_MS = 5_000
 const RANGES: Record<string, { ms: number; bucketSeconds: number }> = {
   '1h': { ms: 3_600_000, bucketSeconds: 60 },
   '24h': { ms: 86_400_000, bucketSeconds: 300 },
@@ -60,7 +61,9 @@ const RANGES: Record<string, { ms: number; bucketSeconds: number }> = {
 export function createConsole(deps: ConsoleDependencies): WebConsole {
   const { store, clock } = deps.api
   const sessions = new ConsoleSessions({ ...(deps.api.apiToken !== undefined ? { apiToken: deps.api.apiToken } : {}), now: () => clock.now() })
-  const snapshot = new PluginSnapshot({ source: store, list: () => store.listPlugins(), clock })
+  const snapshot = new PluginSnapshot({ source: store, events: deps.api.events, list: () => store.listPlugins(), get: (pluginId) => store.getPlugin(pluginId), clock })
+  // The sampler writes every HEALTH_INTERVAL (30 s by default): one query for all plugins, at most every 5 s.
+  const samplesCache = new RefreshingValue(() => deps.latestSamples(new Date(clock.now() - SAMPLE_LOOKBACK_MS)), { clock, maxAgeMs: SAMPLES_MAX_AGE_MS })
   const app = new Hono<ConsoleEnv>()
   const loginRequired = sessions.loginRequired
 
@@ -84,7 +87,7 @@ export function createConsole(deps: ConsoleDependencies): WebConsole {
     const filter = readDashboardFilter((name) => c.req.query(name))
     const view = dashboardView(await snapshot.read(), filter)
     const now = clock.now()
-    const samples = await deps.latestSamples(view.rows.map((plugin) => plugin.id), new Date(now - SAMPLE_LOOKBACK_MS))
+    const samples = await samplesCache.read()
     return { filter, body: dashboardBody(view, filter, samples, now) }
   }
   app.get('/', async (c) => {

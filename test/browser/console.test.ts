@@ -54,6 +54,12 @@ const ECHO_SPEC = {
   spec: { manifest: { name: 'Browser test echo', version: '1.0.0', image: 'flowforge-test/echo:1', imagePullPolicy: 'Never', port: 8080 } },
 }
 
+/** Runs in the page (a function, not a string: the console's CSP allows no eval). */
+function rowPhaseIs(phase: string): boolean {
+  const page = globalThis as unknown as { document: { querySelector(selector: string): { textContent: string | null } | null } }
+  return page.document.querySelector('tr[data-plugin="cb-web"] td.phase')?.textContent === phase
+}
+
 const FILE_SPEC = `apiVersion: flowforge.io/v1
 kind: Plugin
 metadata:
@@ -87,7 +93,11 @@ describe.skipIf(!engine.reachable || !haveChromium).sequential('the web console 
     return { status: response.status, body: (await response.json().catch(() => undefined)) as Record<string, any> }
   }
   const plugin = async (name: string) => (await api('GET', `/api/v1/plugins/${name}`)).body
-  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `console-${name}.png`), fullPage: true })
+  /** The window as a person sees it (docs/ shows three of these); `full` adds the whole page beside it. */
+  const shot = async (name: string, full = false) => {
+    await page.screenshot({ path: path.join(SHOTS, `console-${name}.png`) })
+    if (full) await page.screenshot({ path: path.join(SHOTS, `console-${name}-full.png`), fullPage: true })
+  }
   /** Opens a console page, checking the answer carries the console's policy. */
   const open = async (route: string): Promise<PageResponse> => {
     const response = await page.goto(`${base}${route}`, { waitUntil: 'load' })
@@ -175,24 +185,25 @@ describe.skipIf(!engine.reachable || !haveChromium).sequential('the web console 
       .poll(async () => {
         await page.reload()
         return cpu.textContent()
-      }, { timeout: 30_000, intervals: [1_000] })
+      }, { timeout: 30_000, interval: 1_000 })
       .toContain('%')
     await shot('dashboard')
   })
 
   test('docker kill turns the row to error within 2 s and back to running after the restart, without a reload', async () => {
     await open('/')
-    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true))
+    // This file is compiled without the DOM's types: the page's globals through globalThis.
+    await page.evaluate(() => ((globalThis as unknown as Record<string, unknown>).notReloaded = true))
     const phase = page.locator('tr[data-plugin="cb-web"] td.phase')
     await expect.poll(() => phase.textContent()).toBe('running')
     const containerId = (await plugin('cb-web')).status.containerId as string
     await docker('kill', containerId)
     const killedAt = Date.now()
-    await page.waitForFunction(() => document.querySelector('tr[data-plugin="cb-web"] td.phase')?.textContent === 'error', undefined, { timeout: 2_000, polling: 20 })
+    await page.waitForFunction(rowPhaseIs, 'error', { timeout: 2_000, polling: 20 })
     const shownAfterMs = Date.now() - killedAt
     expect(shownAfterMs).toBeLessThan(2_000)
-    await page.waitForFunction(() => document.querySelector('tr[data-plugin="cb-web"] td.phase')?.textContent === 'running', undefined, { timeout: 40_000, polling: 100 })
-    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true)
+    await page.waitForFunction(rowPhaseIs, 'running', { timeout: 40_000, polling: 100 })
+    expect(await page.evaluate(() => (globalThis as unknown as Record<string, unknown>).notReloaded)).toBe(true)
     expect(Number(await page.locator('tr[data-plugin="cb-web"] td.num').nth(1).textContent())).toBeGreaterThanOrEqual(1)
     process.stderr.write(`console: docker kill shown as error after ${shownAfterMs} ms\n`)
   })
@@ -201,7 +212,7 @@ describe.skipIf(!engine.reachable || !haveChromium).sequential('the web console 
     await open('/plugin/cb-web')
     await expect.poll(() => page.locator('#status-phase .badge').textContent(), { timeout: 30_000 }).toBe('running')
     await expect.poll(() => page.locator('#log-state').textContent(), { timeout: 10_000 }).toBe('following')
-    await shot('plugin')
+    await shot('plugin', true)
     await page.click('#actions button[data-action="stop"]')
     await expect.poll(() => page.locator('#status-phase .badge').textContent(), { timeout: 30_000 }).toBe('stopped')
     const containerId = (await plugin('cb-web')).status.containerId as string

@@ -48,7 +48,7 @@ environment:
     const { deps } = apiHarness(database, { ...(apiToken ? { apiToken } : {}), ...extra })
     const webConsole = createConsole({
       api: deps,
-      latestSamples: (pluginIds, since) => latestResourceSamples(database.handle.db, { pluginIds, since }),
+      latestSamples: (since) => latestResourceSamples(database.handle.db, { since }),
       metricBuckets: (pluginId, since, bucketSeconds) => metricBuckets(database.handle.db, pluginId, since, bucketSeconds),
       catalog: new Catalog({ dir: catalogDir, clock: systemClock }),
       catalogDir,
