@@ -82,7 +82,7 @@ export interface SampleMetrics {
 
 export function sampleMetrics(sample: RolloutSample): SampleMetrics {
   const { results, changedAt } = sample
-  // The warm-up is not counted (it ends with a second of version 1 alone); the gap is looked for everywhere.
+  // The warm-up is not counted (it ends with a second of version 1 alone).
   const measured = results.filter((result) => result.sentAt >= changedAt)
   const failures: Record<string, number> = {}
   for (const result of measured) {
@@ -90,7 +90,10 @@ export function sampleMetrics(sample: RolloutSample): SampleMetrics {
     const kind = result.status !== undefined ? String(result.status) : result.failure
     failures[kind] = (failures[kind] ?? 0) + 1
   }
-  const successes = results.filter((result) => result.failure === undefined).sort((a, b) => a.doneAt - b.doneAt)
+  // The gap is the update's: from the last answer before the change on (the warm-up's own stalls on a busy machine are not it).
+  const answered = results.filter((result) => result.failure === undefined).sort((a, b) => a.doneAt - b.doneAt)
+  const lastBefore = answered.filter((result) => result.doneAt < changedAt).at(-1)
+  const successes = answered.filter((result) => result.doneAt >= (lastBefore?.doneAt ?? changedAt))
   let gap = { fromAt: changedAt, toAt: changedAt }
   for (let index = 1; index < successes.length; index++) {
     const [before, after] = [successes[index - 1]!, successes[index]!]
