@@ -1,7 +1,6 @@
 // Per-plugin request counters and a latency histogram of the reverse proxy, kept in memory
 // since start, for GET /metrics (flowforge_plugin_proxy_*). ProxyUsage (proxy.ts) keeps what
 // it flushes into plugin_metrics; main.ts hands every sample to both.
-import type { ProxyUsageRecorder } from './deps.js'
 
 /** Upper bounds of the latency buckets, in seconds (Prometheus' defaults, from 5 ms to 10 s). */
 export const LATENCY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const
@@ -37,8 +36,14 @@ export class ProxyLatency {
   }
 }
 
+/** deps.ts' ProxyUsageRecorder, spelled out here: deps.ts imports this file. */
+interface UsageRecorder {
+  record(pluginId: string, sample: { durationMs: number; error: boolean }): void
+  totals(): { requests: number; errors: number }
+}
+
 /** A recorder that gives every sample to both. */
-export function recordingBoth(usage: ProxyUsageRecorder, latency: ProxyLatency): ProxyUsageRecorder {
+export function recordingBoth(usage: UsageRecorder, latency: ProxyLatency): UsageRecorder {
   return {
     record: (pluginId, sample) => {
       usage.record(pluginId, sample)
