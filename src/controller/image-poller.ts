@@ -30,6 +30,8 @@ export interface ImagePollerOptions {
 
 /** The shortest wait between two rounds, so that many images due at slightly different times share one. */
 const MIN_ROUND_GAP_MS = 1_000
+/** How long a stop waits for a pull under way. */
+const STOP_GRACE_MS = 2_000
 
 export class ImagePoller {
   private readonly log: Logger
@@ -50,10 +52,15 @@ export class ImagePoller {
     this.schedule(0)
   }
 
+  /**
+   * No new round starts. A pull under way is waited for a moment only: a registry that hangs
+   * would otherwise hold the shutdown for the whole pull timeout. Its result is harmless
+   * after the stop (a resync asked of a stopped controller is ignored).
+   */
   async stop(): Promise<void> {
     this.stopped = true
     if (this.timer) this.options.clock.clearTimeout(this.timer)
-    await this.running
+    if (this.running) await Promise.race([this.running, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())])
   }
 
   /** One round: pull every Always image that is due. Returns when the next one is due (ms from now). */

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Docker from 'dockerode'
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { LABELS, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
+import { LABELS, RegistryAuthError, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
+import { registryAuthHeader } from '../../src/runtime/registry-auth.js'
 import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
 import { hostPortFromStartError, observedFromInspect, portInUseDetail, statsFromDocker } from '../../src/runtime/docker-mapping.js'
 import { driverError } from '../../src/runtime/docker-errors.js'
@@ -174,6 +175,36 @@ describe('DockerRuntime against a stub engine', () => {
     expect(eventUrls[0]).toMatch(/since=\d+/)
     expect(eventUrls[1]).not.toContain('since=')
     expect(logs.messages()).toContainEqual(expect.stringMatching(/^docker event stream lost .*reconnecting in 10 ms$/))
+  })
+
+  test('a pull sends the registry credentials as X-Registry-Auth, and a refusal is RegistryAuthError without them, in the answer or in the progress stream', async () => {
+    const headers: (string | undefined)[] = []
+    let pulls = 0
+    const dockerHost = await stubEngine('1.41', (request, response) => {
+      if (!request.url?.includes('/images/create')) return void response.end('OK')
+      headers.push(request.headers['x-registry-auth'] as string | undefined)
+      pulls += 1
+      if (pulls === 1) {
+        response.statusCode = 500
+        return void response.end(JSON.stringify({ message: 'unauthorized: authentication required (password s3cret-pw)' }))
+      }
+      // The answer says 200; the refusal comes in the progress stream.
+      response.writeHead(200, { 'Content-Type': 'application/json' })
+      response.end(`${JSON.stringify({ status: 'Pulling from team/app' })}\n${JSON.stringify({ error: 'denied: requested access to the resource is denied' })}\n`)
+    })
+    const credentials = { username: 'alice', password: 's3cret-pw', serveraddress: 'registry.example:5000' }
+    const logs = captureLogs('debug')
+    const runtime = new DockerRuntime({ dockerHost, logger: logs.logger, registryAuth: { lookup: async () => ({ registryHost: 'registry.example:5000', credentials, description: 'credentials for registry.example:5000 from test' }) } })
+    await runtime.connect()
+    const first = await runtime.ensureImage('registry.example:5000/team/app:1', 'Always').catch((error: unknown) => error)
+    expect(first).toBeInstanceOf(RegistryAuthError)
+    expect((first as Error).message).toBe('registry authentication failed for registry.example:5000 (the registry refused the credentials: unauthorized: authentication required (password ***))')
+    const second = await runtime.ensureImage('registry.example:5000/team/app:1', 'Always').catch((error: unknown) => error)
+    expect(second).toBeInstanceOf(RegistryAuthError)
+    expect((second as Error).message).toContain('denied: requested access to the resource is denied')
+    expect(headers).toEqual([registryAuthHeader(credentials), registryAuthHeader(credentials)])
+    expect(JSON.stringify(logs.lines)).not.toContain('s3cret-pw')
+    expect(JSON.stringify(logs.lines)).not.toContain(registryAuthHeader(credentials))
   })
 
   test('a silent stream whose engine stops answering pings is replaced', async () => {
