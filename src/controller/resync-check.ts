@@ -27,6 +27,9 @@ export function needsReconcile(
   if (container.id !== plugin.containerId) return true
   if (plugin.desiredState === 'stopped') return container.state === 'running' || plugin.status !== 'stopped'
   if (container.state !== 'running' || plugin.status !== 'running') return true
+  // status.imageDigest behind what a pull found for the image it runs (an upgrade from a version without it).
+  const digest = container.imageId === undefined ? undefined : digests?.digestOf(container.imageId)
+  if (digest !== undefined && digest !== plugin.imageDigest) return true
   return specDrifted(plugin, container, options, digests)
 }
 

@@ -77,7 +77,7 @@ describe('imagePullPolicy Always on the in-memory runtime', () => {
     expect(events[0]?.data).toMatchObject({ changedFields: ['imageId'], imageDigest: second.digest, image: IMAGE, previousContainerId: installed.containerId })
   })
 
-  test('a manager that restarts knows no digest yet and recreates nothing whose image did not change', async () => {
+  test('a manager that restarts knows no digest yet and recreates nothing whose image did not change; the first poll records a missing digest', async () => {
     runtime.pushImage(IMAGE)
     controller = await startController(database, runtime, { imagePollIntervalMs: POLL_MS })
     await database.store.createPlugin({ forgehookId: 'steady', source: 'api', manifest: alwaysManifest })
@@ -87,6 +87,8 @@ describe('imagePullPolicy Always on the in-memory runtime', () => {
     const rolled = await waitForPlugin(database, 'steady', (plugin) => plugin.imageDigest === pushed.digest && plugin.rollout?.phase === 'complete', 'rolled out')
     expect((await containerOf(runtime, 'steady'))?.labels[SPEC_FIELDS_LABEL]).toContain('imageId=')
     await controller.stop()
+    // As a row of a version before status.imageDigest: the first poll after the start fills it in.
+    await database.store.writeStatus(rolled.id, { imageDigest: null })
 
     runtime.resetCalls()
     controller = await startController(database, runtime, { imagePollIntervalMs: POLL_MS })
@@ -95,6 +97,7 @@ describe('imagePullPolicy Always on the in-memory runtime', () => {
     expect(runtime.mutatingCalls.filter((call) => !call.startsWith('pull '))).toEqual([])
     expect((await containerOf(runtime, 'steady'))?.id).toBe(rolled.containerId)
     expect(await updatedEvents('steady')).toHaveLength(1)
+    await waitForPlugin(database, 'steady', (plugin) => plugin.imageDigest === pushed.digest, 'the digest recorded again')
   })
 
   test('a push that fails is rolled back and held; a newer push under the tag is rolled out', async () => {
