@@ -82,7 +82,7 @@ describe('rollouts on the in-memory runtime', () => {
     expect(runtime.mutatingCalls.filter((call) => call.startsWith('create'))).toEqual([])
     // An operator's retry rolls it out again (and it is rolled back again).
     await database.store.requestRolloutRetry('regress')
-    await eventually(async () => ((await eventTypes(database, 'regress')).filter((type) => type === 'plugin:rolled-back').length === 2 ? true : undefined), 10_000, 'second rollback')
+    await eventually(async () => ((await eventTypes(database, 'regress')).filter((type) => type === 'plugin:rolled-back').length === 2 ? true : undefined), 30_000, 'second rollback')
     expect(await containerOf(runtime, 'regress')).toMatchObject({ id: before.containerId, state: 'running' })
   })
 
