@@ -102,7 +102,8 @@ describe.skipIf(!engine.reachable || !tools.available)('pulls from a real regist
   }, 60_000)
 
   function manifest(image: string, imagePullPolicy = 'IfNotPresent'): Record<string, unknown> {
-    return { name: 'Registry test', version: '1.0.0', image, imagePullPolicy, port: 8080 }
+    // The health path lets a rollout finish as soon as the new container answers (no 5 s stable window).
+    return { name: 'Registry test', version: '1.0.0', image, imagePullPolicy, port: 8080, healthCheck: { path: '/health', intervalSeconds: 1, timeoutSeconds: 1 } }
   }
 
   async function put(name: string, image: string, imagePullPolicy?: string): Promise<void> {
@@ -201,7 +202,7 @@ describe.skipIf(!engine.reachable || !tools.available)('pulls from a real regist
     const manifestPath = '/v2/flowforge-test/http/manifests/always'
     const pollsBefore = open.manifestRequests().filter((request) => request.includes(manifestPath)).length
     const quietStarted = Date.now()
-    await delay(4_500)
+    await delay(3_500)
     const polls = open.manifestRequests().filter((request) => request.includes(manifestPath)).length - pollsBefore
     expect(polls).toBeGreaterThanOrEqual(2)
     // A pull makes one or two manifest requests (HEAD, then GET when the image is new to the engine).
@@ -218,7 +219,7 @@ describe.skipIf(!engine.reachable || !tools.available)('pulls from a real regist
     expect(await docker('inspect', '-f', '{{.Image}}', updated.status.containerId!)).toBe(await docker('image', 'inspect', '-f', '{{.Id}}', 'flowforge-test/http:2'))
 
     // Once: the next polls find the same digest.
-    await delay(3_000)
+    await delay(2_500)
     expect((await get('always')).status.containerId).toBe(updated.status.containerId)
     const updates = (await events('always')).filter((event) => event.type === 'plugin:updated')
     expect(updates).toHaveLength(1)
