@@ -61,7 +61,9 @@ export function belongsTo(container: ObservedContainer, plugin: Plugin): boolean
 export function ownedBy(container: ObservedContainer, plugin: Plugin): boolean {
   // Labels can be planted: a container with settings no spec of ours produces is never ours.
   if (hasUnsafeSettings(container)) return false
-  return belongsTo(container, plugin) || (!isManaged(container) && plugin.source === 'adopted' && plugin.containerId === container.id)
+  // An unlabelled container the row records as its own: only adoption writes that (we create
+  // none without labels), and it stays ours when a file or the API takes the plugin over.
+  return belongsTo(container, plugin) || (!isManaged(container) && plugin.containerId === container.id)
 }
 
 /** Privileged mode, added capabilities, host mounts or namespaces: nothing a plugin spec can ask for. */

@@ -388,3 +388,13 @@ describe('plan: the installation network', () => {
     expect(onNetwork(row, ['bridge'])).not.toContain('network')
   })
 })
+
+describe('plan: adopted containers', () => {
+  test('an adopted container stays ours when a spec file takes the plugin over: its first spec change is a rollout, not a conflict', () => {
+    const unlabelled: ObservedContainer = { id: 'abcabc000000', name: 'forgehook-crypto', image: 'legacy:1', state: 'running', labels: {}, hostPort: 4100, startedAt: new Date(NOW - 60_000) }
+    const takenOver = plugin({ source: 'file:crypto.yaml', status: 'running', containerId: 'abcabc000000', generation: 2 })
+    const text = golden(takenOver, unlabelled)
+    expect(text).toContain('create forgehook-crypto_next')
+    expect(text).not.toContain('held by')
+  })
+})
