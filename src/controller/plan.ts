@@ -7,15 +7,11 @@
 import type { Plugin, PluginStatusUpdate, PluginTombstone } from '../db/plugin-store.js'
 import { containerNameFor, isManaged, LABELS, rolloutNamesFor, volumeNameFor, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
-import { backoffDelayMs } from '../util/backoff.js'
-import { formatDuration } from '../util/format-duration.js'
 import { anonymousVolumesOf, isHeld, planRollout, rolledBackError, ROLLOUT_IN_PROGRESS, stopAndRemove, volumesToEnsure } from './plan-rollout.js'
-import { CONFLICT_RETRY_MS, DEFAULT_CRASH_LOOP, type Action, type CrashLoopPolicy, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
+import { planSteady } from './plan-steady.js'
+import { CONFLICT_RETRY_MS, type Action, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
 
-/** The wait before restart number `restartCount` (1 for the first crash). */
-export function crashLoopDelayMs(restartCount: number, policy: CrashLoopPolicy = DEFAULT_CRASH_LOOP): number {
-  return backoffDelayMs(restartCount - 1, { initialMs: policy.initialDelayMs, maxMs: policy.maxDelayMs })
-}
+export { crashLoopDelayMs } from './plan-steady.js'
 
 export function plan(input: PlanInput): Plan {
   return withPhaseAudit(input.plugin, decide(input))
@@ -259,32 +255,6 @@ function finishRollout(input: PlanInput, container: ObservedContainer, steady: P
   return { ...steady, status: { ...steady.status, rollout: finished }, events: [...steady.events, recorded] }
 }
 
-/** A container that runs the wanted spec (or is held back): keep it running, restart it, count its crashes. */
-function planSteady(input: PlanInput, container: ObservedContainer): Plan {
-  const { plugin, now } = input
-  if (container.state === 'running' && input.restartRequested) return planRestart(container, input.restartRequested)
-  if (container.state === 'running') return planKeepRunning(input, container)
-  if (crashedBehindOurBack(plugin, container)) return planCrash(input, container)
-  const nextRestart = plugin.nextRestartAt?.getTime()
-  if (nextRestart !== undefined && nextRestart > now) {
-    // Crash-loop backoff: the restart is not due yet.
-    return { actions: [], status: {}, events: [], requeueAfterMs: nextRestart - now }
-  }
-  const cause =
-    container.state === 'created'
-      ? 'the container was created but never started'
-      : plugin.restartCount > 0
-        ? `restart ${plugin.restartCount} after a crash (backoff elapsed)`
-        : 'desired state is running'
-  return {
-    actions: [{ kind: 'start', cause }],
-    transitionPhase: 'starting',
-    status: { status: 'running', error: null, nextRestartAt: null, containerId: container.id },
-    events: [{ type: 'plugin:started', data: { containerId: container.id, restartCount: plugin.restartCount } }],
-    ...resetLater(plugin, input),
-  }
-}
-
 function planCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePullPolicy): Plan {
   // We had a container and it is gone: someone removed it behind our back.
   const recovered = plugin.containerId !== null
@@ -302,38 +272,6 @@ function planCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePullPo
   }
 }
 
-function planKeepRunning(input: PlanInput, container: ObservedContainer): Plan {
-  const { plugin } = input
-  const status: PluginStatusUpdate = { status: 'running', error: null, nextRestartAt: null, containerId: container.id }
-  // Adopted, or found running after our own restart: record when it started.
-  if (plugin.status !== 'running' && container.startedAt) status.startedAt = container.startedAt
-  // Still in a transition phase: the reconcile that started it ended (a manager killed, a
-  // failed status write) before recording it, so its events were never written either.
-  const events: PlannedEvent[] =
-    plugin.status === 'installing' || plugin.status === 'starting'
-      ? [{ type: 'plugin:started', data: { containerId: container.id, recordedLate: `found running in phase ${plugin.status}: started by a reconcile that ended before recording it` } }]
-      : []
-  const policy = input.crashLoop ?? DEFAULT_CRASH_LOOP
-  const sinceStart = container.startedAt ? input.now - container.startedAt.getTime() : 0
-  if (plugin.restartCount > 0 && container.startedAt && sinceStart >= policy.resetAfterMs) {
-    return { actions: [], status: { ...status, restartCount: 0 }, events }
-  }
-  return { actions: [], status, events, ...resetLater(plugin, input, container.startedAt) }
-}
-
-function planRestart(container: ObservedContainer, reason: string): Plan {
-  return {
-    actions: [
-      { kind: 'stop', containerId: container.id, cause: reason },
-      { kind: 'start', cause: reason },
-    ],
-    transitionPhase: 'starting',
-    status: { status: 'running', error: null, containerId: container.id },
-    events: [{ type: 'plugin:restarted', data: { containerId: container.id, reason } }],
-    takesRestartRequest: true,
-  }
-}
-
 /**
  * The image (and the named volumes) first, then the create. Only Always pulls up front;
  * otherwise the create applies the policy when the engine says the image is missing (as
@@ -347,46 +285,6 @@ function pullAndCreate(plugin: Plugin, spec: ContainerSpec, pullPolicy: ImagePul
   if (volumes.length > 0) pull.push({ kind: 'ensure-volumes', volumes, cause: `named volumes of ${spec.name}` })
   if (pullPolicy === 'Always') return { pull, create: { kind: 'create', spec, cause } }
   return { pull, create: { kind: 'create', spec, missingImage: pullPolicy, cause } }
-}
-
-/** After a restart, come back when the 10-minute mark is reached to reset the count. */
-function resetLater(plugin: Plugin, input: PlanInput, startedAt?: Date): Pick<Plan, 'requeueAfterMs'> {
-  if (plugin.restartCount === 0) return {}
-  const policy = input.crashLoop ?? DEFAULT_CRASH_LOOP
-  const started = startedAt?.getTime() ?? input.now
-  return { requeueAfterMs: Math.max(1, started + policy.resetAfterMs - input.now) }
-}
-
-/** It exited while we meant it to run, and we have not recorded that crash yet. */
-function crashedBehindOurBack(plugin: Plugin, container: ObservedContainer): boolean {
-  if (container.state !== 'exited' && container.state !== 'dead') return false
-  if (plugin.status !== 'running' && plugin.status !== 'starting') return false
-  // 'starting' with a restart due, on a container last started before that restart was
-  // scheduled: the restart's own start failed (the engine unreachable, say) and the exit
-  // is the crash already counted. Counting it again doubled the backoff on every retry
-  // through a Docker outage (restart 3 in 40 s after one minute without dockerd).
-  const restartDue = plugin.status === 'starting' ? plugin.nextRestartAt?.getTime() : undefined
-  const lastStarted = container.startedAt?.getTime()
-  return !(restartDue !== undefined && lastStarted !== undefined && lastStarted < restartDue)
-}
-
-function planCrash(input: PlanInput, container: ObservedContainer): Plan {
-  const { plugin, now } = input
-  const restartCount = plugin.restartCount + 1
-  const delayMs = crashLoopDelayMs(restartCount, input.crashLoop)
-  const exit = container.oomKilled ? `was killed for running out of memory (exit code ${container.exitCode ?? 'unknown'})` : `exited with code ${container.exitCode ?? 'unknown'}`
-  const error = `container ${exit}; restart ${restartCount} in ${formatDuration(delayMs)}`
-  return {
-    actions: [],
-    status: { status: 'error', error, restartCount, nextRestartAt: new Date(now + delayMs), containerId: container.id },
-    events: [
-      {
-        type: 'plugin:crashed',
-        data: { containerId: container.id, exitCode: container.exitCode ?? null, oomKilled: container.oomKilled ?? false, restartCount, restartInMs: delayMs },
-      },
-    ],
-    requeueAfterMs: delayMs,
-  }
 }
 
 /**
