@@ -20,17 +20,15 @@
 //                       stopped and removed and the new one takes the plugin's name.
 import type { Plugin } from '../db/plugin-store.js'
 import type { RolloutStatus, UpdateStrategy } from '../db/schema.js'
-import { LABELS, rolloutNamesFor, volumeNameFor, VOLUME_LABELS, type ContainerSpec, type ImagePullPolicy, type ObservedContainer, type VolumeMount } from '../runtime/container-runtime.js'
+import { rolloutNamesFor, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
-import { formatDuration } from '../util/format-duration.js'
+import { anonymousVolumesOf, stopAndRemove, volumesToEnsure } from './container-actions.js'
 import { DEFAULT_ROLLOUT_SETTINGS, type Action, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
+import { exitOf, judge, VERIFY_POLL_MS, type Verdict } from './rollout-verdict.js'
 
 /** A rollout still under way: its containers may exist beside the plugin's own. */
 export const ROLLOUT_IN_PROGRESS: ReadonlySet<RolloutStatus['phase']> = new Set(['progressing', 'verifying', 'draining'])
 
-const DEFAULT_HEALTHY_TIMEOUT_SECONDS = 60
-/** How often a rollout that waits looks again. */
-const VERIFY_POLL_MS = 1_000
 const DRAIN_POLL_MS = 200
 
 export interface RolloutContext {
@@ -216,7 +214,7 @@ function planVerifyRecreate(context: RolloutContext, previous: ObservedContainer
       requeueAfterMs: VERIFY_POLL_MS,
     }
   }
-  const verdict = judge(context, main, since)
+  const verdict = judge(context.input, main, since)
   if (verdict.kind === 'wait') return { actions: [], status: { rollout }, events: [], leavesGenerationUnobserved: true, requeueAfterMs: verdict.afterMs }
   if (verdict.kind === 'good') {
     return {
@@ -249,7 +247,7 @@ function planVerifyStartFirst(context: RolloutContext, next: ObservedContainer):
   if (next.state === 'created') {
     return { actions: [{ kind: 'start', containerId: next.id, cause: 'start first: it runs beside the old one until it is healthy' }], status: { rollout }, events: [], leavesGenerationUnobserved: true, rolloutStage: 'prepare', requeueAfterMs: VERIFY_POLL_MS }
   }
-  const verdict = judge(context, next, since)
+  const verdict = judge(context.input, next, since)
   if (verdict.kind === 'wait') return { actions: [], status: { rollout }, events: [], leavesGenerationUnobserved: true, requeueAfterMs: verdict.afterMs }
   if (verdict.kind === 'good') {
     // The switch is the row's host_port: the proxy reads it for every request.
@@ -300,47 +298,6 @@ function planDrain(context: RolloutContext, next: ObservedContainer): Plan {
     status: { status: 'running', error: null, nextRestartAt: null, restartCount: 0, rollout: { ...rollout, phase: 'complete', finishedAt: iso(input.now) } },
     events: [updatedEvent(context, main, 'StartFirst', { from: rollout.fromHostPort ?? main.hostPort ?? null, to: next.hostPort ?? null })],
   }
-}
-
-type Verdict = { kind: 'good' } | { kind: 'wait'; afterMs: number } | { kind: 'bad'; reason: string; exitCode?: number; oomKilled?: boolean; healthOutput?: string }
-
-/** Whether the new container made it: running, and healthy by whatever health check it has, within the timeout. */
-function judge(context: RolloutContext, candidate: ObservedContainer, since: number): Verdict {
-  const { input } = context
-  const timeoutMs = (input.plugin.updatePolicy.healthyTimeoutSeconds ?? DEFAULT_HEALTHY_TIMEOUT_SECONDS) * 1000
-  const elapsed = input.now - since
-  const late = elapsed >= timeoutMs
-  const wait: Verdict = { kind: 'wait', afterMs: Math.max(1, Math.min(VERIFY_POLL_MS, timeoutMs - elapsed)) }
-  if (candidate.state === 'exited' || candidate.state === 'dead') {
-    return { kind: 'bad', reason: `the new container ${exitOf(candidate)}`, exitCode: candidate.exitCode ?? -1, oomKilled: candidate.oomKilled ?? false }
-  }
-  if (candidate.state !== 'running') return late ? { kind: 'bad', reason: `the new container is ${candidate.state}, not running, after ${formatDuration(timeoutMs)}` } : wait
-  if (candidate.health !== undefined) {
-    // The image's own HEALTHCHECK: Docker's verdict is final either way.
-    if (candidate.health === 'healthy') return { kind: 'good' }
-    const output = candidate.healthOutput ? ` (last check: ${candidate.healthOutput})` : ''
-    if (candidate.health === 'unhealthy') return { kind: 'bad', reason: `the new container is unhealthy${output}`, ...(candidate.healthOutput ? { healthOutput: candidate.healthOutput } : {}) }
-    return late ? { kind: 'bad', reason: `the new container was not healthy within ${formatDuration(timeoutMs)}${output}`, ...(candidate.healthOutput ? { healthOutput: candidate.healthOutput } : {}) } : wait
-  }
-  const probe = input.rollout?.probe
-  const hasHealthPath = hasHttpHealthCheck(input.plugin)
-  // Without any health check the new one must keep running a while, and answer on its port.
-  const stableWindowMs = (input.rolloutSettings ?? DEFAULT_ROLLOUT_SETTINGS).stableWindowMs
-  const settled = hasHealthPath || elapsed >= Math.min(stableWindowMs, timeoutMs)
-  if (settled && probe?.ok) return { kind: 'good' }
-  if (!late) return wait
-  const what = hasHealthPath ? 'healthy' : 'answering on its port'
-  return { kind: 'bad', reason: `the new container was not ${what} within ${formatDuration(timeoutMs)}${probe ? ` (${probe.detail})` : ''}`, ...(probe ? { healthOutput: probe.detail } : {}) }
-}
-
-export function hasHttpHealthCheck(plugin: Plugin): boolean {
-  const healthCheck = plugin.manifest.healthCheck as { path?: unknown } | undefined
-  return typeof healthCheck?.path === 'string'
-}
-
-function exitOf(container: ObservedContainer): string {
-  if (container.oomKilled) return `was killed for running out of memory (exit code ${container.exitCode ?? 'unknown'})`
-  return `exited with code ${container.exitCode ?? 'unknown'}`
 }
 
 function rolloutStatus(context: RolloutContext, strategy: UpdateStrategy, phase: RolloutStatus['phase']): RolloutStatus {
@@ -409,34 +366,6 @@ function sameRollout(plugin: Plugin): boolean {
 
 function cleanUp(container: ObservedContainer, why: string): Plan {
   return { actions: stopAndRemove(container, `a leftover of a rollout: ${why}`), status: {}, events: [], leavesGenerationUnobserved: true, requeueAfterMs: 0 }
-}
-
-/** The plugin's named volumes, to be created (labelled as ours) before a container mounts them. */
-export function volumesToEnsure(plugin: Plugin, spec: ContainerSpec): { name: string; labels: Record<string, string> }[] {
-  return plugin.volumes.map((volume) => ({ name: volumeNameFor(plugin.forgehookId, volume.name), labels: volumeLabels(plugin, spec, volume.name) }))
-}
-
-/** Ours, of this installation, of this plugin name (a reinstall under the same name finds its data again). */
-export function volumeLabels(plugin: Pick<Plugin, 'forgehookId'>, spec: Pick<ContainerSpec, 'labels'>, volumeName: string): Record<string, string> {
-  return {
-    [LABELS.managed]: 'true',
-    [LABELS.instance]: spec.labels[LABELS.instance] ?? '',
-    [LABELS.forgehookId]: plugin.forgehookId,
-    [VOLUME_LABELS.volume]: volumeName,
-  }
-}
-
-/** The old container's anonymous volumes (an image's VOLUME), mounted again in the new one: an update never loses them. */
-export function anonymousVolumesOf(old: ObservedContainer, spec: Pick<ContainerSpec, 'volumes'>): VolumeMount[] {
-  const taken = new Set((spec.volumes ?? []).map((volume) => volume.target))
-  return (old.mounts ?? [])
-    .filter((mount) => mount.type === 'volume' && mount.name !== undefined && /^[0-9a-f]{64}$/.test(mount.name) && !taken.has(mount.destination))
-    .map((mount) => ({ source: mount.name!, target: mount.destination, readOnly: mount.readOnly }))
-}
-
-export function stopAndRemove(container: ObservedContainer, cause: string, options: { anonymousVolumes?: boolean } = {}): Action[] {
-  const remove: Action = { kind: 'remove', containerId: container.id, cause, ...(options.anonymousVolumes ? { anonymousVolumes: true } : {}) }
-  return container.state === 'running' ? [{ kind: 'stop', containerId: container.id, cause }, remove] : [remove]
 }
 
 function iso(time: number): string {

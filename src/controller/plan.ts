@@ -7,7 +7,8 @@
 import type { Plugin, PluginStatusUpdate, PluginTombstone } from '../db/plugin-store.js'
 import { containerNameFor, isManaged, LABELS, rolloutNamesFor, volumeNameFor, type ContainerSpec, type ImagePullPolicy, type ObservedContainer } from '../runtime/container-runtime.js'
 import { changedFields } from '../spec/container-spec.js'
-import { anonymousVolumesOf, isHeld, planRollout, rolledBackError, ROLLOUT_IN_PROGRESS, stopAndRemove, volumesToEnsure } from './plan-rollout.js'
+import { anonymousVolumesOf, stopAndRemove, volumesToEnsure } from './container-actions.js'
+import { isHeld, planRollout, rolledBackError, ROLLOUT_IN_PROGRESS } from './plan-rollout.js'
 import { planSteady } from './plan-steady.js'
 import { CONFLICT_RETRY_MS, type Action, type Plan, type PlanInput, type PlannedEvent } from './plan-types.js'
 
