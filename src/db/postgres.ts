@@ -52,11 +52,20 @@ export function createPool(options: PostgresPoolOptions): pg.Pool {
     max: options.max ?? 20,
     idleTimeoutMillis: 30_000,
   })
-  // Without this listener an idle client that dies (server restart, admin shutdown)
-  // throws from the pool and takes the process down. The pool replaces the client.
-  pool.on('error', (error) => {
-    options.logger.warn({ err: error }, 'an idle Postgres connection failed; it will be replaced')
+  // Every client gets its own 'error' listener for its whole life. pg-pool listens only while
+  // a client is idle: one checked out but between statements (Kysely holds it from acquire to
+  // release, a transaction for all its statements) that the server terminates (a restart,
+  // pg_terminate_backend) emitted 'error' with nobody listening, and the process died. The
+  // statement then under way, or the next one, fails with the error; the pool drops the client
+  // at its release because it is no longer queryable.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      options.logger.warn({ err: error }, `a Postgres connection failed (${describePgError(error)}); it will be replaced`)
+    })
   })
+  // The pool's own relay of an idle client's error (the listener above has logged it). Without
+  // a listener here the pool throws it and takes the process down.
+  pool.on('error', () => undefined)
   return pool
 }
 

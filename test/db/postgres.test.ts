@@ -95,6 +95,25 @@ describe.runIf(postgresUrl)('a real Postgres server', () => {
     expect(result).toBe(1)
   })
 
+  test('a connection checked out between two statements of a transaction, terminated by the server, fails that transaction and nothing else', async () => {
+    // pg-pool listens for a client's 'error' only while it is idle: before the fix this
+    // emitted 'error' with no listener and took the process (here, the test worker) down.
+    const logs = captureLogs()
+    const pool = createPool({ connectionString: database.connectionString!, logger: logs.logger })
+    const client = await pool.connect()
+    await client.query('BEGIN')
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+    const terminated = await adminQuery(`SELECT pg_terminate_backend(${pid}) AS done`)
+    expect(terminated.rows[0]?.done).toBe(true)
+    await eventually(async () => (logs.messages().some((message) => message.includes('a Postgres connection failed')) ? true : undefined), 5_000, 'the failure logged')
+    await expect(client.query('SELECT 1')).rejects.toThrow()
+    client.release()
+    // The dead client is not handed out again.
+    expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1)
+    expect(logs.messages().find((message) => message.includes('a Postgres connection failed'))).toMatch(/terminating connection due to administrator command/)
+    await pool.end()
+  })
+
   test('the LISTEN connection comes back after it is killed, asks for a resync, and hears changes again', async () => {
     await eventually(async () => {
       const listening = await adminQuery(
