@@ -355,9 +355,21 @@ export class Controller {
           this.cache.removeById(event.containerId)
         }
       } catch (error) {
-        // The reconcile will look for itself; the event still counts as a hint.
         this.log.debug({ err: error }, `could not inspect ${event.name} after ${event.action}`)
-        this.cache.forget(event.containerId)
+        const cached = this.cache.getById(event.containerId)
+        if (error instanceof RuntimeUnavailableError && cached?.detailed) {
+          // The engine going away (dockerd's SIGTERM) first stops answering, then stops its
+          // containers: their kill and die events still arrive, and the die event's own word
+          // (its exit code) is all there will be until it is back. Taken, the crash is
+          // recorded now and its backoff runs during the outage, so the plugin starts as soon
+          // as the engine answers again; forgotten, the reconcile could not look either and
+          // the backoff only began after the outage. Other events leave the entry as it was:
+          // the resync after the outage lists every container again.
+          if (event.action === 'die') this.cache.putDetailed({ ...cached.container, state: 'exited', exitCode: event.exitCode ?? cached.container.exitCode, finishedAt: event.time, health: undefined })
+        } else {
+          // The reconcile will look for itself; the event still counts as a hint.
+          this.cache.forget(event.containerId)
+        }
       }
     }
     if (event.action === 'health_status') {

@@ -313,6 +313,20 @@ export class FakeRuntime implements ContainerRuntime {
 
   // ---- Test controls: what a real engine (or a person with the docker CLI) does behind our back.
 
+  /**
+   * Test control: dockerd's SIGTERM. The engine stops answering (its socket goes first), then
+   * stops its running containers: kill, die with `exitCode`, stop, for each.
+   */
+  shutDown(exitCode = 143): void {
+    this.reachable = false
+    for (const container of [...this.containers.all()]) {
+      if (container.state !== 'running') continue
+      this.eventHub.publish(container, 'kill')
+      this.exit(container, exitCode)
+      this.eventHub.publish(container, 'stop')
+    }
+  }
+
   /** Test control: the container's process exits on its own (emits oom when oomKilled, then die). */
   crash(idOrName: string, exitCode: number, options: { oomKilled?: boolean } = {}): void {
     const container = this.containers.get(idOrName)

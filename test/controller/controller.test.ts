@@ -149,6 +149,21 @@ describe('the controller on the in-memory runtime', () => {
     expect(await eventTypes(database, 'crashy')).toEqual(['plugin:installed', 'plugin:started', 'plugin:crashed', 'plugin:started'])
   })
 
+  test('a container that dies as the engine goes away: the die event\'s exit code records the crash, the backoff runs during the outage, and it starts once the engine is back', async () => {
+    controller = await startController(database, runtime)
+    await install('engine-gone')
+    const running = await waitForConverged(database, 'engine-gone')
+    // dockerd's SIGTERM: it answers no more, then stops its containers (kill, die, stop events).
+    runtime.shutDown(143)
+    const crashed = await waitForPlugin(database, 'engine-gone', (plugin) => plugin.status === 'error', 'crash recorded while the engine is unreachable')
+    expect(crashed.error).toBe('container exited with code 143; restart 1 in 300 ms')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    runtime.setReachable(true)
+    const restarted = await waitForPlugin(database, 'engine-gone', (plugin) => plugin.status === 'running' && plugin.nextRestartAt === null, 'started after the outage')
+    // Counted once: the restart that failed during the outage is not another crash.
+    expect(restarted).toMatchObject({ restartCount: 1, containerId: running.containerId, error: null })
+  })
+
   test('a container removed behind our back is recreated once', async () => {
     controller = await startController(database, runtime)
     await install('removed')
