@@ -14,16 +14,19 @@ export interface BusEvent {
 
 export type BusListener = (event: BusEvent) => void
 
-export class EventBus {
-  private readonly listeners = new Set<BusListener>()
+/** A client's live stream (WebSocket, SSE), or the daemon's own reader (the console's snapshot). */
+export type BusSubscriberKind = 'stream' | 'internal'
 
-  subscribe(listener: BusListener): () => void {
-    this.listeners.add(listener)
+export class EventBus {
+  private readonly listeners = new Map<BusListener, BusSubscriberKind>()
+
+  subscribe(listener: BusListener, kind: BusSubscriberKind = 'stream'): () => void {
+    this.listeners.set(listener, kind)
     return () => this.listeners.delete(listener)
   }
 
   publish(event: BusEvent): void {
-    for (const listener of this.listeners) {
+    for (const listener of this.listeners.keys()) {
       // A slow or broken subscriber must not stop the others or the publisher.
       try {
         listener(event)
@@ -33,7 +36,15 @@ export class EventBus {
     }
   }
 
+  /** Everyone listening: while nobody is, events recorded elsewhere are not read for the bus. */
   get subscriberCount(): number {
     return this.listeners.size
+  }
+
+  /** Open client streams (flowforge_event_stream_subscribers), the daemon's own readers left out. */
+  get streamCount(): number {
+    let count = 0
+    for (const kind of this.listeners.values()) if (kind === 'stream') count += 1
+    return count
   }
 }

@@ -45,7 +45,7 @@ export class PluginSnapshot {
     this.unsubscribeEvents =
       options.events?.subscribe((event) => {
         if (event.pluginId !== null) this.marked.add(event.pluginId)
-      }) ?? (() => undefined)
+      }, 'internal') ?? (() => undefined)
   }
 
   read(): Promise<Plugin[]> {

@@ -91,6 +91,15 @@ environment:
       expect(text).not.toMatch(/style=/)
     })
 
+    test('the console\'s own reader of live events is not an open stream on /metrics', async () => {
+      const { app, deps } = consoleApp()
+      await page(app, '/')
+      // The console's snapshot listens to the bus for as long as the daemon runs.
+      expect(deps.events.subscriberCount).toBeGreaterThanOrEqual(1)
+      const metrics = await (await app.request('/metrics')).text()
+      expect(metrics.split('\n')).toContain('flowforge_event_stream_subscribers 0')
+    })
+
     test('filters by phase, health, label and text, kept in the URL, 50 rows a page', async () => {
       const { app } = consoleApp()
       for (let index = 0; index < 60; index++) await running(`p-${String(index).padStart(2, '0')}`, { labels: { team: index % 2 === 0 ? 'even' : 'odd' } })

@@ -117,7 +117,7 @@ function collectMetrics(deps: ApiDependencies, plugins: PluginCount[]): MetricFa
     },
     counter('flowforge_proxy_requests_total', 'Requests proxied to plugins.', proxy.requests),
     counter('flowforge_proxy_errors_total', 'Proxied requests that failed: upstream unreachable, timed out or 5xx.', proxy.errors),
-    gauge('flowforge_event_stream_subscribers', 'Open WebSocket and SSE event streams.', deps.events.subscriberCount),
+    gauge('flowforge_event_stream_subscribers', 'Open WebSocket and SSE event streams.', deps.events.streamCount),
     {
       name: 'flowforge_database_info',
       help: 'The database engine in use.',
