@@ -357,14 +357,14 @@ export class Controller {
       } catch (error) {
         this.log.debug({ err: error }, `could not inspect ${event.name} after ${event.action}`)
         const cached = this.cache.getById(event.containerId)
-        if (error instanceof RuntimeUnavailableError && cached?.detailed) {
+        if (error instanceof RuntimeUnavailableError && cached?.detailed && (event.action === 'die' || event.action === 'kill')) {
           // The engine going away (dockerd's SIGTERM) first stops answering, then stops its
           // containers: their kill and die events still arrive, and the die event's own word
           // (its exit code) is all there will be until it is back. Taken, the crash is
           // recorded now and its backoff runs during the outage, so the plugin starts as soon
           // as the engine answers again; forgotten, the reconcile could not look either and
-          // the backoff only began after the outage. Other events leave the entry as it was:
-          // the resync after the outage lists every container again.
+          // the backoff only began after the outage. A kill is a signal, not a change of
+          // state: the entry stays for the die that follows it.
           if (event.action === 'die') this.cache.putDetailed({ ...cached.container, state: 'exited', exitCode: event.exitCode ?? cached.container.exitCode, finishedAt: event.time, health: undefined })
         } else {
           // The reconcile will look for itself; the event still counts as a hint.
