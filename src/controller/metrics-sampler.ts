@@ -1,13 +1,20 @@
-// Resource usage of running plugins each interval: one-shot stats (about a second each on
-// Docker, so a few at a time) written in one statement, and old samples deleted in small
-// batches so plugin_metrics does not grow without bound. Audit events are never deleted.
+// Resource usage of running plugins each interval: one read of each container's counters
+// (it answers at once, so a few at a time cover hundreds of plugins per interval), written
+// in one statement, and old samples deleted in small batches so plugin_metrics does not
+// grow without bound. Audit events are never deleted.
+//
+// CPU is the rate between this round's read of a container and the previous round's, so
+// the first sample of a container (new, recreated, or missed last round) has memory and
+// no CPU figure (null, shown as "–"): a rate over Docker's own one-second window would
+// cost a wait of 1-2 s per call, which at 200 plugins is what kept rounds from finishing.
 import type { Logger } from '../logger.js'
 import type { MetricsSample, PluginStore } from '../db/plugin-store.js'
-import { containerNameFor, type ContainerRuntime } from '../runtime/container-runtime.js'
+import { containerNameFor, type ContainerRuntime, type CpuCounters } from '../runtime/container-runtime.js'
 import type { Clock } from '../util/clock.js'
 import { Periodic } from '../util/periodic.js'
 import { mapLimit } from '../util/concurrency.js'
 import type { ContainerCache } from './container-cache.js'
+import { cpuPercentBetween } from './cpu-rate.js'
 
 export interface MetricsSamplerOptions {
   store: PluginStore
@@ -23,6 +30,8 @@ export interface MetricsSamplerOptions {
 
 export class MetricsSampler {
   private readonly periodic: Periodic
+  /** Last round's counters by container id: only containers read then, so it holds no one gone. */
+  private previousCpu = new Map<string, CpuCounters>()
 
   constructor(private readonly options: MetricsSamplerOptions) {
     this.periodic = new Periodic({ ...options, name: 'metrics' }, () => this.sampleAll())
@@ -41,18 +50,23 @@ export class MetricsSampler {
     const { store, runtime, cache, logger } = this.options
     const plugins = await store.listPlugins({ status: 'running' })
     const now = new Date(this.options.clock.now())
+    const cpuNow = new Map<string, CpuCounters>()
     const samples = await mapLimit(plugins, this.options.concurrency ?? 4, async (plugin) => {
       const container = cache.get(containerNameFor(plugin.forgehookId))?.container
       if (!container || container.state !== 'running') return undefined
       try {
         const stats = await runtime.stats(container.id)
-        const sample: MetricsSample = { cpuUsagePercent: round(stats.cpuPercent), memoryUsageMb: round(stats.memoryMb), recordedAt: now }
+        cpuNow.set(container.id, stats.cpu)
+        const earlier = this.previousCpu.get(container.id)
+        const cpuPercent = earlier ? cpuPercentBetween(earlier, stats.cpu) : undefined
+        const sample: MetricsSample = { cpuUsagePercent: cpuPercent === undefined ? null : round(cpuPercent), memoryUsageMb: round(stats.memoryMb), recordedAt: now }
         return { pluginId: plugin.id, sample }
       } catch (error) {
         logger.debug({ err: error, plugin: plugin.forgehookId }, 'no resource sample this round')
         return undefined
       }
     })
+    this.previousCpu = cpuNow
     const taken = samples.filter((sample) => sample !== undefined)
     await store.recordMetricsBatch(taken)
     const deleted = await store.deleteMetricsBefore(new Date(this.options.clock.now() - this.options.retentionMs))

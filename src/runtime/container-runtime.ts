@@ -177,8 +177,23 @@ export interface EnsuredImage {
   pulled: boolean
 }
 
+/**
+ * Cumulative CPU counters at one read. A CPU rate needs two reads of the same container
+ * (cpuPercentBetween): one read answers at once, where Docker's own rate would make the
+ * call wait for a second sample of its own.
+ */
+export interface CpuCounters {
+  /** CPU time the container has used since it started, in nanoseconds. */
+  containerNanos: number
+  /** CPU time of the whole host (all CPUs) at the same read, in nanoseconds. */
+  systemNanos: number
+  /** CPUs the container can run on. */
+  onlineCpus: number
+}
+
 export interface ContainerStats {
-  cpuPercent: number
+  cpu: CpuCounters
+  /** Memory in use without reclaimable page cache, in MiB. */
   memoryMb: number
 }
 
@@ -264,7 +279,7 @@ export interface ContainerRuntime {
    * ContainerNotFoundError (on the first iteration) when there is no such container.
    */
   followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string>
-  /** One-shot resource usage. */
+  /** Resource usage now, in one read that does not wait for a second sample. */
   stats(containerId: string): Promise<ContainerStats>
   /**
    * Events of managed containers until `signal` aborts. Survives an engine restart: it

@@ -185,10 +185,9 @@ function firstBinding(ports: PortMap): { containerPort: number; hostPort: number
   return undefined
 }
 
-/** The parts of `GET /containers/{id}/stats?stream=false` we read. */
+/** The parts of `GET /containers/{id}/stats?stream=false&one-shot=true` we read (no precpu_stats then). */
 export interface DockerStats {
   cpu_stats?: DockerCpuStats
-  precpu_stats?: DockerCpuStats
   memory_stats?: { usage?: number; stats?: Record<string, number> }
 }
 
@@ -198,18 +197,17 @@ interface DockerCpuStats {
   online_cpus?: number
 }
 
-/** The same arithmetic as `docker stats`. A stopped container reports zeros. */
+/** The counters of one read; `docker stats`' CPU arithmetic is cpuPercentBetween's. A stopped container reports zeros. */
 export function statsFromDocker(stats: DockerStats): ContainerStats {
-  return { cpuPercent: cpuPercentOf(stats), memoryMb: memoryMbOf(stats) }
-}
-
-function cpuPercentOf(stats: DockerStats): number {
-  const cpuDelta = (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) - (stats.precpu_stats?.cpu_usage?.total_usage ?? 0)
-  const systemDelta = (stats.cpu_stats?.system_cpu_usage ?? 0) - (stats.precpu_stats?.system_cpu_usage ?? 0)
-  // No previous sample (first read, or a stopped container): no rate can be computed.
-  if (!stats.precpu_stats?.system_cpu_usage || cpuDelta <= 0 || systemDelta <= 0) return 0
-  const onlineCpus = stats.cpu_stats?.online_cpus || stats.cpu_stats?.cpu_usage?.percpu_usage?.length || 1
-  return (cpuDelta / systemDelta) * onlineCpus * 100
+  const cpu = stats.cpu_stats
+  return {
+    cpu: {
+      containerNanos: cpu?.cpu_usage?.total_usage ?? 0,
+      systemNanos: cpu?.system_cpu_usage ?? 0,
+      onlineCpus: cpu?.online_cpus || cpu?.cpu_usage?.percpu_usage?.length || 1,
+    },
+    memoryMb: memoryMbOf(stats),
+  }
 }
 
 function memoryMbOf(stats: DockerStats): number {

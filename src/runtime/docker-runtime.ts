@@ -343,8 +343,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   async stats(containerId: string): Promise<ContainerStats> {
     try {
-      // stream=false waits for a second sample (about 1 s) so that a CPU rate exists.
-      const stats = await this.connected().unary.getContainer(containerId).stats({ stream: false })
+      // one-shot (API 1.41, our minimum): one read, at once. Without it stream=false waits for
+      // a second sample of Docker's own (1-2 s per call), so that precpu_stats exist; the
+      // metrics sampler takes the rate between its own successive reads instead.
+      const stats = await this.connected().unary.getContainer(containerId).stats({ stream: false, 'one-shot': true })
       return statsFromDocker(stats as unknown as DockerStats)
     } catch (error) {
       if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })

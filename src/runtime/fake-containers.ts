@@ -9,7 +9,6 @@ import {
   isManaged,
   type ContainerHealth,
   type ContainerState,
-  type ContainerStats,
   type ObservedContainer,
   type ObservedMount,
 } from './container-runtime.js'
@@ -38,7 +37,16 @@ export interface FakeContainer {
   readonly hostPort?: number
   readonly containerPort?: number
   logLines: string[]
-  stats?: ContainerStats
+  /** Test control: the usage stats reports while the container runs (setStats). */
+  stats?: FakeStats
+  /** The CPU counters stats reports: they advance by one second of one host CPU per read. */
+  readonly cpu: { containerNanos: number; systemNanos: number }
+}
+
+/** What a fake container uses: CPU in percent of one CPU, memory in MiB. */
+export interface FakeStats {
+  cpuPercent: number
+  memoryMb: number
 }
 
 /** Ids are 64 lowercase hex digits, like Docker's, so only such a string can be an id prefix. */
@@ -72,6 +80,7 @@ export function newFakeContainer(options: NewFakeContainer): FakeContainer {
     exitCode: 0,
     oomKilled: false,
     logLines: [],
+    cpu: { containerNanos: 0, systemNanos: 0 },
     mounts: [...(options.mounts ?? [])],
     env: { ...(options.env ?? {}) },
     networks: [...(options.networks ?? ['bridge'])],
@@ -186,7 +195,7 @@ export class FakeContainers {
 
 /** What inspect shows: everything, with the configured port even before the container runs. */
 export function inspectView(container: FakeContainer): ObservedContainer {
-  const { logLines: _logLines, stats: _stats, ...observed } = container
+  const { logLines: _logLines, stats: _stats, cpu: _cpu, ...observed } = container
   const { unsafe, ...rest } = observed
   return { ...rest, labels: { ...container.labels }, mounts: container.mounts.map((mount) => ({ ...mount })), env: { ...container.env }, networks: [...container.networks], ...(unsafe.length > 0 ? { unsafe: [...unsafe] } : {}) }
 }

@@ -25,7 +25,7 @@ import {
 } from './container-runtime.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { parseImageReference } from './image-reference.js'
-import { FakeContainers, inspectView, listView, newFakeContainer, type FakeContainer, type NewFakeContainer } from './fake-containers.js'
+import { FakeContainers, inspectView, listView, newFakeContainer, type FakeContainer, type FakeStats, type NewFakeContainer } from './fake-containers.js'
 import { FakeEventHub } from './fake-event-hub.js'
 import { LogFollowers, splitLines, tailText } from './fake-logs.js'
 
@@ -47,8 +47,9 @@ export interface FakeRuntimeOptions {
 /** Docker names anonymous volumes with 64 hex digits. */
 const ANONYMOUS_VOLUME = /^[0-9a-f]{64}$/
 
-const RUNNING_STATS: ContainerStats = { cpuPercent: 0.5, memoryMb: 16 }
-const IDLE_STATS: ContainerStats = { cpuPercent: 0, memoryMb: 0 }
+const RUNNING_STATS: FakeStats = { cpuPercent: 0.5, memoryMb: 16 }
+/** A stopped container reports zeros, as Docker's does. */
+const IDLE_STATS: ContainerStats = { cpu: { containerNanos: 0, systemNanos: 0, onlineCpus: 1 }, memoryMb: 0 }
 
 export class FakeRuntime implements ContainerRuntime {
   /**
@@ -302,8 +303,13 @@ export class FakeRuntime implements ContainerRuntime {
   async stats(containerId: string): Promise<ContainerStats> {
     this.assertReachable()
     const container = this.containers.get(containerId)
-    if (container.state !== 'running') return { ...IDLE_STATS }
-    return { ...(container.stats ?? RUNNING_STATS) }
+    if (container.state !== 'running') return { cpu: { ...IDLE_STATS.cpu }, memoryMb: IDLE_STATS.memoryMb }
+    const { cpuPercent, memoryMb } = container.stats ?? RUNNING_STATS
+    // Each read is one second of one host CPU later, the container having used cpuPercent
+    // of it: the rate between two reads (cpuPercentBetween) is then cpuPercent.
+    container.cpu.systemNanos += 1e9
+    container.cpu.containerNanos += cpuPercent * 1e7
+    return { cpu: { ...container.cpu, onlineCpus: 1 }, memoryMb }
   }
 
   /** Delivers events from the moment of the call, like the Docker driver. */
@@ -434,8 +440,8 @@ export class FakeRuntime implements ContainerRuntime {
     this.logFollowers.write(container.id, tailText(lines, lines.length))
   }
 
-  /** Test control: what stats reports while the container runs. */
-  setStats(idOrName: string, stats: ContainerStats): void {
+  /** Test control: the usage stats reports while the container runs (CPU as a rate between two reads). */
+  setStats(idOrName: string, stats: FakeStats): void {
     this.containers.get(idOrName).stats = { ...stats }
   }
 

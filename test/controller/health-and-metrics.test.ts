@@ -169,6 +169,39 @@ describe('health monitor and metrics sampler', () => {
     expect(await sampler.sampleAll()).toBe(1)
     const samples = await database.store.listMetrics(plugin.id)
     expect(samples).toHaveLength(1)
-    expect(samples[0]).toMatchObject({ cpuUsagePercent: 12.5, memoryUsageMb: 48.25 })
+    // The first read of a container has its memory; its CPU rate needs a second read.
+    expect(samples[0]).toMatchObject({ cpuUsagePercent: null, memoryUsageMb: 48.25 })
+
+    clock.advance(30_000)
+    expect(await sampler.sampleAll()).toBe(1)
+    const [latest] = await database.store.listMetrics(plugin.id, { limit: 1 })
+    expect(latest).toMatchObject({ cpuUsagePercent: 12.5, memoryUsageMb: 48.25 })
+  })
+
+  test('metrics: a recreated container starts its CPU rate afresh', async () => {
+    const runtime = new FakeRuntime({ images: ['flowforge/x:1'] })
+    const plugin = await runningPlugin('recreated', 4107)
+    const spec = { name: 'forgehook-recreated', image: 'flowforge/x:1', env: {}, labels: {}, containerPort: 8080, hostPort: 4107, hostIp: '127.0.0.1' }
+    const firstId = await runtime.create(spec)
+    await runtime.start(firstId)
+    cache.putDetailed((await runtime.inspect(firstId))!)
+    const sampler = new MetricsSampler({ store: database.store, runtime, cache, clock, logger: silentLogger(), intervalMs: 30_000, retentionMs: 7 * 24 * 3600_000 })
+    await sampler.sampleAll()
+
+    await runtime.stop(firstId, 0)
+    await runtime.remove(firstId)
+    const secondId = await runtime.create(spec)
+    await runtime.start(secondId)
+    runtime.setStats(secondId, { cpuPercent: 40, memoryMb: 20 })
+    cache.putDetailed((await runtime.inspect(secondId))!)
+    clock.advance(30_000)
+    await sampler.sampleAll()
+    const [afterRecreate] = await database.store.listMetrics(plugin.id, { limit: 1 })
+    expect(afterRecreate).toMatchObject({ cpuUsagePercent: null, memoryUsageMb: 20 })
+
+    clock.advance(30_000)
+    await sampler.sampleAll()
+    const [next] = await database.store.listMetrics(plugin.id, { limit: 1 })
+    expect(next).toMatchObject({ cpuUsagePercent: 40, memoryUsageMb: 20 })
   })
 })

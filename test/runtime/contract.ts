@@ -16,6 +16,7 @@ import {
   type RuntimeEvent,
   type RuntimeStreamItem,
 } from '../../src/runtime/container-runtime.js'
+import { cpuPercentBetween } from '../../src/controller/cpu-rate.js'
 
 export interface ContractImages {
   /** Serves HTTP on 8080 and runs until stopped. */
@@ -278,12 +279,19 @@ export function runtimeContract(name: string, images: ContractImages, makeRuntim
       }
     })
 
-    test('stats of a running container are non-negative numbers', async () => {
+    test('two stats reads of a running container give counters that only go forward, and a CPU rate', async () => {
       const containerId = await createAndStart(newSpec())
-      const stats = await runtime.stats(containerId)
-      expect(stats.cpuPercent).toBeGreaterThanOrEqual(0)
-      expect(stats.memoryMb).toBeGreaterThanOrEqual(0)
-      expect(Number.isFinite(stats.cpuPercent) && Number.isFinite(stats.memoryMb)).toBe(true)
+      const first = await runtime.stats(containerId)
+      // The host's counter has a 10 ms tick: a pause lets it move between the two reads.
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const second = await runtime.stats(containerId)
+      expect(first.memoryMb).toBeGreaterThanOrEqual(0)
+      expect(Number.isFinite(first.memoryMb)).toBe(true)
+      expect(first.cpu.systemNanos).toBeGreaterThan(0)
+      expect(first.cpu.onlineCpus).toBeGreaterThanOrEqual(1)
+      expect(second.cpu.containerNanos).toBeGreaterThanOrEqual(first.cpu.containerNanos)
+      expect(second.cpu.systemNanos).toBeGreaterThan(first.cpu.systemNanos)
+      expect(cpuPercentBetween(first.cpu, second.cpu)).toBeGreaterThanOrEqual(0)
     })
 
     test('starting a second container on a taken host port throws PortInUseError', async () => {

@@ -316,15 +316,17 @@ describe('Docker engine answers', () => {
     expect(() => parseDockerHost('ssh://box')).toThrow(/expected unix:/)
   })
 
-  test('stats use the docker stats arithmetic and subtract the page cache', () => {
+  test('one stats read gives the CPU counters and the memory without page cache', () => {
     const mib = 1024 * 1024
     const stats = statsFromDocker({
-      precpu_stats: { cpu_usage: { total_usage: 1_000_000 }, system_cpu_usage: 10_000_000 },
       cpu_stats: { cpu_usage: { total_usage: 1_500_000 }, system_cpu_usage: 20_000_000, online_cpus: 2 },
       memory_stats: { usage: 100 * mib, stats: { inactive_file: 20 * mib } },
     })
-    expect(stats).toEqual({ cpuPercent: 10, memoryMb: 80 })
-    expect(statsFromDocker({ cpu_stats: { cpu_usage: { total_usage: 5 }, system_cpu_usage: 9 }, precpu_stats: {} })).toEqual({ cpuPercent: 0, memoryMb: 0 })
+    expect(stats).toEqual({ cpu: { containerNanos: 1_500_000, systemNanos: 20_000_000, onlineCpus: 2 }, memoryMb: 80 })
+    // Without online_cpus (older kernels), the per-CPU list says how many.
+    expect(statsFromDocker({ cpu_stats: { cpu_usage: { total_usage: 5, percpu_usage: [2, 3, 0, 0] }, system_cpu_usage: 9 } }).cpu.onlineCpus).toBe(4)
+    // A stopped container: zeros.
+    expect(statsFromDocker({})).toEqual({ cpu: { containerNanos: 0, systemNanos: 0, onlineCpus: 1 }, memoryMb: 0 })
   })
 
   test('inspect ignores Docker zero times and falls back to the configured port binding', () => {
