@@ -2,7 +2,12 @@
 // (flowforge-test/http:1, HTTP health checks) and default intervals. After the plugins run
 // and are healthy, the bench sleeps for BENCH_IDLE_SECONDS (default 60) and measures what
 // the daemon spent meanwhile: CPU time of the process (the daemon and its embedded
-// database run in it), RSS, database queries per minute and Docker stats calls. Sizes 0
+// database run in it), RSS, database queries per minute, Docker stats calls, and whether
+// every running plugin was sampled every interval (samples per plugin against the rounds
+// due, and the longest time one plugin went without a sample). With
+// BENCH_IDLE_PROFILE=<dir>, V8's profiler runs over the window (it costs CPU itself: a
+// run of its own) and the result names where the time went; the .cpuprofile goes to
+// <dir>. Sizes 0
 // (the peer: an idle daemon with nothing to manage), 20 and 200 run in the same run, so
 // the table shows whether queries grow with the number of unchanged plugins. One full
 // resync is measured after each window, apart from it. Each size runs in a child process
@@ -21,9 +26,11 @@ import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
 import { processCpuSeconds } from '../src/util/proc-stat.js'
+import { samplingOf, startProfile, StatsLog, type ProfileGroup, type SamplingResult } from './idle-observations.js'
 import { cleaningUpAfterInterrupt, cleanupOnInterrupt, insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
 
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
+const PROFILE_DIR = process.env.BENCH_IDLE_PROFILE || undefined
 const SIZES = (process.env.BENCH_IDLE_PLUGINS ?? '0,20,200').split(',').map(Number)
 const IMAGE = 'flowforge-test/http:1'
 /** One id per run, handed to the child processes: the containers of every size share it. */
@@ -48,6 +55,11 @@ export interface IdleResult {
   queries: number
   queriesPerMinute: number
   dockerStatsCalls: number
+  /** Per running plugin: samples in the window against the rounds due; undefined without plugins. */
+  sampling?: SamplingResult
+  /** With BENCH_IDLE_PROFILE: self time in the window by module, largest first. */
+  profile?: ProfileGroup[]
+  rssPeakMiB?: number
   /** CPU of the Docker engine meanwhile; the engine is shared, so others' work counts too. */
   dockerdCpuPercentOfOneCore?: number
   /** From the INSERT to every plugin running and healthy (the first health round is 30 s in). */
@@ -60,10 +72,13 @@ export interface IdleResult {
 /** The Docker runtime, counting stats calls: the metrics sampler makes one per running plugin. */
 class CountingDockerRuntime extends DockerRuntime {
   statsCalls = 0
+  readonly statsLog = new StatsLog()
 
   override async stats(containerId: string): Promise<ContainerStats> {
     this.statsCalls += 1
-    return super.stats(containerId)
+    const stats = await super.stats(containerId)
+    this.statsLog.record(containerId, performance.now())
+    return stats
   }
 }
 
@@ -123,6 +138,11 @@ async function runningAndHealthy(database: DatabaseHandle): Promise<number> {
   return Number(row.n)
 }
 
+async function runningContainerIds(database: DatabaseHandle): Promise<string[]> {
+  const rows = await database.db.selectFrom('plugins').select('container_id').where('status', '=', 'running').execute()
+  return rows.flatMap((row) => (row.container_id ? [row.container_id] : []))
+}
+
 const cpuMicros = (usage: NodeJS.CpuUsage) => usage.user + usage.system
 
 async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
@@ -149,11 +169,15 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     const queriesBefore = queries
     const statsBefore = runtime.statsCalls
     const dockerdBefore = await dockerdCpuSeconds()
+    const stopProfile = PROFILE_DIR ? await startProfile() : undefined
     const cpuBefore = process.cpuUsage()
     const windowStarted = performance.now()
     await sleep(WINDOW_SECONDS * 1000)
     const cpuSeconds = cpuMicros(process.cpuUsage(cpuBefore)) / 1e6
-    const windowSeconds = (performance.now() - windowStarted) / 1000
+    const windowEnded = performance.now()
+    const windowSeconds = (windowEnded - windowStarted) / 1000
+    const profile = stopProfile ? await stopProfile(path.join(PROFILE_DIR!, `idle-${plugins}-${config.database.kind}.cpuprofile`)) : undefined
+    const sampling = samplingOf(runtime.statsLog, await runningContainerIds(daemon.database), windowStarted, windowEnded, config.controller.healthIntervalMs)
     const dockerdAfter = await dockerdCpuSeconds()
     const windowQueries = queries - queriesBefore
     const rssMiB = process.memoryUsage().rss / 2 ** 20
@@ -177,6 +201,9 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
       queries: windowQueries,
       queriesPerMinute: (windowQueries / windowSeconds) * 60,
       dockerStatsCalls: runtime.statsCalls - statsBefore,
+      ...(sampling ? { sampling } : {}),
+      ...(profile ? { profile } : {}),
+      rssPeakMiB: process.resourceUsage().maxRSS / 1024,
       ...(dockerdBefore !== undefined && dockerdAfter !== undefined
         ? { dockerdCpuPercentOfOneCore: ((dockerdAfter - dockerdBefore) / windowSeconds) * 100 }
         : {}),
@@ -198,15 +225,37 @@ export function idleTable(results: IdleResult[]): string {
   return [
     `### Idle cost on Docker (${IMAGE}, HTTP health checks, default intervals, ${WINDOW_SECONDS} s window in steady state)`,
     '',
-    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | RSS at end (MiB) | DB queries/min | docker stats calls in window | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | RSS at end / peak (MiB) | DB queries/min | docker stats calls in window | samples per plugin, min–max / rounds due | plugins sampled less than each round | longest time a plugin went unsampled (s) | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (result) =>
         `| ${result.engine} | ${result.plugins}${result.plugins === 0 ? ' (idle daemon, the peer)' : ''} | ${fmt(result.cpuPercentOfOneCore, 2)} | ${fmt(result.cpuSeconds, 2)} | ` +
-        `${fmt(result.rssMiB, 0)} | ${fmt(result.queriesPerMinute)} | ${result.dockerStatsCalls} | ${fmt(result.dockerdCpuPercentOfOneCore)} | ` +
+        `${fmt(result.rssMiB, 0)} / ${fmt(result.rssPeakMiB, 0)} | ${fmt(result.queriesPerMinute)} | ${result.dockerStatsCalls} | ${samplingCells(result.sampling)} | ${fmt(result.dockerdCpuPercentOfOneCore)} | ` +
         `${fmt(result.readySeconds, 0)} | ${fmt(result.resyncMs)} / ${result.resyncQueries} / ${fmt(result.resyncCpuMs, 0)} |`,
     ),
+    ...profileLines(results),
   ].join('\n')
+}
+
+function samplingCells(sampling: SamplingResult | undefined): string {
+  if (!sampling) return '– | – | –'
+  return `${sampling.samplesMin}–${sampling.samplesMax} / ${sampling.roundsDue.toFixed(1)} | ${sampling.pluginsBehind} | ${sampling.longestGapSeconds.toFixed(1)}`
+}
+
+/** With BENCH_IDLE_PROFILE: the largest self times of each size's window. */
+function profileLines(results: IdleResult[]): string[] {
+  const profiled = results.filter((result) => result.profile)
+  if (profiled.length === 0) return []
+  return [
+    '',
+    'Where the CPU went in the window (V8 profile, self time, ms):',
+    '',
+    ...profiled.map((result) => {
+      const total = result.profile!.reduce((sum, group) => sum + group.selfMs, 0)
+      const top = result.profile!.slice(0, 10).map((group) => `${group.group} ${group.selfMs.toFixed(0)} (${((group.selfMs / total) * 100).toFixed(0)} %)`)
+      return `- ${result.engine}, ${result.plugins} plugins, ${total.toFixed(0)} ms sampled: ${top.join(', ')}`
+    }),
+  ]
 }
 
 /** The child measuring now; Ctrl-C is passed on to it so it stops its daemon first. */

@@ -1,0 +1,106 @@
+// What the idle bench sees besides CPU and RSS: when each plugin's stats were read (is
+// every running plugin sampled every interval?) and, on request, a CPU profile of the
+// window grouped by where the time went (HTTP probes, Docker calls, database, GC...).
+import { Session } from 'node:inspector/promises'
+import { writeFile } from 'node:fs/promises'
+
+/** Successful stats reads by container id, as performance.now() times. */
+export class StatsLog {
+  private readonly reads = new Map<string, number[]>()
+
+  record(containerId: string, at: number): void {
+    const times = this.reads.get(containerId)
+    if (times) times.push(at)
+    else this.reads.set(containerId, [at])
+  }
+
+  /** Reads of one container between `from` and `to`. */
+  between(containerId: string, from: number, to: number): number[] {
+    return (this.reads.get(containerId) ?? []).filter((at) => at >= from && at <= to)
+  }
+}
+
+export interface SamplingResult {
+  /** Metrics rounds due in the window (window / interval). */
+  roundsDue: number
+  /** Fewest and most samples any running plugin got in the window. */
+  samplesMin: number
+  samplesMax: number
+  /** Plugins with fewer samples than whole rounds due. */
+  pluginsBehind: number
+  /** Longest time one plugin went without a sample, window edges included (a plugin never sampled: the window). */
+  longestGapSeconds: number
+}
+
+export function samplingOf(log: StatsLog, containerIds: string[], from: number, to: number, intervalMs: number): SamplingResult | undefined {
+  if (containerIds.length === 0) return undefined
+  const roundsDue = (to - from) / intervalMs
+  let samplesMin = Infinity
+  let samplesMax = 0
+  let pluginsBehind = 0
+  let longestGapMs = 0
+  for (const containerId of containerIds) {
+    const times = log.between(containerId, from, to)
+    samplesMin = Math.min(samplesMin, times.length)
+    samplesMax = Math.max(samplesMax, times.length)
+    if (times.length < Math.floor(roundsDue)) pluginsBehind += 1
+    const edges = [from, ...times, to]
+    for (let index = 1; index < edges.length; index += 1) longestGapMs = Math.max(longestGapMs, edges[index]! - edges[index - 1]!)
+  }
+  return { roundsDue, samplesMin, samplesMax, pluginsBehind, longestGapSeconds: longestGapMs / 1000 }
+}
+
+export interface ProfileGroup {
+  group: string
+  selfMs: number
+}
+
+/** Starts V8's sampling profiler; the returned function stops it and groups self time by module. */
+export async function startProfile(): Promise<(writeTo?: string) => Promise<ProfileGroup[]>> {
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 1000 })
+  await session.post('Profiler.start')
+  return async (writeTo) => {
+    const { profile } = await session.post('Profiler.stop')
+    session.disconnect()
+    if (writeTo) await writeFile(writeTo, JSON.stringify(profile))
+    return groupSelfTime(profile)
+  }
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string } }[]
+  samples?: number[]
+  timeDeltas?: number[]
+}
+
+function groupSelfTime(profile: CpuProfile): ProfileGroup[] {
+  const groupOfNode = new Map(profile.nodes.map((node) => [node.id, groupOf(node.callFrame)]))
+  const selfMicros = new Map<string, number>()
+  const samples = profile.samples ?? []
+  const deltas = profile.timeDeltas ?? []
+  for (let index = 0; index < samples.length; index += 1) {
+    // A sample's time is the delta to the next one.
+    const micros = deltas[index + 1] ?? 0
+    const group = groupOfNode.get(samples[index]!) ?? 'other'
+    if (group === '(idle)') continue
+    selfMicros.set(group, (selfMicros.get(group) ?? 0) + micros)
+  }
+  return [...selfMicros.entries()].map(([group, micros]) => ({ group, selfMs: micros / 1000 })).sort((a, b) => b.selfMs - a.selfMs)
+}
+
+function groupOf(frame: { functionName: string; url: string }): string {
+  const { url, functionName } = frame
+  if (!url) return functionName.startsWith('(') ? functionName : '(native)'
+  const dependency = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
+  if (dependency) return dependency[1]!
+  if (url.startsWith('node:')) {
+    if (url.includes('undici')) return 'undici (fetch)'
+    return url.replace(/^node:(internal\/)?/, 'node:').replace(/\/.*$/, '')
+  }
+  const source = /\/(src|bench)\/(.+?)\.ts/.exec(url)
+  if (source) return `${source[1]}/${source[2]}`
+  return 'other'
+}
