@@ -161,7 +161,9 @@ describe.each(engines)('GET /api/v1/plugins from the list cache on %s Postgres',
     expect(queries).toBeGreaterThan(before + 1)
   })
 
-  test.runIf(engine === 'postgres')('after the LISTEN connection is lost and back, a cached list is read again', async () => {
+  // The server's case alone: the embedded engine's change feed is in-process, with no
+  // connection to lose (registered only there, so no run reports it as skipped).
+  if (engine === 'postgres') test('after the LISTEN connection is lost and back, a cached list is read again', async () => {
     await send(api.app, 'POST', '/api/v1/plugins', { body: pluginDocument('alpha') })
     await cachedList(api)
     const feed = database.handle.changes as PostgresChangeFeed
