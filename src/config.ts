@@ -27,6 +27,10 @@ export interface EmbeddedDatabaseConfig {
   sqlSocketDir?: string
   /** SQL_TRANSACTION_TIMEOUT: an SQL client's transaction is ended after holding the database this long. Default 60 s. */
   sqlTransactionTimeoutMs?: number
+  /** EMBEDDED_SHARED_BUFFERS_MB: PGlite's shared_buffers in MiB (Postgres' default is 128). Default 16; see EmbeddedOptions. */
+  sharedBuffersMiB?: number
+  /** EMBEDDED_WASM_OPTIMIZE: let V8 recompile PGlite's hot functions with its optimizing compiler. Default false; see EmbeddedOptions. */
+  wasmOptimize?: boolean
 }
 
 export interface Config {
@@ -242,6 +246,8 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
   }
   const sqlSocketDir = nonEmpty(env.SQL_SOCKET_DIR)
   const sqlTransactionTimeout = nonEmpty(env.SQL_TRANSACTION_TIMEOUT)
+  const sharedBuffers = nonEmpty(env.EMBEDDED_SHARED_BUFFERS_MB)
+  const wasmOptimize = nonEmpty(env.EMBEDDED_WASM_OPTIMIZE)
   return {
     kind: 'embedded',
     dataDir: path.resolve(nonEmpty(env.DATA_DIR) ?? './data'),
@@ -249,6 +255,8 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
     ...(sqlPassword !== undefined ? { sqlPassword } : {}),
     ...(sqlSocketDir !== undefined ? { sqlSocketDir: path.resolve(sqlSocketDir) } : {}),
     ...(sqlTransactionTimeout !== undefined ? { sqlTransactionTimeoutMs: read.seconds('SQL_TRANSACTION_TIMEOUT', 60) * 1000 } : {}),
+    ...(sharedBuffers !== undefined ? { sharedBuffersMiB: read.integer('EMBEDDED_SHARED_BUFFERS_MB', 16, 1, 4096) } : {}),
+    ...(wasmOptimize !== undefined ? { wasmOptimize: read.flag('EMBEDDED_WASM_OPTIMIZE', false) } : {}),
   }
 }
 

@@ -80,6 +80,12 @@ describe('configuration', () => {
     ])
   })
 
+  test('the embedded engine\'s memory settings are read and checked', () => {
+    expect(loadConfig({ EMBEDDED_SHARED_BUFFERS_MB: '64', EMBEDDED_WASM_OPTIMIZE: 'true' }).database).toMatchObject({ sharedBuffersMiB: 64, wasmOptimize: true })
+    expect(problemsOf({ EMBEDDED_SHARED_BUFFERS_MB: '0' })).toEqual(['EMBEDDED_SHARED_BUFFERS_MB must be a whole number from 1 to 4096, got "0"'])
+    expect(problemsOf({ EMBEDDED_WASM_OPTIMIZE: 'yes' })).toEqual(['EMBEDDED_WASM_OPTIMIZE must be true or false, got "yes"'])
+  })
+
   test('passwords never appear in descriptions', () => {
     expect(redactConnectionString('postgresql://ff:secret@db:5432/x')).toBe('postgresql://ff:***@db:5432/x')
     const config = loadConfig({ DATABASE_URL: 'postgresql://ff:secret@db:5432/x' })

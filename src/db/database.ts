@@ -46,6 +46,8 @@ export async function openDatabase(config: Config, logger: Logger, options: Open
       sqlPassword: config.database.sqlPassword,
       sqlSocketDir: config.database.sqlSocketDir,
       sqlTransactionTimeoutMs: config.database.sqlTransactionTimeoutMs,
+      sharedBuffersMiB: config.database.sharedBuffersMiB,
+      wasmOptimize: config.database.wasmOptimize,
       logger,
       onQuery: options.onQuery,
     })

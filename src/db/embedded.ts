@@ -9,6 +9,7 @@ import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, type ChangeFeed } from './change-
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js'
 import { EmbeddedSqlServer, type SqlServerAddress } from './embedded-sql-server.js'
 import { GatedPgliteDialect } from './pglite-dialect.js'
+import { applyWasmTier, pgliteStartParams } from './pglite-memory.js'
 import type { Database } from './schema.js'
 import { scramVerifier } from './scram.js'
 import { SessionGate } from './session-gate.js'
@@ -35,6 +36,10 @@ export interface EmbeddedOptions {
   sqlTransactionTimeoutMs?: number
   /** Called once per query (benchmarks). */
   onQuery?: () => void
+  /** EMBEDDED_SHARED_BUFFERS_MB: Postgres' shared_buffers in MiB. Default 16 (Postgres' own is 128); see pglite-memory.ts. */
+  sharedBuffersMiB?: number
+  /** EMBEDDED_WASM_OPTIMIZE: V8 also recompiles hot WASM with TurboFan (30-70 MiB more). Default false: Liftoff only. */
+  wasmOptimize?: boolean
 }
 
 export interface EmbeddedDatabase {
@@ -59,7 +64,8 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
   const location = inMemory ? 'memory://' : path.join(options.dataDir, 'pgdata')
   let pglite: PGlite
   try {
-    pglite = await PGlite.create(location, { parsers: numericParsers })
+    applyWasmTier(options.wasmOptimize ?? false)
+    pglite = await PGlite.create(location, { parsers: numericParsers, startParams: pgliteStartParams(options.sharedBuffersMiB) })
   } catch (error) {
     lock?.release()
     const reason = error instanceof Error ? error.message : String(error)

@@ -18,6 +18,30 @@ import { eventually, migrationsDir, sampleManifest } from '../helpers/databases.
 const execFileAsync = promisify(execFile)
 const logger = silentLogger()
 
+describe('the embedded engine\'s memory settings', () => {
+  test('runs with shared_buffers of 16 MB unless told otherwise, and keeps PGlite\'s own start parameters and synchronous commits', async () => {
+    const database = await openEmbeddedDatabase({ dataDir: 'memory', sqlPort: 0, logger })
+    try {
+      const setting = async (name: string) => (await database.pglite.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]
+      expect(await setting('shared_buffers')).toBe('16MB')
+      expect(await setting('synchronous_commit')).toBe('on')
+      // PGlite's own start parameters are kept beside ours.
+      expect(await setting('max_worker_processes')).toBe('0')
+    } finally {
+      await database.close()
+    }
+  })
+
+  test('takes shared_buffers from EMBEDDED_SHARED_BUFFERS_MB', async () => {
+    const database = await openEmbeddedDatabase({ dataDir: 'memory', sqlPort: 0, logger, sharedBuffersMiB: 32 })
+    try {
+      expect((await database.pglite.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]!.shared_buffers).toBe('32MB')
+    } finally {
+      await database.close()
+    }
+  })
+})
+
 describe('the embedded data dir', () => {
   test('a second open of the same data dir is refused, naming the folder and the holder', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'ff-lock-'))
