@@ -2,6 +2,7 @@
 // one) a TCP connection to its port. Injected, so tests on the in-memory runtime need no
 // listening container.
 import { connect } from 'node:net'
+import { freshConnectionProbe } from './http-probe.js'
 import type { CandidateProbe } from './plan-types.js'
 
 export interface ReadinessProbe {
@@ -18,13 +19,16 @@ export interface ProxyTraffic {
 
 export const NO_PROXY_TRAFFIC: ProxyTraffic = { inFlight: () => 0 }
 
+/**
+ * A new connection for every probe: a rollout's candidate may sit on the port its
+ * predecessor just left (Recreate), and probes are few, so no socket is worth keeping.
+ */
 export const networkReadinessProbe: ReadinessProbe = {
   async http(url, timeoutMs) {
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' })
-      await response.body?.cancel()
+      const status = await freshConnectionProbe(url, timeoutMs)
       const path = new URL(url).pathname
-      return { ok: response.status >= 200 && response.status < 400, detail: `GET ${path} answered ${response.status}` }
+      return { ok: status >= 200 && status < 400, detail: `GET ${path} answered ${status}` }
     } catch (error) {
       return { ok: false, detail: `GET ${new URL(url).pathname} failed: ${reasonOf(error)}` }
     }
