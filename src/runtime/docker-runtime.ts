@@ -4,6 +4,7 @@
 import Docker from 'dockerode'
 import { Agent } from 'node:http'
 import type { Readable } from 'node:stream'
+import { inspect } from 'node:util'
 import {
   ContainerNotFoundError,
   CONTAINER_NAME_PREFIX,
@@ -77,11 +78,23 @@ interface DockerClients {
 const MANAGED_FILTER = `${LABELS.managed}=true`
 
 /**
+ * docker-modem runs `util.inspect(options, { showHidden: true, depth: null })` on every
+ * request's options, agent included, even with its debug output off. Of an agent with
+ * sockets in flight that is about 9 ms of CPU per call (0.6 ms with this override, measured
+ * with 4 calls in flight against a stand-in socket).
+ */
+class QuietAgent extends Agent {
+  [inspect.custom](): string {
+    return 'Agent { keepAlive: false }'
+  }
+}
+
+/**
  * A connection per call, not Node's global agent. That agent keeps idle sockets for 5 s, and
  * on Node 24 a call with a timeout (docker-modem's) that reuses one just as those 5 s run out
  * fails with "socket hang up": the event stream's ping every 5 s did, about one ping in three.
  */
-const ONE_CONNECTION_PER_CALL = new Agent({ keepAlive: false })
+export const ONE_CONNECTION_PER_CALL: Agent = new QuietAgent({ keepAlive: false })
 
 export class DockerRuntime implements ContainerRuntime {
   private readonly endpoint: DockerEndpoint

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
+import { inspect } from 'node:util'
 import { join } from 'node:path'
 import Docker from 'dockerode'
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
@@ -10,7 +11,7 @@ import { registryAuthHeader } from '../../src/runtime/registry-auth.js'
 import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
 import { hostPortFromStartError, observedFromInspect, portInUseDetail, statsFromDocker } from '../../src/runtime/docker-mapping.js'
 import { driverError } from '../../src/runtime/docker-errors.js'
-import { DockerRuntime } from '../../src/runtime/docker-runtime.js'
+import { DockerRuntime, ONE_CONNECTION_PER_CALL } from '../../src/runtime/docker-runtime.js'
 import { demultiplexDockerLogs, LineSplitter, LogDemultiplexer, parseDockerEvent } from '../../src/runtime/docker-streams.js'
 import { silentLogger } from '../../src/logger.js'
 import { captureLogs } from '../helpers/log-capture.js'
@@ -314,6 +315,10 @@ describe('Docker engine answers', () => {
     expect(parseDockerHost('tcp://127.0.0.1:2375')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2375 })
     expect(parseDockerHost('tcp://[::1]:2375')).toEqual({ kind: 'tcp', host: '::1', port: 2375 })
     expect(() => parseDockerHost('ssh://box')).toThrow(/expected unix:/)
+  })
+
+  test('the Docker client\'s agent prints as one line, however docker-modem inspects it on every call', () => {
+    expect(inspect({ agent: ONE_CONNECTION_PER_CALL }, { showHidden: true, depth: null })).toBe('{ agent: Agent { keepAlive: false } }')
   })
 
   test('one stats read gives the CPU counters and the memory without page cache', () => {
