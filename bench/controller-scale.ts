@@ -2,10 +2,17 @@
 // converged, on the embedded engine and (with BENCH_DATABASE_URL or TEST_DATABASE_URL) a
 // real server in the same run. Measures the controller and the store, not Docker: plugins
 // per second, database round trips per plugin, and the cost of an idle resync afterwards.
+// Each row runs in a child process of its own (this file as a script), so its CPU, RSS and
+// peak RSS are that row's alone, and V8's process-wide WASM compiler setting can differ
+// between rows: the embedded engine runs once with our memory settings and once with
+// PGlite's defaults (shared_buffers 128 MB, TurboFan), the peer of what they cost in speed.
 // Also home of the two helpers the other benchmarks share: a throwaway server database and
 // the JSON results file.
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { Controller } from '../src/controller/controller.js'
@@ -17,7 +24,8 @@ import { silentLogger } from '../src/logger.js'
 import { sleep } from '../src/util/backoff.js'
 import { FakeRuntime } from '../src/runtime/fake-runtime.js'
 import { systemClock } from '../src/util/clock.js'
-import { writeResults } from './results.js'
+import { processCpuSeconds } from '../src/util/proc-stat.js'
+import { fmt, fmtMemory, processMemory, writeResults, type ProcessMemory } from './results.js'
 
 export { writeResults }
 
@@ -43,7 +51,14 @@ export interface ScaleResult {
   idleResyncMs: number
   queriesInIdleResync: number
   dockerCallsInIdleResync: number
+  /** CPU time of the row's process (controller and, embedded, the database) from the INSERT to convergence, per plugin. */
+  cpuMsPerPlugin: number
+  /** The row's process after the idle resync: RSS and its peak over the whole row (VmHWM). */
+  memory?: ProcessMemory
 }
+
+/** A row of the table: which engine, and with which embedded memory settings. */
+export type ScaleVariant = 'embedded' | 'embedded-pglite-defaults' | 'server'
 
 export const embeddedConfig = (): Config => ({ ...loadConfig({}), database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } })
 
@@ -153,6 +168,7 @@ export async function convergedCount(database: DatabaseHandle): Promise<number> 
 
 
 async function measure(engine: string, config: Config): Promise<ScaleResult> {
+  const cpuAt = () => (processCpuSeconds('self') ?? Number.NaN) * 1000
   let queries = 0
   const database = await openDatabase(config, logger, { onQuery: () => (queries += 1) })
   let controller: Controller | undefined
@@ -176,6 +192,7 @@ async function measure(engine: string, config: Config): Promise<ScaleResult> {
     await controller.start()
 
     const started = performance.now()
+    const cpuBefore = cpuAt()
     const queriesBefore = queries
     let ourQueries = 0
     await insertPlugins(database, PLUGINS, { name: 'Bench', version: '1.0.0', image: BENCH_IMAGE, port: 8080, imagePullPolicy: 'Never' })
@@ -191,6 +208,7 @@ async function measure(engine: string, config: Config): Promise<ScaleResult> {
       await sleep(stats.reconciles >= PLUGINS ? 50 : 10)
     }
     const seconds = (performance.now() - started) / 1000
+    const cpuMsPerPlugin = (cpuAt() - cpuBefore) / PLUGINS
     const queriesDuringConverge = queries - queriesBefore - ourQueries
     const { reconciles, reconcileErrors: failedReconciles } = controller.snapshot()
 
@@ -216,6 +234,8 @@ async function measure(engine: string, config: Config): Promise<ScaleResult> {
       idleResyncMs,
       queriesInIdleResync,
       dockerCallsInIdleResync,
+      cpuMsPerPlugin,
+      memory: processMemory(),
     }
   } finally {
     await controller?.stop()
@@ -227,22 +247,88 @@ export function controllerScaleTable(results: ScaleResult[]): string {
   return [
     `### Controller scale on the in-memory runtime (${PLUGINS} plugins, ${WORKERS} workers)`,
     '',
-    '| engine | empty → converged (s) | plugins/s | DB round trips per plugin | reconciles (failed, retried) | idle resync (ms) | queries in an idle resync | Docker calls in an idle resync (besides the one list) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| engine | empty → converged (s) | plugins/s | DB round trips per plugin | reconciles (failed, retried) | idle resync (ms) | queries in an idle resync | Docker calls in an idle resync (besides the one list) | process CPU per plugin (ms) | process RSS at end / peak (MiB) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (result) =>
         `| ${result.engine} | ${result.seconds.toFixed(2)} | ${result.pluginsPerSecond.toFixed(0)} | ${result.queriesPerPlugin.toFixed(2)} | ` +
-        `${result.reconciles} (${result.failedReconciles}) | ${result.idleResyncMs.toFixed(1)} | ${result.queriesInIdleResync} | ${result.dockerCallsInIdleResync} |`,
+        `${result.reconciles} (${result.failedReconciles}) | ${result.idleResyncMs.toFixed(1)} | ${result.queriesInIdleResync} | ${result.dockerCallsInIdleResync} | ` +
+        `${fmt(result.cpuMsPerPlugin, 2)} | ${fmtMemory(result.memory)} |`,
     ),
   ].join('\n')
 }
 
-export async function benchControllerScale(): Promise<{ results: ScaleResult[]; table: string }> {
-  const results: ScaleResult[] = [await measure('embedded (PGlite)', embeddedConfig())]
-  const url = serverUrl()
-  if (url) results.push(await withServerDatabase(url, 'ff_bench_scale', (databaseUrl) => measure('Postgres server', loadConfig({ DATABASE_URL: databaseUrl }))))
-  else process.stderr.write('bench: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to measure on a Postgres server too\n')
-  const table = controllerScaleTable(results)
-  await writeResults('controller-scale', { plugins: PLUGINS, workers: WORKERS, results })
-  return { results, table }
+/** BENCH_SCALE_VARIANTS (default: embedded,embedded-pglite-defaults, and server when one is configured). */
+function variantsFromEnv(): ScaleVariant[] {
+  const requested = process.env.BENCH_SCALE_VARIANTS?.split(',').map((value) => value.trim()).filter(Boolean)
+  return (requested ?? ['embedded', 'embedded-pglite-defaults', 'server']) as ScaleVariant[]
 }
+
+/** The engine's label and configuration of a row; the server's database URL comes from the parent. */
+function variantConfig(variant: ScaleVariant, databaseUrl: string | undefined): { engine: string; config: Config } {
+  if (variant === 'server') return { engine: 'Postgres server', config: loadConfig({ DATABASE_URL: databaseUrl }) }
+  if (variant === 'embedded') return { engine: 'embedded (PGlite)', config: embeddedConfig() }
+  const defaults = embeddedConfig()
+  return {
+    engine: "embedded (PGlite), PGlite's memory defaults: shared_buffers 128 MB, WASM optimized",
+    config: { ...defaults, database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0, sharedBuffersMiB: 128, wasmOptimize: true } },
+  }
+}
+
+/** The child measuring now; Ctrl-C is passed on to it. */
+let currentChild: ReturnType<typeof spawn> | undefined
+
+/** Runs one row in a child process (this file as a script) and returns its result. */
+function measureInChild(variant: ScaleVariant, databaseUrl?: string): Promise<ScaleResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), variant], {
+    env: { ...process.env, BENCH_SCALE_CHILD_DATABASE_URL: databaseUrl ?? '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  currentChild = child
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      currentChild = undefined
+      if (code !== 0) return reject(new Error(`the scale bench (${variant}) exited with code ${code}`))
+      resolve(JSON.parse(output.trim().split('\n').pop()!) as ScaleResult)
+    })
+  })
+}
+
+export async function benchControllerScale(): Promise<{ results: ScaleResult[]; table: string }> {
+  const unregister = cleanupOnInterrupt(async () => {
+    const child = currentChild
+    if (!child || child.exitCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGINT')
+    await exited
+  })
+  try {
+    const results: ScaleResult[] = []
+    const url = serverUrl()
+    for (const variant of variantsFromEnv()) {
+      if (variant !== 'server') {
+        results.push(await measureInChild(variant))
+        continue
+      }
+      if (url) results.push(await withServerDatabase(url, 'ff_bench_scale', (databaseUrl) => measureInChild('server', databaseUrl)))
+      else process.stderr.write('bench: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to measure on a Postgres server too\n')
+    }
+    const table = controllerScaleTable(results)
+    await writeResults('controller-scale', { plugins: PLUGINS, workers: WORKERS, results })
+    return { results, table }
+  } finally {
+    unregister()
+  }
+}
+
+/** As a script (the child): measure one row, print its result as one JSON line. */
+async function measureOneVariant(variant: ScaleVariant): Promise<void> {
+  const { engine, config } = variantConfig(variant, process.env.BENCH_SCALE_CHILD_DATABASE_URL || undefined)
+  process.stdout.write(JSON.stringify(await measure(engine, config)) + '\n')
+  process.exit(0)
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await measureOneVariant(process.argv[2] as ScaleVariant)

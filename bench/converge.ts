@@ -32,6 +32,7 @@ import {
   writeResults,
   type Engine,
 } from './docker-harness.js'
+import { fmtMemory, processMemory, resetPeakRss, type ProcessMemory } from './results.js'
 
 const execFileAsync = promisify(execFile)
 const FIRST_PORT = 5100
@@ -63,6 +64,8 @@ export interface ConvergeResult {
   /** CPU seconds of dockerd + containerd while each contender converged, and of this process (our daemon) for ours. */
   engineCpuSeconds: { ours?: number; limit?: number; compose?: number }
   oursProcessCpuSeconds: number
+  /** This process (our daemon in-process, tsx and the bench) once the no-op re-apply is done: RSS, and its peak since our daemon started (VmHWM reset then). */
+  oursMemory?: ProcessMemory
   noop: {
     oursMs: number
     /** Of which the full resync (list rows, list containers, compare). */
@@ -96,6 +99,8 @@ function specDocuments(n: number): string {
 }
 
 async function measureOurs(n: number, workers: number, engine: Engine) {
+  // The peak is then this daemon's, not what an earlier size or contender left in the process.
+  resetPeakRss()
   const bench = await startBenchDaemon({ engine, label: 'converge', workers, hostPortRange: '5100-5999' })
   const { daemon, runtime } = bench
   try {
@@ -136,8 +141,10 @@ async function measureOurs(n: number, workers: number, engine: Engine) {
     // Anything the re-apply set off late (the watcher's own event after its settle time) counts too.
     await new Promise((resolve) => setTimeout(resolve, 1_000))
     events.close()
+    const memory = processMemory()
     return {
       seconds,
+      memory,
       engineCpu,
       processCpuSeconds: (processCpu.user + processCpu.system) / 1e6,
       convergeCalls,
@@ -276,6 +283,7 @@ export async function benchConverge(options: ConvergeOptions = {}): Promise<Conv
       oursConvergeCalls: ours.convergeCalls,
       engineCpuSeconds: { ours: ours.engineCpu, limit: limit.engineCpu, compose: compose.engineCpu },
       oursProcessCpuSeconds: ours.processCpuSeconds,
+      oursMemory: ours.memory,
       noop: { ...ours.noop, composeSeconds: compose.noopSeconds, composeMutatingEvents: compose.noopMutatingEvents, composeUpToDateLines: compose.upToDateLines },
     })
   }
@@ -298,12 +306,12 @@ function convergeTable(results: ConvergeResult[]): string {
         `${fmt(r.oursOverCompose, 2)}× | ${r.oursOverLimit <= 1.15 && r.oursOverCompose < 1 ? 'met' : 'missed'} |`,
     ),
     '',
-    '| N | dockerd + containerd CPU (s): ours / limit / compose | Docker calls per plugin, ours (limit: 2) | our daemon process CPU (s) |',
-    '|---:|---:|---:|---:|',
+    '| N | dockerd + containerd CPU (s): ours / limit / compose | Docker calls per plugin, ours (limit: 2) | our daemon process CPU (s) | our process RSS at end / peak (MiB; daemon in-process with tsx) |',
+    '|---:|---:|---:|---:|---:|',
     ...results.map((r) => {
       const cpu = r.engineCpuSeconds
       const perPlugin = Object.values(r.oursConvergeCalls).reduce((sum, count) => sum + count, 0) / r.n
-      return `| ${r.n} | ${fmt(cpu.ours ?? Number.NaN)} / ${fmt(cpu.limit ?? Number.NaN)} / ${fmt(cpu.compose ?? Number.NaN)} | ${fmt(perPlugin)} | ${fmt(r.oursProcessCpuSeconds)} |`
+      return `| ${r.n} | ${fmt(cpu.ours ?? Number.NaN)} / ${fmt(cpu.limit ?? Number.NaN)} / ${fmt(cpu.compose ?? Number.NaN)} | ${fmt(perPlugin)} | ${fmt(r.oursProcessCpuSeconds)} | ${fmtMemory(r.oursMemory)} |`
     }),
     '',
     '### No-op re-apply of N unchanged specs',

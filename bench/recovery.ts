@@ -32,6 +32,7 @@ import {
   writeResults,
   type Engine,
 } from './docker-harness.js'
+import { fmtMemory, processMemory, type ProcessMemory } from './results.js'
 
 const PLUGINS = Number(process.env.BENCH_RECOVERY_N ?? 200)
 const ROUNDS = Number(process.env.BENCH_RECOVERY_ROUNDS ?? 2)
@@ -39,7 +40,7 @@ const ROUNDS = Number(process.env.BENCH_RECOVERY_ROUNDS ?? 2)
 /** How the daemon is started: `npm start`'s compiled dist/, or the sources through tsx. */
 export type DaemonStart = 'compiled' | 'sources'
 
-function daemonCommand(start: DaemonStart): string[] {
+export function daemonCommand(start: DaemonStart): string[] {
   return start === 'compiled'
     ? [path.join(packageRoot(), 'dist', 'src', 'cli', 'forgectl.js'), 'serve']
     : ['--import', 'tsx', path.join(packageRoot(), 'src', 'cli', 'forgectl.ts'), 'serve']
@@ -71,9 +72,13 @@ export interface RecoveryResult {
   /** "reconciling <plugin>" lines of the second daemon for our plugins: expected 0. */
   reconcilesPlanned: number
   runningAfter: number
+  /** The first daemon, after loading the N plugins until all ran: RSS, and its peak over its life (VmHWM). */
+  loadMemory?: ProcessMemory
+  /** The restarted daemon when measured (2 s after its start resync): RSS and its peak so far. */
+  memory?: ProcessMemory
 }
 
-interface DaemonProcess {
+export interface DaemonProcess {
   child: ChildProcess
   output: () => string
   /** performance.now() when a log line containing `text` first arrived. */
@@ -81,7 +86,7 @@ interface DaemonProcess {
   exited: Promise<void>
 }
 
-function spawnDaemon(env: Record<string, string>, watchFor: string[], start: DaemonStart): DaemonProcess {
+export function spawnDaemon(env: Record<string, string>, watchFor: string[], start: DaemonStart): DaemonProcess {
   const child = spawn(process.execPath, daemonCommand(start), {
     cwd: packageRoot(),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -104,7 +109,7 @@ function spawnDaemon(env: Record<string, string>, watchFor: string[], start: Dae
   return { child, output: () => output, seen: (text) => seenAt.get(text), exited }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
@@ -112,7 +117,7 @@ async function freePort(): Promise<number> {
   return port
 }
 
-async function readyzAnswers(apiBase: string): Promise<boolean> {
+export async function readyzAnswers(apiBase: string): Promise<boolean> {
   try {
     return (await fetch(`${apiBase}/readyz`, { signal: AbortSignal.timeout(1_000) })).status === 200
   } catch (error) {
@@ -122,12 +127,13 @@ async function readyzAnswers(apiBase: string): Promise<boolean> {
   }
 }
 
-async function loadPlugins(engine: Engine, names: string[], apiBase: string, connectionString: string | undefined): Promise<void> {
+/** Loads the plugins: in one INSERT on the server, through the API on the embedded engine (its SQL port is off). */
+export async function loadPlugins(engine: Engine, names: string[], apiBase: string, connectionString: string | undefined, pluginManifest: object = manifest): Promise<void> {
   if (engine === 'postgres') {
     // One statement, as an operator would load plugins in SQL.
     const client = new pg.Client({ connectionString })
     await client.connect()
-    const json = JSON.stringify(manifest)
+    const json = JSON.stringify(pluginManifest)
     await client.query(`INSERT INTO plugins (forgehook_id, manifest) VALUES ${names.map((name) => `('${name}', '${json}'::jsonb)`).join(', ')}`).finally(() => client.end())
     return
   }
@@ -136,13 +142,13 @@ async function loadPlugins(engine: Engine, names: string[], apiBase: string, con
     const response = await fetch(`${apiBase}/api/v1/plugins/${name}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ apiVersion: 'flowforge.io/v1', kind: 'Plugin', metadata: { name }, spec: { manifest } }),
+      body: JSON.stringify({ apiVersion: 'flowforge.io/v1', kind: 'Plugin', metadata: { name }, spec: { manifest: pluginManifest } }),
     })
     if (response.status !== 201) throw new Error(`PUT ${name} answered ${response.status}: ${await response.text()}`)
   })
 }
 
-async function countRunning(apiBase: string): Promise<number> {
+export async function countRunning(apiBase: string): Promise<number> {
   const response = await fetch(`${apiBase}/api/v1/plugins?status=running`)
   const body = (await response.json()) as { items: { metadata: { name: string } }[] }
   return body.items.filter((item) => item.metadata.name.startsWith(`${BENCH_INSTANCE}-`)).length
@@ -186,6 +192,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
     await loadPlugins(engine, names, apiBase, server?.connectionString)
     await waitUntil(`${PLUGINS} plugins running`, async () => ((await countRunning(apiBase)) >= PLUGINS ? true : undefined), 600_000, 500)
     const loadSeconds = (performance.now() - loadStarted) / 1000
+    const loadMemory = processMemory(first.child.pid!)
 
     const results: RecoveryResult[] = []
     let running = first
@@ -194,7 +201,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
         running.child.kill('SIGKILL')
         await running.exited
         const next = await restart(start)
-        results.push({ ...next.result, loadSeconds })
+        results.push({ ...next.result, loadSeconds, loadMemory })
         running = next
       }
     }
@@ -208,7 +215,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
   }
 
   /** Starts the daemon again (the previous one is dead) and measures its recovery. */
-  async function restart(start: DaemonStart): Promise<DaemonProcess & { result: Omit<RecoveryResult, 'loadSeconds'> }> {
+  async function restart(start: DaemonStart): Promise<DaemonProcess & { result: Omit<RecoveryResult, 'loadSeconds' | 'loadMemory'> }> {
     const before = await containerStates()
     const events = await watchDockerEvents({ label: [`${LABELS.instance}=${BENCH_INSTANCE}`] })
     const spawnedAt = performance.now()
@@ -220,6 +227,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
     // Whatever the restart would set off (a recreate, a restart) shows within moments of the resync.
     await new Promise((resolve) => setTimeout(resolve, 2_000))
     events.close()
+    const memory = processMemory(second.child.pid!)
 
     const after = await containerStates()
     let recreated = 0
@@ -248,6 +256,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
       mutatingEvents: events.events.filter((event) => MUTATING_ACTIONS.has(event.action)).length,
       reconcilesPlanned,
       runningAfter: await countRunning(apiBase),
+      memory,
     }
     return Object.assign(second, { result })
   }
@@ -263,13 +272,15 @@ export async function benchRecovery(options: { engine?: Engine } = {}): Promise<
   const table = [
     `### Restart recovery: ${PLUGINS} running plugins, kill -9 of the daemon, started again (times from the spawn); compiled = dist/ (npm start), sources = src/ through tsx`,
     '',
-    '| engine | daemon | first log line (ms) | /readyz 200 (ms) | daemon CPU until /readyz (ms) | every status verified: resync (start) logged (ms) | of which the resync itself (ms) | containers recreated | restarted | engine events that change anything | reconciles planned | running after | target: none recreated |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| engine | daemon | first log line (ms) | /readyz 200 (ms) | daemon CPU until /readyz (ms) | every status verified: resync (start) logged (ms) | of which the resync itself (ms) | containers recreated | restarted | engine events that change anything | reconciles planned | running after | daemon RSS / peak (MiB) | target: none recreated |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...results.map(
       (r) =>
         `| ${r.engine === 'postgres' ? 'Postgres server' : 'embedded (PGlite)'} | ${r.start} | ${fmt(r.firstLogMs, 0)} | ${fmt(r.readyzMs, 0)} | ${fmt(r.cpuAtReadyzMs, 0)} | ${fmt(r.resyncStartMs, 0)} | ${fmt(r.resyncOwnMs, 0)} | ` +
-        `${r.recreated} | ${r.restarted} | ${r.mutatingEvents} | ${r.reconcilesPlanned} | ${r.runningAfter} / ${r.plugins} | ${r.recreated === 0 && r.restarted === 0 ? 'met' : 'missed'} |`,
+        `${r.recreated} | ${r.restarted} | ${r.mutatingEvents} | ${r.reconcilesPlanned} | ${r.runningAfter} / ${r.plugins} | ${fmtMemory(r.memory)} | ${r.recreated === 0 && r.restarted === 0 ? 'met' : 'missed'} |`,
     ),
+    '',
+    `The first daemon (compiled), after loading the ${PLUGINS} plugins until all ran: RSS / peak ${fmtMemory(results[0]?.loadMemory)} MiB (load: ${fmt(results[0]?.loadSeconds ?? Number.NaN, 1)} s).`,
   ].join('\n')
   process.stdout.write(table + '\n')
   await writeResults('recovery', { image: BENCH_IMAGE, results })

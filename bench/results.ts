@@ -1,5 +1,6 @@
 // Small helpers every benchmark shares: the results file, percentiles, number formatting,
-// bounded concurrency. No Docker or database here, so any case can import it.
+// bounded concurrency, a process's memory from /proc. No Docker or database here, so any case can import it.
+import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { packageRoot } from '../src/config.js'
@@ -35,4 +36,41 @@ export async function runInPool<T>(items: T[], concurrency: number, work: (item:
       }
     }),
   )
+}
+
+/** A process's resident memory from /proc/<pid>/status, in MiB: now (VmRSS) and its peak (VmHWM). */
+export interface ProcessMemory {
+  rssMiB: number
+  peakRssMiB: number
+}
+
+/** Undefined when the process is gone or there is no procfs (not Linux). */
+export function processMemory(pid: number | 'self' = 'self'): ProcessMemory | undefined {
+  let status: string
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN)
+  return { rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 }
+}
+
+/**
+ * Sets this process's peak (VmHWM) back to its current RSS (proc(5), clear_refs "5"), so a
+ * peak read later belongs to the work in between, not to what ran before in the process.
+ * Returns false where that is not possible (no procfs, an old kernel).
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** "RSS at the end / peak" in MiB for a table cell. */
+export function fmtMemory(memory: ProcessMemory | undefined): string {
+  return memory ? `${fmt(memory.rssMiB, 0)} / ${fmt(memory.peakRssMiB, 0)}` : 'n/a'
 }

@@ -1,12 +1,13 @@
 // npm run bench [case ...]: every benchmark, each measuring its peer or limit in the same
 // run. Prints one markdown table per case; raw numbers go to bench/results/*.json.
-// Cases: store, scale, api, console, idle, converge, latency, recovery, rollout (default: all, in this order).
+// Cases: store, scale, api, console, idle, footprint, converge, latency, recovery, rollout (default: all, in this order).
 // A real Postgres server is used beside the embedded one when BENCH_DATABASE_URL (or
 // TEST_DATABASE_URL) is set.
 import { benchApi } from './api.js'
 import { benchConsole } from './console.js'
 import { benchControllerScale } from './controller-scale.js'
 import { benchConverge } from './converge.js'
+import { benchFootprint } from './footprint.js'
 import { isInterrupted } from './docker-harness.js'
 import { benchIdle } from './idle.js'
 import { benchLatency } from './latency.js'
@@ -20,6 +21,7 @@ const CASES: Record<string, () => Promise<{ table: string } | unknown>> = {
   api: benchApi,
   console: benchConsole,
   idle: benchIdle,
+  footprint: benchFootprint,
   converge: () => benchConverge(),
   latency: benchLatency,
   recovery: benchRecovery,
