@@ -26,7 +26,7 @@ export interface SamplingResult {
   /** Fewest and most samples any running plugin got in the window. */
   samplesMin: number
   samplesMax: number
-  /** Plugins with fewer samples than whole rounds due. */
+  /** Plugins that went more than 1.5 intervals without a sample (they missed a round), window edges included. */
   pluginsBehind: number
   /** Longest time one plugin went without a sample, window edges included (a plugin never sampled: the window). */
   longestGapSeconds: number
@@ -43,9 +43,11 @@ export function samplingOf(log: StatsLog, containerIds: string[], from: number, 
     const times = log.between(containerId, from, to)
     samplesMin = Math.min(samplesMin, times.length)
     samplesMax = Math.max(samplesMax, times.length)
-    if (times.length < Math.floor(roundsDue)) pluginsBehind += 1
     const edges = [from, ...times, to]
-    for (let index = 1; index < edges.length; index += 1) longestGapMs = Math.max(longestGapMs, edges[index]! - edges[index - 1]!)
+    let gapMs = 0
+    for (let index = 1; index < edges.length; index += 1) gapMs = Math.max(gapMs, edges[index]! - edges[index - 1]!)
+    if (gapMs > 1.5 * intervalMs) pluginsBehind += 1
+    longestGapMs = Math.max(longestGapMs, gapMs)
   }
   return { roundsDue, samplesMin, samplesMax, pluginsBehind, longestGapSeconds: longestGapMs / 1000 }
 }

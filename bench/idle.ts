@@ -225,7 +225,7 @@ export function idleTable(results: IdleResult[]): string {
   return [
     `### Idle cost on Docker (${IMAGE}, HTTP health checks, default intervals, ${WINDOW_SECONDS} s window in steady state)`,
     '',
-    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | RSS at end / peak (MiB) | DB queries/min | docker stats calls in window | samples per plugin, min–max / rounds due | plugins sampled less than each round | longest time a plugin went unsampled (s) | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
+    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | RSS at end / peak (MiB) | DB queries/min | docker stats calls in window | samples per plugin, min–max / rounds due | plugins that missed a round (> 1.5 intervals unsampled) | longest time a plugin went unsampled (s) | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (result) =>

@@ -356,9 +356,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   async stats(containerId: string): Promise<ContainerStats> {
     try {
-      // one-shot (API 1.41, our minimum): one read, at once. Without it stream=false waits for
-      // a second sample of Docker's own (1-2 s per call), so that precpu_stats exist; the
-      // metrics sampler takes the rate between its own successive reads instead.
+      // one-shot (API 1.41, our minimum): one sample. Without it stream=false waits for a
+      // second sample of Docker's own (2 s per call on Docker 20.10), so that precpu_stats
+      // exist; the metrics sampler takes the rate between its own successive reads instead.
+      // A one-shot read still waits for the next tick of dockerd's collector (about 1 s).
       const stats = await this.connected().unary.getContainer(containerId).stats({ stream: false, 'one-shot': true })
       return statsFromDocker(stats as unknown as DockerStats)
     } catch (error) {
