@@ -12,7 +12,10 @@
 // The embedded engine also runs with PGlite's memory defaults (shared_buffers 128 MB, TurboFan)
 // at BENCH_FOOTPRINT_DEFAULTS_N (default 0 and 200; empty: not at all), the before of the
 // memory settings.
+import { spawnSync } from 'node:child_process'
 import { rm } from 'node:fs/promises'
+import path from 'node:path'
+import { packageRoot } from '../src/config.js'
 import { processCpuSeconds } from '../src/util/proc-stat.js'
 import {
   BENCH_IMAGE,
@@ -173,6 +176,9 @@ export function footprintTable(results: FootprintResult[]): string {
 
 export async function benchFootprint(): Promise<FootprintResult[] & { table: string }> {
   installCleanupHandlers()
+  // The daemon runs dist/: brought up to date first, as npm start's prestart does.
+  const built = spawnSync(process.execPath, [path.join(packageRoot(), 'scripts', 'build-if-stale.mjs')], { stdio: 'inherit' })
+  if (built.status !== 0) throw new Error('footprint: dist/ could not be built (scripts/build-if-stale.mjs)')
   await cleanupContainers()
   const runs: [FootprintVariant, number][] = [
     ...SIZES.map((plugins): [FootprintVariant, number] => ['embedded', plugins]),
