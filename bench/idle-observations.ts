@@ -68,41 +68,48 @@ export async function startProfile(): Promise<(writeTo?: string) => Promise<Prof
     const { profile } = await session.post('Profiler.stop')
     session.disconnect()
     if (writeTo) await writeFile(writeTo, JSON.stringify(profile))
-    return groupSelfTime(profile)
+    return cpuByOwner(profile)
   }
 }
 
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string } }[]
+export interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[]
   samples?: number[]
   timeDeltas?: number[]
 }
 
-function groupSelfTime(profile: CpuProfile): ProfileGroup[] {
-  const groupOfNode = new Map(profile.nodes.map((node) => [node.id, groupOf(node.callFrame)]))
+/**
+ * Each sample goes to its owner: the innermost frame on its stack in src/ or bench/ or in a
+ * dependency (not tsx), so Node's own code counts for whoever called it; samples with no
+ * such frame (socket reads, HTTP parsing, timers) are 'node internals'.
+ */
+export function cpuByOwner(profile: CpuProfile): ProfileGroup[] {
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const ownerOf = (id: number): string => {
+    for (let current: number | undefined = id; current !== undefined; current = parents.get(current)) {
+      const owner = ownerFrame(nodes.get(current)!.callFrame.url)
+      if (owner) return owner
+    }
+    const name = nodes.get(id)?.callFrame.functionName ?? ''
+    return name.startsWith('(') ? name : 'node internals'
+  }
   const selfMicros = new Map<string, number>()
   const samples = profile.samples ?? []
   const deltas = profile.timeDeltas ?? []
   for (let index = 0; index < samples.length; index += 1) {
+    const owner = ownerOf(samples[index]!)
+    if (owner === '(idle)') continue
     // A sample's time is the delta to the next one.
-    const micros = deltas[index + 1] ?? 0
-    const group = groupOfNode.get(samples[index]!) ?? 'other'
-    if (group === '(idle)') continue
-    selfMicros.set(group, (selfMicros.get(group) ?? 0) + micros)
+    selfMicros.set(owner, (selfMicros.get(owner) ?? 0) + (deltas[index + 1] ?? 0))
   }
   return [...selfMicros.entries()].map(([group, micros]) => ({ group, selfMs: micros / 1000 })).sort((a, b) => b.selfMs - a.selfMs)
 }
 
-function groupOf(frame: { functionName: string; url: string }): string {
-  const { url, functionName } = frame
-  if (!url) return functionName.startsWith('(') ? functionName : '(native)'
+function ownerFrame(url: string): string | undefined {
   const dependency = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
-  if (dependency) return dependency[1]!
-  if (url.startsWith('node:')) {
-    if (url.includes('undici')) return 'undici (fetch)'
-    return url.replace(/^node:(internal\/)?/, 'node:').replace(/\/.*$/, '')
-  }
+  if (dependency && dependency[1] !== 'tsx') return dependency[1]
   const source = /\/(src|bench)\/(.+?)\.ts/.exec(url)
-  if (source) return `${source[1]}/${source[2]}`
-  return 'other'
+  return source ? `${source[1]}/${source[2]}` : undefined
 }

@@ -57,7 +57,7 @@ export interface IdleResult {
   dockerStatsCalls: number
   /** Per running plugin: samples in the window against the rounds due; undefined without plugins. */
   sampling?: SamplingResult
-  /** With BENCH_IDLE_PROFILE: self time in the window by module, largest first. */
+  /** With BENCH_IDLE_PROFILE: CPU time in the window by owner (our file or a dependency), largest first. */
   profile?: ProfileGroup[]
   rssPeakMiB?: number
   /** CPU of the Docker engine meanwhile; the engine is shared, so others' work counts too. */
@@ -248,7 +248,7 @@ function profileLines(results: IdleResult[]): string[] {
   if (profiled.length === 0) return []
   return [
     '',
-    'Where the CPU went in the window (V8 profile, self time, ms):',
+    'Where the CPU went in the window (V8 profile; each sample to the innermost frame of ours or of a dependency on its stack; ms):',
     '',
     ...profiled.map((result) => {
       const total = result.profile!.reduce((sum, group) => sum + group.selfMs, 0)
