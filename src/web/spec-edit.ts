@@ -14,6 +14,7 @@ import { locateField } from '../spec/parse-yaml.js'
 import { specDiffers, toSpecDocument, type PluginDocument } from '../spec/plugin-spec.js'
 import { REDACTED, redactConfig, redactEnvironment } from '../spec/secrets.js'
 import { unifiedDiff } from '../util/unified-diff.js'
+import { sortKeys } from '../util/sort-keys.js'
 
 /** What the editor may send: a plugin document is a few KiB; the API's body limit is 1 MiB. */
 export const MAX_EDIT_BYTES = 256 * 1024
@@ -101,14 +102,4 @@ function hiddenChanges(current: Plugin, document: PluginDocument): string[] {
     .filter((key) => shownNow[key] === REDACTED && shownNext[key] === REDACTED && current.environment[key] !== environment[key])
     .sort()
     .map((key) => `the hidden value of spec.environment.${key} changes`)
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (typeof value !== 'object' || value === null) return value
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((key) => [key, sortKeys((value as Record<string, unknown>)[key])]),
-  )
 }

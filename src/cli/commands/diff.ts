@@ -9,6 +9,7 @@ import { ansi, plural, writeLine, writeLines } from '../output.js'
 import type { PluginObject } from '../plugin-object.js'
 import { readSpecInputs, type DeclaredPlugin } from '../spec-file-reader.js'
 import { unifiedDiff } from '../../util/unified-diff.js'
+import { sortKeys } from '../../util/sort-keys.js'
 import type { PluginDocument } from '../../spec/plugin-spec.js'
 import { REDACTED, redactConfig, secretKeys } from '../../spec/secrets.js'
 
@@ -146,17 +147,6 @@ function maskHidden(wanted: unknown, live: unknown, wantedView: unknown): unknow
   if (Array.isArray(wanted)) return wanted.map((item, index) => maskHidden(item, member(live, String(index)), member(wantedView, String(index))))
   if (typeof wanted !== 'object' || wanted === null) return wanted
   return Object.fromEntries(Object.entries(wanted).map(([key, item]) => [key, maskHidden(item, member(live, key), member(wantedView, key))]))
-}
-
-/** Keys sorted at every level (arrays keep their order), so that order is never a change. */
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (typeof value !== 'object' || value === null) return value
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((key) => [key, sortKeys((value as Record<string, unknown>)[key])]),
-  )
 }
 
 function colour(line: string): string {
