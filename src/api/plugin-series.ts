@@ -9,6 +9,7 @@
 import type { LatestResourceSample, PluginGauge } from '../db/metric-queries.js'
 import { HEALTH_STATUSES, PLUGIN_PHASES } from '../db/schema.js'
 import type { Clock } from '../util/clock.js'
+import { ChangeCachedRead } from './change-cached-read.js'
 import type { ChangeSource } from './list-cache.js'
 import { LATENCY_BUCKETS_SECONDS, type ProxyLatency } from './proxy-latency.js'
 
@@ -36,28 +37,21 @@ const SAMPLE_INTERVAL_MS = 10_000
 const SAMPLE_LOOKBACK_MS = 10 * 60_000
 
 export class PluginSeries {
-  private gauges: PluginGauge[] | undefined
-  private gaugesAt = 0
-  private changed = true
-  private gaugeFlight: Promise<PluginGauge[]> | undefined
+  private readonly gauges: ChangeCachedRead<PluginGauge[]>
   private samples: Map<string, LatestResourceSample> = new Map()
   private samplesAt = Number.NEGATIVE_INFINITY
   private sampleFlight: Promise<void> | undefined
-  private readonly unsubscribe: () => void
 
   constructor(private readonly options: PluginSeriesOptions) {
-    const changed = () => {
-      this.changed = true
-    }
-    this.unsubscribe = options.source.subscribe({ onChange: changed, onResync: changed })
+    this.gauges = new ChangeCachedRead({ source: options.source, read: options.gauges, clock: options.clock, minIntervalMs: MIN_GAUGE_INTERVAL_MS, maxAgeMs: MAX_GAUGE_AGE_MS })
   }
 
   close(): void {
-    this.unsubscribe()
+    this.gauges.close()
   }
 
   async families(): Promise<SeriesFamily[]> {
-    const [gauges] = await Promise.all([this.readGauges(), this.refreshSamples()])
+    const [gauges] = await Promise.all([this.gauges.read(), this.refreshSamples()])
     const named = (gauge: PluginGauge, extra: Record<string, string> = {}) => ({ plugin: gauge.forgehookId, ...extra })
     const phaseOf = (gauge: PluginGauge) => (gauge.deleting ? 'uninstalling' : gauge.phase)
     const families: SeriesFamily[] = [
@@ -122,28 +116,6 @@ export class PluginSeries {
       )
     }
     return families
-  }
-
-  private readGauges(): Promise<PluginGauge[]> {
-    const age = this.options.clock.now() - this.gaugesAt
-    const fresh = !this.changed && this.options.source.changeFeedConnected && age < MAX_GAUGE_AGE_MS
-    if (this.gauges !== undefined && (fresh || age < MIN_GAUGE_INTERVAL_MS)) return Promise.resolve(this.gauges)
-    return (this.gaugeFlight ??= this.takeGauges())
-  }
-
-  private async takeGauges(): Promise<PluginGauge[]> {
-    this.changed = false
-    try {
-      const gauges = await this.options.gauges()
-      this.gauges = gauges
-      this.gaugesAt = this.options.clock.now()
-      return gauges
-    } catch (error) {
-      this.changed = true
-      throw error
-    } finally {
-      this.gaugeFlight = undefined
-    }
   }
 
   private refreshSamples(): Promise<void> {

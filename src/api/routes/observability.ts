@@ -5,7 +5,7 @@ import type { PluginCount } from '../../db/plugin-counts.js'
 import { HEALTH_STATUSES, PLUGIN_PHASES } from '../../db/schema.js'
 import type { TimerHandle } from '../../util/clock.js'
 import type { ApiDependencies } from '../deps.js'
-import { PluginCountsCache } from '../plugin-counts-cache.js'
+import { ChangeCachedRead } from '../change-cached-read.js'
 import { PluginSeries } from '../plugin-series.js'
 
 /** How long /readyz waits for the database before calling it unreachable. */
@@ -15,7 +15,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 export function observabilityRoutes(deps: ApiDependencies): Hono {
   const app = new Hono()
-  const counts = new PluginCountsCache({ source: deps.store, count: () => deps.countPlugins(), clock: deps.clock })
+  const counts = new ChangeCachedRead({ source: deps.store, read: () => deps.countPlugins(), clock: deps.clock })
   // Per-plugin series (plugin-series.ts), when the daemon provides the narrow query they need.
   const pluginGauges = deps.pluginGauges
   const perPlugin = pluginGauges
