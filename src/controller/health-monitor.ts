@@ -2,8 +2,8 @@
 // the engine (events and inspect); otherwise an HTTP GET of the manifest's healthCheck.path
 // on the host port, unhealthy after `failureThreshold` (default 3) failures in a row;
 // otherwise 'unknown'. A change of health is written and audited at once; unchanged ones
-// only refresh last_health_check, for all plugins in one statement. HTTP probes keep their
-// connection to a container alive between rounds (http-probe.ts).
+// only refresh last_health_check, for all plugins in one statement. HTTP probes are raw
+// GETs on a new connection each (http-probe.ts: the cheapest measured).
 import type { Logger } from '../logger.js'
 import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import type { HealthStatus } from '../db/schema.js'
@@ -13,7 +13,7 @@ import type { Clock } from '../util/clock.js'
 import { Periodic } from '../util/periodic.js'
 import { mapLimit } from '../util/concurrency.js'
 import type { ContainerCache } from './container-cache.js'
-import { KeepAliveHttpProbe, type HttpProbe } from './http-probe.js'
+import { freshConnectionProbe, type HttpProbe } from './http-probe.js'
 
 export type { HttpProbe } from './http-probe.js'
 
@@ -23,7 +23,7 @@ export interface HealthMonitorOptions {
   clock: Clock
   logger: Logger
   intervalMs: number
-  /** Default: node:http with one kept-alive socket per container, closed on stop(). */
+  /** Default: a GET on a new connection (http-probe.ts). */
   probe?: HttpProbe
   /** Where plugin ports are reached from the manager. Default 127.0.0.1. */
   probeHost?: string
@@ -38,26 +38,19 @@ const PROBE_CONCURRENCY = 8
 export class HealthMonitor {
   private readonly failures = new Map<string, number>()
   private readonly periodic: Periodic
-  /** Ours when no probe is injected: its sockets are ours to close. */
-  private readonly keepAlive: KeepAliveHttpProbe | undefined
   private readonly probe: HttpProbe
-  /** Containers probed this round: the sockets of any other are closed after it. */
-  private probedThisRound = new Set<string>()
 
   constructor(private readonly options: HealthMonitorOptions) {
     this.periodic = new Periodic({ ...options, name: 'health' }, () => this.checkAll())
-    // A socket must outlast one interval to be reused in the next round.
-    this.keepAlive = options.probe ? undefined : new KeepAliveHttpProbe({ idleSocketMs: 2 * options.intervalMs })
-    this.probe = options.probe ?? this.keepAlive!.get
+    this.probe = options.probe ?? freshConnectionProbe
   }
 
   start(): void {
     this.periodic.start()
   }
 
-  async stop(): Promise<void> {
-    await this.periodic.stop()
-    this.keepAlive?.close()
+  stop(): Promise<void> {
+    return this.periodic.stop()
   }
 
   /** One round over every running plugin. Public for tests. */
@@ -65,9 +58,7 @@ export class HealthMonitor {
     const { store } = this.options
     const plugins = await store.listPlugins({ status: 'running' })
     const now = new Date(this.options.clock.now())
-    this.probedThisRound = new Set()
     const results = await mapLimit(plugins, PROBE_CONCURRENCY, (plugin) => this.check(plugin))
-    this.keepAlive?.retainOnly(this.probedThisRound)
     const unchanged: string[] = []
     for (const [index, plugin] of plugins.entries()) {
       const health = results[index]!
@@ -104,10 +95,7 @@ export class HealthMonitor {
 
     const url = `http://${this.options.probeHost ?? '127.0.0.1'}:${plugin.hostPort}${healthCheck.path}`
     const timeoutMs = (healthCheck.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000
-    // Only a running container's id names a socket to keep: it is that container's alone.
-    const connection = container?.state === 'running' ? container.id : undefined
-    if (connection) this.probedThisRound.add(connection)
-    const ok = await this.probe(url, timeoutMs, connection).then(
+    const ok = await this.probe(url, timeoutMs).then(
       (status) => status >= 200 && status < 400,
       () => false,
     )

@@ -28,6 +28,7 @@ import {
 } from './container-runtime.js'
 import { describeEndpoint, parseDockerHost, pinApiVersion, type DockerEndpoint } from './docker-connection.js'
 import { streamDockerEvents } from './docker-events.js'
+import { EngineStatsReader } from './engine-stats.js'
 import {
   createOptionsFor,
   hostPortFromStartError,
@@ -38,7 +39,6 @@ import {
   statsFromDocker,
   type DockerInspectInfo,
   type DockerListEntry,
-  type DockerStats,
 } from './docker-mapping.js'
 import { classifyPullFailure, driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
 import { digestForRepository } from './image-reference.js'
@@ -73,6 +73,8 @@ interface DockerClients {
   unary: Docker
   /** Without a timeout: docker-modem's timeout is an inactivity timeout and would kill a quiet stream. */
   streaming: Docker
+  /** Stats without dockerode, over kept-alive sockets: the one call an idle manager repeats (engine-stats.ts). */
+  stats: EngineStatsReader
 }
 
 const MANAGED_FILTER = `${LABELS.managed}=true`
@@ -129,9 +131,11 @@ export class DockerRuntime implements ContainerRuntime {
       throw new RuntimeUnavailableError(`Docker engine at ${this.where()} is not reachable: ${engineMessageOf(error)}`, { cause: error })
     }
     const apiVersion = pinApiVersion(engine)
+    this.clients?.stats.close()
     this.clients = {
       unary: this.makeClient(apiVersion, this.requestTimeoutMs),
       streaming: this.makeClient(apiVersion, undefined),
+      stats: new EngineStatsReader({ endpoint: this.endpoint, apiVersion, timeoutMs: this.requestTimeoutMs }),
     }
     this.logger.info({ engineVersion: engine.Version, engineApiVersion: engine.ApiVersion, apiVersion }, 'connected to the Docker engine')
     return { engineVersion: engine.Version, apiVersion }
@@ -360,8 +364,7 @@ export class DockerRuntime implements ContainerRuntime {
       // second sample of Docker's own (2 s per call on Docker 20.10), so that precpu_stats
       // exist; the metrics sampler takes the rate between its own successive reads instead.
       // A one-shot read still waits for the next tick of dockerd's collector (about 1 s).
-      const stats = await this.connected().unary.getContainer(containerId).stats({ stream: false, 'one-shot': true })
-      return statsFromDocker(stats as unknown as DockerStats)
+      return statsFromDocker(await this.connected().stats.read(containerId))
     } catch (error) {
       if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
       throw this.driverError(`read the stats of ${containerId}`, error)
