@@ -122,13 +122,20 @@ export class ActionPerformer {
   private async start(containerId: string, run: Run): Promise<Outcome> {
     const { runtime, cache, clock } = this.options
     const outcome = await cache.whileActing(containerId, 'start', async (): Promise<Outcome> => {
+      const version = cache.versionOf(containerId)
       try {
         await runtime.start(containerId)
       } catch (error) {
         if (error instanceof PortInUseError) return { kind: 'failed', failure: { kind: 'port-in-use', error: error.message }, error }
         throw error
       }
-      await this.refresh(containerId)
+      // The container our create just made, started: the start's answer says it runs, and
+      // the create said everything else, so no inspect waits here (it was most of the gap
+      // to the engine's own create+start rate). The entry stays provisional until the
+      // controller inspects it off the critical path; anything that judges it (a rollout's
+      // verdict) inspects first. Any other container (stopped before, or changed under the
+      // start by an event's inspect) is inspected now, as before.
+      if (!cache.markStarted(containerId, new Date(clock.now()), version)) await this.refresh(containerId)
       return DONE
     })
     if (outcome.kind === 'done' && (containerId === run.containerId || run.containerId === undefined)) {

@@ -12,6 +12,12 @@ interface Entry {
   container: ObservedContainer
   /** From inspect (exit code, start time, health), or from our own create: not only from a list. */
   detailed: boolean
+  /**
+   * Running by our own start's answer, not yet inspected (see markStarted): the engine's
+   * start time, health and networks are not read yet. The reconciler inspects such an entry
+   * before it judges it; the controller settles it once the queue is idle.
+   */
+  provisional?: boolean
   /** The change counter when it was put: newer than a list means the list did not see it. */
   seq: number
 }
@@ -32,6 +38,8 @@ export class ContainerCache {
   private readonly removed = new Map<string, number>()
   /** Our own start or stop in flight, by container id. */
   private readonly acting = new Map<string, 'start' | 'stop'>()
+  /** Ids of provisional entries (markStarted), in the order they were started. */
+  private readonly unsettledIds = new Set<string>()
   private seq = 0
   private listed = false
   private incomplete = false
@@ -68,6 +76,41 @@ export class ContainerCache {
     this.set({ container, detailed: true, seq: ++this.seq })
   }
 
+  /** The change counter of the container's entry: whether anything was put for it since. */
+  versionOf(containerId: string): number | undefined {
+    const name = this.nameById.get(containerId)
+    return name === undefined ? undefined : this.byName.get(name)?.seq
+  }
+
+  /**
+   * Our start of a container that our own create put here (state created) succeeded: it is
+   * running since about `startedAt`, with the create's image, labels, port binding and
+   * mounts; a start changes none of them. The entry is provisional until inspected: health,
+   * the engine's own start time and the networks are not known yet. False (nothing
+   * recorded) when the entry is not that one any more (`version` from before the start):
+   * an event's inspect during the start put something newer, or it never was our create's.
+   */
+  markStarted(containerId: string, startedAt: Date, version: number | undefined): boolean {
+    const entry = this.getEntryById(containerId)
+    if (!entry || version === undefined || entry.seq !== version || !entry.detailed || entry.container.state !== 'created') return false
+    const { exitCode: _exitCode, finishedAt: _finishedAt, ...container } = entry.container
+    this.set({ container: { ...container, state: 'running', startedAt }, detailed: true, provisional: true, seq: ++this.seq })
+    this.unsettledIds.add(containerId)
+    return true
+  }
+
+  /** The engine's `start` event of a provisional entry: its time is the engine's start time. */
+  noteStartTime(containerId: string, time: Date): void {
+    const entry = this.getEntryById(containerId)
+    if (entry?.provisional && entry.container.state === 'running') entry.container = { ...entry.container, startedAt: time }
+  }
+
+  /** Provisional entries (markStarted) not inspected yet, oldest first. */
+  unsettled(): string[] {
+    for (const containerId of this.unsettledIds) if (!this.getEntryById(containerId)?.provisional) this.unsettledIds.delete(containerId)
+    return [...this.unsettledIds]
+  }
+
   removeByName(name: string): void {
     const entry = this.byName.get(name)
     if (entry) this.nameById.delete(entry.container.id)
@@ -86,18 +129,18 @@ export class ContainerCache {
     this.incomplete = true
   }
 
-  get(name: string): { container: ObservedContainer; detailed: boolean } | undefined {
+  get(name: string): { container: ObservedContainer; detailed: boolean; provisional?: boolean } | undefined {
     return this.byName.get(name)
   }
 
-  getById(containerId: string): { container: ObservedContainer; detailed: boolean } | undefined {
-    const name = this.nameById.get(containerId)
-    return name === undefined ? undefined : this.byName.get(name)
+  getById(containerId: string): { container: ObservedContainer; detailed: boolean; provisional?: boolean } | undefined {
+    return this.getEntryById(containerId)
   }
 
   /**
-   * Runs our own start or stop (and the inspect after it). Meanwhile the container's events
-   * of that action are echoes (see isOwnAction): the inspect afterwards records the outcome.
+   * Runs our own start or stop (and the inspect after it, or markStarted). Meanwhile the
+   * container's events of that action are echoes (see isOwnAction): what the operation puts
+   * afterwards records the outcome.
    */
   async whileActing<T>(containerId: string, action: 'start' | 'stop', operation: () => Promise<T>): Promise<T> {
     this.acting.set(containerId, action)
@@ -136,7 +179,13 @@ export class ContainerCache {
     return this.byName.size
   }
 
+  private getEntryById(containerId: string): Entry | undefined {
+    const name = this.nameById.get(containerId)
+    return name === undefined ? undefined : this.byName.get(name)
+  }
+
   private set(entry: Entry): void {
+    if (!entry.provisional) this.unsettledIds.delete(entry.container.id)
     // Renamed (a rollout): the entry under its old name goes.
     const oldName = this.nameById.get(entry.container.id)
     if (oldName !== undefined && oldName !== entry.container.name) this.byName.delete(oldName)

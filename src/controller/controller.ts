@@ -27,6 +27,7 @@ import { networkReadinessProbe, type ProxyTraffic, type ReadinessProbe } from '.
 import { PortAllocator, type PortRange } from './port-allocator.js'
 import { Reconciler } from './reconciler.js'
 import { RestartRequests } from './restart-requests.js'
+import { StartSettler } from './start-settler.js'
 import { isEcho, sameObservation } from './event-echo.js'
 import { needsReconcile } from './resync-check.js'
 import { WorkQueue } from './work-queue.js'
@@ -94,6 +95,7 @@ export class Controller {
   readonly digests = new ImageDigests()
   private readonly imagePoller: ImagePoller
   private readonly reconciler: Reconciler
+  private readonly settler: StartSettler
   private readonly abort = new AbortController()
   private readonly log: Logger
   private pool: WorkerPool | undefined
@@ -138,6 +140,14 @@ export class Controller {
       intervalMs: options.imagePollIntervalMs ?? DEFAULT_IMAGE_POLL_INTERVAL_MS,
       onNewImage: (references) => this.requestResync(`a pull found a new image for ${references.join(', ')}`),
     })
+    this.settler = new StartSettler({
+      cache: this.cache,
+      runtime: options.runtime,
+      clock: options.clock,
+      logger: this.log,
+      busy: () => this.queue.len() > 0 || this.queue.processingCount > 0,
+      enqueue: (pluginId) => this.queue.add(pluginId),
+    })
   }
 
   /** Restarts the plugin's running container once (no recreate). */
@@ -173,6 +183,7 @@ export class Controller {
     this.unsubscribeRestarts()
     if (this.resyncTimer) this.options.clock.clearTimeout(this.resyncTimer)
     this.queue.shutDown()
+    await this.settler.stop()
     await this.imagePoller.stop()
     await this.pool?.stopped
     await this.eventsLoop
@@ -341,7 +352,9 @@ export class Controller {
       this.cache.removeById(event.containerId)
     } else if (this.cache.isOwnAction(event.containerId, event.action) || isEcho(event, this.cache.getById(event.containerId))) {
       // The echo of our own create, start or stop: the reconcile that acts put (or is about
-      // to put) this very state in the cache, so looking again would change nothing.
+      // to put) this very state in the cache, so looking again would change nothing. A start's
+      // echo carries the engine's start time, which our start's own answer does not.
+      if (event.action === 'start') this.cache.noteStartTime(event.containerId, event.time)
       news = false
     } else {
       try {
@@ -386,6 +399,7 @@ export class Controller {
     } finally {
       this.stats.reconciles += 1
       this.stats.reconcileSecondsTotal += (performance.now() - started) / 1000
+      this.settler.notice()
     }
   }
 

@@ -196,11 +196,11 @@ export class Reconciler {
     return readiness.http(`http://${host}:${hostPort}${healthCheck?.path ?? '/'}`, timeoutMs)
   }
 
-  /** The cached container, inspected once if the cache only has list data for it. */
+  /** The cached container, inspected once if the cache only has list data for it, or only our start's answer (provisional). */
   private async observe(containerName: string): Promise<ObservedContainer | undefined> {
     const { cache } = this.options
     const cached = cache.get(containerName)
-    if (cached?.detailed) return cached.container
+    if (cached?.detailed && !cached.provisional) return cached.container
     if (!cached && cache.complete) return undefined
     const inspected = await this.options.runtime.inspect(cached?.container.id ?? containerName)
     if (inspected) this.options.cache.putDetailed(inspected)

@@ -46,6 +46,38 @@ describe('ContainerCache', () => {
     expect(cache.get('forgehook-b')).toBeDefined()
   })
 
+  test("our start of the container our create made is recorded from its answer, provisional until inspected", () => {
+    const cache = new ContainerCache()
+    cache.putDetailed({ ...container('forgehook-a', 'a1', 'created'), hostPort: 4100, containerPort: 8080 })
+    const version = cache.versionOf('a1')
+    const startedAt = new Date('2026-12-02T03:00:00.000Z')
+    expect(cache.markStarted('a1', startedAt, version)).toBe(true)
+    expect(cache.get('forgehook-a')).toMatchObject({ container: { id: 'a1', state: 'running', startedAt, hostPort: 4100, containerPort: 8080 }, detailed: true, provisional: true })
+    expect(cache.unsettled()).toEqual(['a1'])
+    // The engine's start event tells its own start time.
+    const engineTime = new Date('2026-12-02T02:59:59.990Z')
+    cache.noteStartTime('a1', engineTime)
+    expect(cache.get('forgehook-a')?.container.startedAt).toEqual(engineTime)
+    // An inspect settles it.
+    cache.putDetailed({ ...container('forgehook-a', 'a1', 'running'), health: 'starting' })
+    expect(cache.get('forgehook-a')?.provisional).toBeUndefined()
+    expect(cache.unsettled()).toEqual([])
+  })
+
+  test('a start whose container changed under it (an event inspected it exited) records nothing, and a container not fresh from our create neither', () => {
+    const cache = new ContainerCache()
+    cache.putDetailed(container('forgehook-a', 'a1', 'created'))
+    const version = cache.versionOf('a1')
+    // The die event's inspect, while our start call was still out.
+    cache.putDetailed({ ...container('forgehook-a', 'a1', 'exited'), exitCode: 1 })
+    expect(cache.markStarted('a1', new Date(), version)).toBe(false)
+    expect(cache.get('forgehook-a')?.container).toMatchObject({ state: 'exited', exitCode: 1 })
+    // A stopped container started again: its entry is an inspect's, not a create's.
+    cache.putDetailed({ ...container('forgehook-b', 'b1', 'exited'), exitCode: 0 })
+    expect(cache.markStarted('b1', new Date(), cache.versionOf('b1'))).toBe(false)
+    expect(cache.unsettled()).toEqual([])
+  })
+
   test('during our own start or stop, only the events that action causes are echoes', async () => {
     const cache = new ContainerCache()
     let during: boolean[] = []

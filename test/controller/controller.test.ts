@@ -55,7 +55,7 @@ describe('the controller on the in-memory runtime', () => {
     expect(await eventTypes(database, 'alpha')).toEqual(['plugin:installed', 'plugin:started'])
   })
 
-  test('a new plugin costs Docker a create, a start and one inspect; the echoes of our own events cost nothing', async () => {
+  test('a new plugin converges on a create and a start; its one inspect follows once the queue is idle; the echoes of our own events cost nothing', async () => {
     const calls: string[] = []
     // Every call the controller makes, whatever it is, by method name.
     const counted = new Proxy(runtime, {
@@ -72,9 +72,20 @@ describe('the controller on the in-memory runtime', () => {
     calls.length = 0
     await install('counted')
     await waitForConverged(database, 'counted')
-    // Let the create and start events arrive and be handled.
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Recorded running without an inspect: the create and the start's answer told all of it.
+    expect([...calls].sort()).toEqual(['create', 'start'])
+    // Let the create and start events arrive and be handled, and the idle queue's settling run.
+    await new Promise((resolve) => setTimeout(resolve, 600))
     expect(calls.sort()).toEqual(['create', 'inspect', 'start'])
+  })
+
+  test("once the queue is idle, a started container's entry is settled by one inspect: the engine's own start time", async () => {
+    controller = await startController(database, runtime)
+    await install('settled')
+    const plugin = await waitForConverged(database, 'settled')
+    const inspected = await runtime.inspect(plugin.containerId!)
+    await eventually(() => (controller!.cache.get('forgehook-settled')?.provisional ? undefined : true), 5_000, 'the settling')
+    expect(controller.cache.get('forgehook-settled')).toMatchObject({ container: { id: plugin.containerId, state: 'running', startedAt: inspected!.startedAt }, detailed: true })
   })
 
   test('a missing image is pulled when create finds none, then created', async () => {
