@@ -29,6 +29,9 @@ interface Head {
 }
 
 const HEAD_END = '\r\n\r\n'
+/** As bytes: Buffer.indexOf with a string needle converts it on every call. */
+const HEAD_END_BYTES = Buffer.from(HEAD_END, 'latin1')
+const LINE_END_BYTES = Buffer.from('\r\n', 'latin1')
 
 /**
  * Feed it the bytes of one response as they arrive; push() returns the response once it is
@@ -55,7 +58,7 @@ export class Http1ResponseReader {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk])
     if (this.buffer.length > this.maxBytes) throw new Error(`HTTP response larger than ${this.maxBytes} bytes`)
     while (!this.head) {
-      const headEnd = this.buffer.indexOf(HEAD_END)
+      const headEnd = this.buffer.indexOf(HEAD_END_BYTES)
       if (headEnd < 0) {
         // Not HTTP at all (a server speaking something else): fail now rather than at the timeout.
         if (this.buffer.length >= 7 && this.buffer.toString('latin1', 0, 7) !== 'HTTP/1.') {
@@ -138,7 +141,7 @@ function dechunk(buffer: Buffer, start: number): { body: Buffer; end: number } |
   const parts: Buffer[] = []
   let at = start
   for (;;) {
-    const lineEnd = buffer.indexOf('\r\n', at)
+    const lineEnd = buffer.indexOf(LINE_END_BYTES, at)
     if (lineEnd < 0) return undefined
     const sizeText = buffer.toString('latin1', at, lineEnd).split(';')[0]!.trim()
     if (!/^[0-9a-fA-F]+$/.test(sizeText)) throw new Error(`unreadable chunk size ${JSON.stringify(sizeText.slice(0, 20))}`)
@@ -146,7 +149,7 @@ function dechunk(buffer: Buffer, start: number): { body: Buffer; end: number } |
     at = lineEnd + 2
     if (size === 0) {
       // Trailers, if any, end with an empty line.
-      const trailersEnd = buffer.subarray(at, at + 2).toString('latin1') === '\r\n' ? at + 2 : buffer.indexOf(HEAD_END, at) + HEAD_END.length
+      const trailersEnd = buffer.subarray(at, at + 2).toString('latin1') === '\r\n' ? at + 2 : buffer.indexOf(HEAD_END_BYTES, at) + HEAD_END.length
       if (trailersEnd < at + 2 || trailersEnd > buffer.length) return undefined
       return { body: parts.length === 1 ? parts[0]! : Buffer.concat(parts), end: trailersEnd }
     }

@@ -101,6 +101,16 @@ describe('health monitor and metrics sampler', () => {
     expect((await database.store.listEvents({ forgehookId: 'steady' })).items).toHaveLength(1)
   })
 
+  test('a new health path in the spec is probed from the next round on', async () => {
+    await runningPlugin('moved', 4106, { path: '/old' })
+    probeStatus[4106] = 200
+    const health = monitor()
+    await health.checkAll()
+    await database.store.updateSpec('moved', { manifest: { image: 'flowforge/x:1', port: 8080, healthCheck: { path: '/new' } } })
+    await health.checkAll()
+    expect(probedUrls).toEqual(['http://127.0.0.1:4106/old', 'http://127.0.0.1:4106/new'])
+  })
+
   test('without a health path or a Docker HEALTHCHECK the health is unknown', async () => {
     await runningPlugin('plain', 4102)
     await monitor().checkAll()
