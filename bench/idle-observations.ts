@@ -3,6 +3,42 @@
 // window grouped by where the time went (HTTP probes, Docker calls, database, GC...).
 import { Session } from 'node:inspector/promises'
 import { writeFile } from 'node:fs/promises'
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
+
+export interface GcTime {
+  /** Pauses of the main thread for garbage collection in the window, ms. */
+  totalMs: number
+  /** Of which full (mark-compact) collections, ms, and how many. */
+  majorMs: number
+  majorCount: number
+}
+
+/** Counts V8's GC pauses from now on (cheap: one entry per collection); the returned function stops and sums them. */
+export function startGcCount(): () => GcTime {
+  const time: GcTime = { totalMs: 0, majorMs: 0, majorCount: 0 }
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries() as (PerformanceEntry & { detail?: { kind?: number } })[]) {
+      time.totalMs += entry.duration
+      if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        time.majorMs += entry.duration
+        time.majorCount += 1
+      }
+    }
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return () => {
+    // Entries not yet delivered to the callback.
+    for (const entry of observer.takeRecords() as (PerformanceEntry & { detail?: { kind?: number } })[]) {
+      time.totalMs += entry.duration
+      if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        time.majorMs += entry.duration
+        time.majorCount += 1
+      }
+    }
+    observer.disconnect()
+    return time
+  }
+}
 
 /** Successful stats reads by container id, as performance.now() times. */
 export class StatsLog {

@@ -26,7 +26,7 @@ import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
 import { processCpuSeconds } from '../src/util/proc-stat.js'
-import { samplingOf, startProfile, StatsLog, type ProfileGroup, type SamplingResult } from './idle-observations.js'
+import { samplingOf, startGcCount, startProfile, StatsLog, type GcTime, type ProfileGroup, type SamplingResult } from './idle-observations.js'
 import { cleaningUpAfterInterrupt, cleanupOnInterrupt, insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
 
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
@@ -60,6 +60,8 @@ export interface IdleResult {
   /** With BENCH_IDLE_PROFILE: CPU time in the window by owner (our file or a dependency), largest first. */
   profile?: ProfileGroup[]
   rssPeakMiB?: number
+  /** The daemon's GC pauses in the window (main thread). */
+  gc?: GcTime
   /** CPU of the Docker engine meanwhile; the engine is shared, so others' work counts too. */
   dockerdCpuPercentOfOneCore?: number
   /** From the INSERT to every plugin running and healthy (the first health round is 30 s in). */
@@ -170,11 +172,13 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     const statsBefore = runtime.statsCalls
     const dockerdBefore = await dockerdCpuSeconds()
     const stopProfile = PROFILE_DIR ? await startProfile() : undefined
+    const stopGcCount = startGcCount()
     const cpuBefore = process.cpuUsage()
     const windowStarted = performance.now()
     await sleep(WINDOW_SECONDS * 1000)
     const cpuSeconds = cpuMicros(process.cpuUsage(cpuBefore)) / 1e6
     const windowEnded = performance.now()
+    const gc = stopGcCount()
     const windowSeconds = (windowEnded - windowStarted) / 1000
     const profile = stopProfile ? await stopProfile(path.join(PROFILE_DIR!, `idle-${plugins}-${config.database.kind}.cpuprofile`)) : undefined
     const sampling = samplingOf(runtime.statsLog, await runningContainerIds(daemon.database), windowStarted, windowEnded, config.controller.healthIntervalMs)
@@ -204,6 +208,7 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
       ...(sampling ? { sampling } : {}),
       ...(profile ? { profile } : {}),
       rssPeakMiB: process.resourceUsage().maxRSS / 1024,
+      gc,
       ...(dockerdBefore !== undefined && dockerdAfter !== undefined
         ? { dockerdCpuPercentOfOneCore: ((dockerdAfter - dockerdBefore) / windowSeconds) * 100 }
         : {}),
@@ -225,16 +230,35 @@ export function idleTable(results: IdleResult[]): string {
   return [
     `### Idle cost on Docker (${IMAGE}, HTTP health checks, default intervals, ${WINDOW_SECONDS} s window in steady state)`,
     '',
-    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | RSS at end / peak (MiB) | DB queries/min | docker stats calls in window | samples per plugin, min–max / rounds due | plugins that missed a round (> 1.5 intervals unsampled) | longest time a plugin went unsampled (s) | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| engine | running plugins | manager CPU (% of one core) | CPU in window (s) | of it GC pauses: all / full collections (ms) | RSS at end / peak (MiB) | DB queries/min | docker stats calls in window | samples per plugin, min–max / rounds due | plugins that missed a round (> 1.5 intervals unsampled) | longest time a plugin went unsampled (s) | dockerd CPU (% of one core, shared engine) | running + healthy after (s) | one full resync: ms / queries / CPU ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (result) =>
-        `| ${result.engine} | ${result.plugins}${result.plugins === 0 ? ' (idle daemon, the peer)' : ''} | ${fmt(result.cpuPercentOfOneCore, 2)} | ${fmt(result.cpuSeconds, 2)} | ` +
+        `| ${result.engine} | ${result.plugins}${result.plugins === 0 ? ' (idle daemon, the peer)' : ''} | ${fmt(result.cpuPercentOfOneCore, 2)} | ${fmt(result.cpuSeconds, 2)} | ${gcCell(result.gc)} | ` +
         `${fmt(result.rssMiB, 0)} / ${fmt(result.rssPeakMiB, 0)} | ${fmt(result.queriesPerMinute)} | ${result.dockerStatsCalls} | ${samplingCells(result.sampling)} | ${fmt(result.dockerdCpuPercentOfOneCore)} | ` +
         `${fmt(result.readySeconds, 0)} | ${fmt(result.resyncMs)} / ${result.resyncQueries} / ${fmt(result.resyncCpuMs, 0)} |`,
     ),
+    ...perPluginLines(results),
     ...profileLines(results),
   ].join('\n')
+}
+
+function gcCell(gc: GcTime | undefined): string {
+  return gc ? `${gc.totalMs.toFixed(0)} / ${gc.majorMs.toFixed(0)} (${gc.majorCount})` : 'n/a'
+}
+
+/** CPU ms per running plugin per minute: the whole daemon's, and net of the idle daemon (0 plugins) on the same engine when this run measured one. */
+function perPluginLines(results: IdleResult[]): string[] {
+  const cpuMsPerMinute = (result: IdleResult) => (result.cpuSeconds * 1000 * 60) / result.windowSeconds
+  const lines = results
+    .filter((result) => result.plugins > 0)
+    .map((result) => {
+      const peer = results.find((other) => other.plugins === 0 && other.engine === result.engine)
+      const gross = cpuMsPerMinute(result) / result.plugins
+      const net = peer ? (cpuMsPerMinute(result) - cpuMsPerMinute(peer)) / result.plugins : undefined
+      return `- ${result.engine}, ${result.plugins} plugins: ${gross.toFixed(2)} ms of CPU per plugin per minute${net === undefined ? '' : `, ${net.toFixed(2)} beyond the idle daemon's`}`
+    })
+  return lines.length === 0 ? [] : ['', 'Cost per running plugin:', '', ...lines]
 }
 
 function samplingCells(sampling: SamplingResult | undefined): string {
