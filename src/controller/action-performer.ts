@@ -152,17 +152,21 @@ export class ActionPerformer {
     const options = { ...(action.name ? { name: action.name } : {}), ...(action.extraVolumes?.length ? { extraVolumes: action.extraVolumes } : {}) }
     try {
       return await imageOutcome(async () => {
-        const containerId = await runtime.create(spec, options).catch(async (error: unknown) => {
-          if (!(error instanceof ImageNotFoundError) || !action.missingImage) throw error
-          await this.ensureImage(spec.image, action.missingImage, run)
-          return runtime.create(spec, options)
+        // The entry is put before the create counts as done: its create event is an echo either way.
+        const containerId = await cache.whileCreating(name, async () => {
+          const madeId = await runtime.create(spec, options).catch(async (error: unknown) => {
+            if (!(error instanceof ImageNotFoundError) || !action.missingImage) throw error
+            await this.ensureImage(spec.image, action.missingImage, run)
+            return runtime.create(spec, options)
+          })
+          // What we just made, as inspect would tell it: no second look needed. Its image is
+          // the one this run made sure of, when it did (the engine resolved the tag to it).
+          const { image, labels, hostPort, containerPort } = spec
+          const imageId = run.ensured?.image === image ? run.ensured.imageId : spec.imageId
+          const mounts = [...(spec.volumes ?? []), ...(action.extraVolumes ?? [])].map((volume) => ({ type: 'volume', name: volume.source, destination: volume.target, readOnly: volume.readOnly }))
+          cache.putDetailed({ id: madeId, name, image, ...(imageId ? { imageId } : {}), state: 'created', labels, hostPort, containerPort, mounts })
+          return madeId
         })
-        // What we just made, as inspect would tell it: no second look needed. Its image is
-        // the one this run made sure of, when it did (the engine resolved the tag to it).
-        const { image, labels, hostPort, containerPort } = spec
-        const imageId = run.ensured?.image === image ? run.ensured.imageId : spec.imageId
-        const mounts = [...(spec.volumes ?? []), ...(action.extraVolumes ?? [])].map((volume) => ({ type: 'volume', name: volume.source, destination: volume.target, readOnly: volume.readOnly }))
-        cache.putDetailed({ id: containerId, name, image, ...(imageId ? { imageId } : {}), state: 'created', labels, hostPort, containerPort, mounts })
         this.created(run, action, containerId)
       })
     } catch (error) {

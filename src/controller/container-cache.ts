@@ -38,6 +38,8 @@ export class ContainerCache {
   private readonly removed = new Map<string, number>()
   /** Our own start or stop in flight, by container id. */
   private readonly acting = new Map<string, 'start' | 'stop'>()
+  /** Names our own create is making right now (the id is not known until it answers). */
+  private readonly creating = new Set<string>()
   /** Ids of provisional entries (markStarted), in the order they were started. */
   private readonly unsettledIds = new Set<string>()
   private seq = 0
@@ -151,8 +153,23 @@ export class ContainerCache {
     }
   }
 
-  /** Whether a Docker event is what our start or stop in flight on that container causes. */
-  isOwnAction(containerId: string, eventAction: string): boolean {
+  /**
+   * Runs our own create of `name`. Its `create` event often arrives before the create's
+   * answer, so before the entry the answer puts: it is an echo all the same (a create by
+   * someone else under that name makes ours fail with a conflict, which inspects).
+   */
+  async whileCreating<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    this.creating.add(name)
+    try {
+      return await operation()
+    } finally {
+      this.creating.delete(name)
+    }
+  }
+
+  /** Whether a Docker event is what our create, start or stop in flight on that container causes. */
+  isOwnAction(containerId: string, eventAction: string, containerName?: string): boolean {
+    if (eventAction === 'create' && containerName !== undefined && this.creating.has(containerName)) return true
     const acting = this.acting.get(containerId)
     if (acting === 'start') return eventAction === 'start'
     if (acting === 'stop') return eventAction === 'kill' || eventAction === 'die' || eventAction === 'stop'

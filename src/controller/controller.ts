@@ -350,7 +350,7 @@ export class Controller {
     let news = true
     if (event.action === 'destroy') {
       this.cache.removeById(event.containerId)
-    } else if (this.cache.isOwnAction(event.containerId, event.action) || isEcho(event, this.cache.getById(event.containerId))) {
+    } else if (this.cache.isOwnAction(event.containerId, event.action, event.name) || isEcho(event, this.cache.getById(event.containerId))) {
       // The echo of our own create, start or stop: the reconcile that acts put (or is about
       // to put) this very state in the cache, so looking again would change nothing. A start's
       // echo carries the engine's start time, which our start's own answer does not.

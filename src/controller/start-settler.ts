@@ -24,7 +24,7 @@ export interface StartSettlerOptions {
   enqueue: (pluginId: string) => void
   /** How often a busy queue is looked at again. Default 250 ms. */
   pollMs?: number
-  /** The longest a provisional entry waits for an idle queue. Default 10_000 ms. */
+  /** The longest a provisional entry waits for an idle queue. Default 60_000 ms. */
   maxDelayMs?: number
 }
 
@@ -65,7 +65,7 @@ export class StartSettler {
     const { cache, clock, busy } = this.options
     const waited = clock.now() - (this.waitingSince ?? clock.now())
     // Busy: notice() (from .finally) looks again after the poll interval.
-    if (busy() && waited < (this.options.maxDelayMs ?? 10_000)) return
+    if (busy() && waited < (this.options.maxDelayMs ?? 60_000)) return
     this.waitingSince = undefined
     await mapLimit(cache.unsettled(), CONCURRENCY, (containerId) => this.settle(containerId))
   }

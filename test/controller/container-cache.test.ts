@@ -78,6 +78,18 @@ describe('ContainerCache', () => {
     expect(cache.unsettled()).toEqual([])
   })
 
+  test('the create event of a name our create is making is an echo, even before the create answered', async () => {
+    const cache = new ContainerCache()
+    let during = false
+    await cache.whileCreating('forgehook-a', async () => {
+      during = cache.isOwnAction('a1', 'create', 'forgehook-a')
+      expect(cache.isOwnAction('b1', 'create', 'forgehook-b')).toBe(false)
+      expect(cache.isOwnAction('a1', 'start', 'forgehook-a')).toBe(false)
+    })
+    expect(during).toBe(true)
+    expect(cache.isOwnAction('a1', 'create', 'forgehook-a')).toBe(false)
+  })
+
   test('during our own start or stop, only the events that action causes are echoes', async () => {
     const cache = new ContainerCache()
     let during: boolean[] = []
