@@ -6,9 +6,11 @@ import type { Logger } from '../logger.js'
 import { PLUGIN_RESTARTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
 import { RevisionStore } from './revision-store.js'
+import { batchable, readPlugins, writeStatuses, writeStatusesWithEvents, type StatusWrite } from './batched-statements.js'
+import { RETRY_ALONE, StatementBatcher } from './statement-batcher.js'
 import { ConflictError, NotFoundError } from './errors.js'
 import { isUuid } from '../util/uuid.js'
-import type { Database, PluginRowUpdate } from './schema.js'
+import type { Database, PluginRow, PluginRowUpdate } from './schema.js'
 import type {
   EventQuery,
   MetricsSample,
@@ -40,10 +42,20 @@ import {
 export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics, PluginTombstone } from './plugin-types.js'
 
 const MAX_PAGE = 1000
+/** Most plugins in one batched statement (statement-batcher.ts). */
+const MAX_BATCH = 64
 
 export class PluginStore {
   /** Every generation's spec (plugin_revisions), on the same database. */
   readonly revisions: RevisionStore
+  /**
+   * Group commit of the controller's hot statements: reads by id, status writes, status
+   * with its events. While one is in flight the next callers' requests wait and go out
+   * together; a quiet store sends each at once.
+   */
+  private readonly reads: StatementBatcher<string, PluginRow | undefined>
+  private readonly statusWrites: StatementBatcher<StatusWrite, PluginRow | undefined>
+  private readonly statusWithEvents: StatementBatcher<{ write: StatusWrite; events: NewPluginEvent[] }, void>
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -53,6 +65,37 @@ export class PluginStore {
     private readonly bus?: EventBus,
   ) {
     this.revisions = new RevisionStore(db)
+    this.reads = new StatementBatcher({
+      maxBatch: MAX_BATCH,
+      many: async (pluginIds) => {
+        const rows = await readPlugins(this.db, pluginIds)
+        return pluginIds.map((pluginId) => rows.get(pluginId))
+      },
+      one: (pluginId) => this.db.selectFrom('plugins').selectAll().where('id', '=', pluginId).executeTakeFirst(),
+    })
+    this.statusWrites = new StatementBatcher({
+      maxBatch: MAX_BATCH,
+      key: (write) => write.pluginId,
+      many: async (writes) => {
+        const fits = writes.filter(batchable)
+        const rows = fits.length > 0 ? await writeStatuses(this.db, fits) : new Map<string, PluginRow>()
+        return writes.map((write) => rows.get(write.pluginId) ?? RETRY_ALONE)
+      },
+      one: (write) => this.updateStatusRow(write),
+    })
+    this.statusWithEvents = new StatementBatcher({
+      maxBatch: MAX_BATCH,
+      key: ({ write }) => write.pluginId,
+      many: async (requests) => {
+        const fits = requests.filter(({ write, events }) => batchable(write) && events.every((event) => event.pluginId === write.pluginId))
+        const rows = fits.map(({ write, events }) => ({ write, events: events.map(eventRow) }))
+        const recorded = rows.length > 0 ? (await writeStatusesWithEvents(this.db, rows)).map(toEvent) : []
+        for (const event of recorded) this.bus?.publish(event)
+        const written = new Set(recorded.map((event) => event.pluginId))
+        return requests.map(({ write }) => (written.has(write.pluginId) ? undefined : RETRY_ALONE))
+      },
+      one: ({ write, events }) => this.writeStatusAndEventsAlone(write, events),
+    })
   }
 
   async createPlugin(input: NewPlugin): Promise<Plugin> {
@@ -74,11 +117,10 @@ export class PluginStore {
 
   /** By uuid or by forgehook_id. */
   async getPlugin(idOrName: string): Promise<Plugin | undefined> {
-    const row = await this.db
-      .selectFrom('plugins')
-      .selectAll()
-      .where(isUuid(idOrName) ? 'id' : 'forgehook_id', '=', idOrName)
-      .executeTakeFirst()
+    // By id (every reconcile starts so): batched with the other workers' reads.
+    const row = isUuid(idOrName)
+      ? await this.reads.submit(idOrName)
+      : await this.db.selectFrom('plugins').selectAll().where('forgehook_id', '=', idOrName).executeTakeFirst()
     return row ? toPlugin(row) : undefined
   }
 
@@ -120,18 +162,16 @@ export class PluginStore {
   async writeStatus(pluginId: string, update: PluginStatusUpdate): Promise<Plugin | undefined> {
     const values = statusColumns(update)
     if (Object.keys(values).length === 0) return this.getPlugin(pluginId)
-    const row = await this.run(`plugin ${pluginId}`, () =>
-      this.db.updateTable('plugins').set(values).where('id', '=', pluginId).returningAll().executeTakeFirst(),
-    )
+    const row = await this.statusWrites.submit({ pluginId, values })
     return row ? toPlugin(row) : undefined
   }
 
   /**
    * The reconciler's last write of a reconcile: status columns and the events that explain
-   * them in one statement, so one round trip and one commit instead of two. If that
-   * statement fails (nothing of it is written then), the two writes are made apart, so each
-   * keeps its own contract: events never throw (see logEvent), status errors are typed as
-   * from writeStatus.
+   * them in one statement, so one round trip and one commit instead of two (and, under
+   * load, one for several plugins). If that statement fails (nothing of it is written
+   * then), the two writes are made apart, so each keeps its own contract: events never
+   * throw (see logEvent), status errors are typed as from writeStatus.
    */
   async writeStatusWithEvents(pluginId: string, update: PluginStatusUpdate, events: NewPluginEvent[]): Promise<void> {
     const values = statusColumns(update)
@@ -141,10 +181,22 @@ export class PluginStore {
       if (writesStatus) await this.writeStatus(pluginId, update)
       return
     }
+    await this.statusWithEvents.submit({ write: { pluginId, values }, events })
+  }
+
+  /** One plugin's status columns, in a statement of its own. */
+  private updateStatusRow(write: StatusWrite): Promise<PluginRow | undefined> {
+    return this.run(`plugin ${write.pluginId}`, () =>
+      this.db.updateTable('plugins').set(write.values).where('id', '=', write.pluginId).returningAll().executeTakeFirst(),
+    )
+  }
+
+  /** writeStatusWithEvents in a statement of its own (see there). */
+  private async writeStatusAndEventsAlone(write: StatusWrite, events: NewPluginEvent[]): Promise<void> {
     let recorded: PluginEvent[]
     try {
       const rows = await this.db
-        .with('updated', (db) => db.updateTable('plugins').set(values).where('id', '=', pluginId).returning('id'))
+        .with('updated', (db) => db.updateTable('plugins').set(write.values).where('id', '=', write.pluginId).returning('id'))
         .with('inserted', (db) => db.insertInto('plugin_events').values(events.map(eventRow)).returningAll())
         .selectFrom('inserted')
         .selectAll()
@@ -154,7 +206,7 @@ export class PluginStore {
     } catch (error) {
       this.logger.debug({ err: error, plugin: events[0]!.forgehookId }, 'status and events in one statement failed; writing them apart')
       await this.logEvents(events)
-      await this.writeStatus(pluginId, update)
+      await this.updateStatusRow(write)
       return
     }
     for (const event of recorded) this.bus?.publish(event)
