@@ -27,7 +27,7 @@ export const freshConnectionProbe: HttpProbe = (url, timeoutMs) => {
   const port = Number(target.port || '80')
   const request = `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: flowforge-plugin-manager\r\nConnection: close\r\n\r\n`
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, noDelay: true })
+    const socket = connect({ host, port })
     const reader = new Http1ResponseReader(64 * 1024)
     let answered = false
     // One deadline for connect, the head and the body: the connection ends when the server
