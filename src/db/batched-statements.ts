@@ -1,10 +1,14 @@
 // The statements of the store's group commit (statement-batcher.ts): several plugins' rows
-// read, or status written, in one statement. A batch never waits for a row lock another
-// session holds: it locks what it writes with SKIP LOCKED first, and what it could not
-// lock goes down the single statement path (which waits, as it always did).
+// read, status written, and status written with its events, all in one statement (one
+// round trip, one commit), whatever mix of them the workers asked for at that moment. A
+// batch never waits for a row lock another session holds: it locks what it writes with SKIP
+// LOCKED first, and what it could not lock goes down the single statement path (which
+// waits, as it always did).
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database, PluginEventsTable, PluginRow, PluginRowUpdate } from './schema.js'
 import type { Selectable } from 'kysely'
+import { eventRow } from './plugin-rows.js'
+import type { NewPluginEvent } from './plugin-types.js'
 
 /**
  * SQL types of the status columns a batch may write: a VALUES list has no column types of
@@ -35,72 +39,9 @@ export interface StatusWrite {
   values: PluginRowUpdate
 }
 
-export interface EventRow {
-  plugin_id: string | null
-  forgehook_id: string
-  event_type: string
-  data: string
-}
-
 /** Whether a batch can carry this write: every column's type is known. */
 export function batchable(write: StatusWrite): boolean {
   return Object.keys(write.values).every((column) => STATUS_COLUMN_TYPES[column] !== undefined)
-}
-
-/** Many rows by id in one SELECT; a missing id is absent from the map. */
-export async function readPlugins(db: Kysely<Database>, pluginIds: string[]): Promise<Map<string, PluginRow>> {
-  const rows = await db.selectFrom('plugins').selectAll().where('id', 'in', pluginIds).execute()
-  return new Map(rows.map((row) => [row.id, row]))
-}
-
-/**
- * Status of several plugins in one statement, each with its own columns; the rows as
- * written, by id. A plugin that is missing from the answer was not written (no such row,
- * or another session holds it locked).
- */
-export async function writeStatuses(db: Kysely<Database>, writes: StatusWrite[]): Promise<Map<string, PluginRow>> {
-  const updates = updateClauses(writes, sql`RETURNING p.*`)
-  const rows = await sql<PluginRow>`WITH ${lockClause(writes)}, ${sql.join(updates.ctes)} ${sql.join(
-    updates.names.map((name) => sql`SELECT * FROM ${sql.raw(name)}`),
-    sql` UNION ALL `,
-  )}`.execute(db)
-  return new Map(rows.rows.map((row) => [row.id, row]))
-}
-
-/**
- * Status and the events that explain it, of several plugins, in one statement: a plugin's
- * events are inserted only with its status (both or neither). Returns the events recorded,
- * oldest first; a plugin with none among them was not written (see writeStatuses). Every
- * event must carry its write's plugin id.
- */
-export async function writeStatusesWithEvents(
-  db: Kysely<Database>,
-  writes: { write: StatusWrite; events: EventRow[] }[],
-): Promise<Selectable<PluginEventsTable>[]> {
-  const updates = updateClauses(
-    writes.map(({ write }) => write),
-    sql`RETURNING p.id`,
-  )
-  const events = writes.flatMap(({ events }) => events)
-  const eventValues = events.map(
-    (event, index) => sql`(${index}::integer, ${event.plugin_id}::uuid, ${event.forgehook_id}::varchar, ${event.event_type}::varchar, ${event.data}::jsonb)`,
-  )
-  const written = sql.join(
-    updates.names.map((name) => sql`SELECT id FROM ${sql.raw(name)}`),
-    sql` UNION ALL `,
-  )
-  const rows = await sql<Selectable<PluginEventsTable>>`WITH ${lockClause(writes.map(({ write }) => write))}, ${sql.join(updates.ctes)},
-    written AS (${written}),
-    inserted AS (
-      INSERT INTO plugin_events (plugin_id, forgehook_id, event_type, data)
-      SELECT e.plugin_id, e.forgehook_id, e.event_type, e.data
-      FROM (VALUES ${sql.join(eventValues)}) AS e(n, plugin_id, forgehook_id, event_type, data)
-      WHERE e.plugin_id IN (SELECT id FROM written)
-      ORDER BY e.n
-      RETURNING *
-    )
-    SELECT * FROM inserted ORDER BY id`.execute(db)
-  return rows.rows
 }
 
 /** The rows to write, locked for this statement unless another session holds them. */
@@ -137,4 +78,68 @@ function updateClauses(writes: StatusWrite[], returning: RawBuilder<unknown>): {
     names.push(name)
   }
   return { ctes, names }
+}
+
+/** One request of a mixed batch: a row read by id, or a status write (with the events that explain it, if any). */
+export type HotRequest = { kind: 'read'; pluginId: string } | { kind: 'write'; write: StatusWrite; events: NewPluginEvent[] }
+
+/** A read's row (undefined: no such plugin); a write's row as written and its events recorded (undefined: not written). */
+export type HotResult = { kind: 'read'; row: PluginRow | undefined } | { kind: 'write'; written: { row: PluginRow; events: Selectable<PluginEventsTable>[] } | undefined }
+
+/**
+ * Reads and status writes (with their events) of several plugins in one statement. Reads see
+ * the rows as they were before the statement's writes. A write is made only if its row
+ * could be locked at once (see lockClause); its events only with it. Every event must carry
+ * its write's plugin id, and no two writes may name the same plugin.
+ */
+export async function runHotStatements(db: Kysely<Database>, requests: HotRequest[]): Promise<HotResult[]> {
+  const writes = requests.flatMap((request) => (request.kind === 'write' ? [request] : []))
+  const readIds = [...new Set(requests.flatMap((request) => (request.kind === 'read' ? [request.pluginId] : [])))]
+  const parts: RawBuilder<unknown>[] = []
+  const ctes: RawBuilder<unknown>[] = []
+  if (writes.length > 0) {
+    const updates = updateClauses(
+      writes.map(({ write }) => write),
+      sql`RETURNING p.*`,
+    )
+    ctes.push(lockClause(writes.map(({ write }) => write)), ...updates.ctes)
+    ctes.push(sql`written AS (${sql.join(updates.names.map((name) => sql`SELECT * FROM ${sql.raw(name)}`), sql` UNION ALL `)})`)
+    const events = writes.flatMap(({ events }) => events.map(eventRow))
+    let eventsOf = sql`'[]'::jsonb`
+    if (events.length > 0) {
+      const eventValues = events.map(
+        (event, index) => sql`(${index}::integer, ${event.plugin_id}::uuid, ${event.forgehook_id}::varchar, ${event.event_type}::varchar, ${event.data}::jsonb)`,
+      )
+      ctes.push(sql`inserted AS (
+        INSERT INTO plugin_events (plugin_id, forgehook_id, event_type, data)
+        SELECT e.plugin_id, e.forgehook_id, e.event_type, e.data
+        FROM (VALUES ${sql.join(eventValues)}) AS e(n, plugin_id, forgehook_id, event_type, data)
+        WHERE e.plugin_id IN (SELECT id FROM written)
+        ORDER BY e.n
+        RETURNING *
+      )`)
+      eventsOf = sql`coalesce((SELECT jsonb_agg(to_jsonb(i) ORDER BY i.id) FROM inserted i WHERE i.plugin_id = w.id), '[]'::jsonb)`
+    }
+    parts.push(sql`SELECT 'w'::text AS hot_kind, w.*, ${eventsOf} AS hot_events FROM written w`)
+  }
+  if (readIds.length > 0) {
+    parts.push(sql`SELECT 'r'::text AS hot_kind, p.*, NULL::jsonb AS hot_events FROM plugins p WHERE p.id IN (${sql.join(readIds.map((id) => sql`${id}::uuid`))})`)
+  }
+  const statement = sql<PluginRow & { hot_kind: 'w' | 'r'; hot_events: (Omit<Selectable<PluginEventsTable>, 'timestamp'> & { timestamp: string })[] | null }>`${
+    ctes.length > 0 ? sql`WITH ${sql.join(ctes)} ` : sql``
+  }${sql.join(parts, sql` UNION ALL `)}`
+  const { rows } = await statement.execute(db)
+  const written = new Map<string, { row: PluginRow; events: Selectable<PluginEventsTable>[] }>()
+  const read = new Map<string, PluginRow>()
+  for (const { hot_kind: kind, hot_events: events, ...row } of rows) {
+    if (kind === 'r') {
+      read.set(row.id, row)
+      continue
+    }
+    // to_jsonb gives the event's timestamp as text.
+    written.set(row.id, { row, events: (events ?? []).map((event) => ({ ...event, timestamp: new Date(event.timestamp) })) })
+  }
+  return requests.map((request) =>
+    request.kind === 'read' ? { kind: 'read', row: read.get(request.pluginId) } : { kind: 'write', written: written.get(request.write.pluginId) },
+  )
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js'
 import { PLUGIN_RESTARTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
 import { RevisionStore } from './revision-store.js'
-import { batchable, readPlugins, writeStatuses, writeStatusesWithEvents, type StatusWrite } from './batched-statements.js'
+import { batchable, runHotStatements, type HotRequest, type HotResult, type StatusWrite } from './batched-statements.js'
 import { RETRY_ALONE, StatementBatcher } from './statement-batcher.js'
 import { ConflictError, NotFoundError } from './errors.js'
 import { isUuid } from '../util/uuid.js'
@@ -49,13 +49,12 @@ export class PluginStore {
   /** Every generation's spec (plugin_revisions), on the same database. */
   readonly revisions: RevisionStore
   /**
-   * Group commit of the controller's hot statements: reads by id, status writes, status
-   * with its events. While one is in flight the next callers' requests wait and go out
-   * together; a quiet store sends each at once.
+   * Group commit of the controller's hot statements: reads by id, status writes, status with
+   * its events. While one statement is in flight the next callers' requests wait and go out
+   * together as one statement, whatever their kinds (with 8 workers at most 8 are waiting:
+   * one statement for all of them rather than one per kind); a quiet store sends each at once.
    */
-  private readonly reads: StatementBatcher<string, PluginRow | undefined>
-  private readonly statusWrites: StatementBatcher<StatusWrite, PluginRow | undefined>
-  private readonly statusWithEvents: StatementBatcher<{ write: StatusWrite; events: NewPluginEvent[] }, void>
+  private readonly hot: StatementBatcher<HotRequest, HotResult>
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -65,37 +64,34 @@ export class PluginStore {
     private readonly bus?: EventBus,
   ) {
     this.revisions = new RevisionStore(db)
-    this.reads = new StatementBatcher({
+    this.hot = new StatementBatcher<HotRequest, HotResult>({
       maxBatch: MAX_BATCH,
-      many: async (pluginIds) => {
-        const rows = await readPlugins(this.db, pluginIds)
-        return pluginIds.map((pluginId) => rows.get(pluginId))
-      },
-      one: (pluginId) => this.db.selectFrom('plugins').selectAll().where('id', '=', pluginId).executeTakeFirst(),
-    })
-    this.statusWrites = new StatementBatcher({
-      maxBatch: MAX_BATCH,
-      key: (write) => write.pluginId,
-      many: async (writes) => {
-        const fits = writes.filter(batchable)
-        const rows = fits.length > 0 ? await writeStatuses(this.db, fits) : new Map<string, PluginRow>()
-        return writes.map((write) => rows.get(write.pluginId) ?? RETRY_ALONE)
-      },
-      one: (write) => this.updateStatusRow(write),
-    })
-    this.statusWithEvents = new StatementBatcher({
-      maxBatch: MAX_BATCH,
-      key: ({ write }) => write.pluginId,
+      key: (request) => (request.kind === 'write' ? request.write.pluginId : undefined),
       many: async (requests) => {
-        const fits = requests.filter(({ write, events }) => batchable(write) && events.every((event) => event.pluginId === write.pluginId))
-        const rows = fits.map(({ write, events }) => ({ write, events: events.map(eventRow) }))
-        const recorded = rows.length > 0 ? (await writeStatusesWithEvents(this.db, rows)).map(toEvent) : []
-        for (const event of recorded) this.bus?.publish(event)
-        const written = new Set(recorded.map((event) => event.pluginId))
-        return requests.map(({ write }) => (written.has(write.pluginId) ? undefined : RETRY_ALONE))
+        // A write the batch cannot carry (a column of unknown type, an event of another plugin) goes alone.
+        const fits = requests.filter((request) => request.kind === 'read' || (batchable(request.write) && request.events.every((event) => event.pluginId === request.write.pluginId)))
+        const results = new Map<HotRequest, HotResult>()
+        if (fits.length > 0) for (const [index, result] of (await runHotStatements(this.db, fits)).entries()) results.set(fits[index]!, result)
+        return requests.map((request) => {
+          const result = results.get(request)
+          if (result === undefined || (result.kind === 'write' && result.written === undefined)) return RETRY_ALONE
+          if (result.kind === 'write') for (const event of result.written!.events) this.bus?.publish(toEvent(event))
+          return result
+        })
       },
-      one: ({ write, events }) => this.writeStatusAndEventsAlone(write, events),
+      one: (request) => this.hotAlone(request),
     })
+  }
+
+  /** A hot request in a statement of its own: a read, a status write, or status with events (see writeStatusWithEvents). */
+  private async hotAlone(request: HotRequest): Promise<HotResult> {
+    if (request.kind === 'read') return { kind: 'read', row: await this.db.selectFrom('plugins').selectAll().where('id', '=', request.pluginId).executeTakeFirst() }
+    if (request.events.length === 0) {
+      const row = await this.updateStatusRow(request.write)
+      return { kind: 'write', written: row ? { row, events: [] } : undefined }
+    }
+    await this.writeStatusAndEventsAlone(request.write, request.events)
+    return { kind: 'write', written: undefined }
   }
 
   async createPlugin(input: NewPlugin): Promise<Plugin> {
@@ -119,7 +115,7 @@ export class PluginStore {
   async getPlugin(idOrName: string): Promise<Plugin | undefined> {
     // By id (every reconcile starts so): batched with the other workers' reads.
     const row = isUuid(idOrName)
-      ? await this.reads.submit(idOrName)
+      ? ((await this.hot.submit({ kind: 'read', pluginId: idOrName })) as Extract<HotResult, { kind: 'read' }>).row
       : await this.db.selectFrom('plugins').selectAll().where('forgehook_id', '=', idOrName).executeTakeFirst()
     return row ? toPlugin(row) : undefined
   }
@@ -162,8 +158,8 @@ export class PluginStore {
   async writeStatus(pluginId: string, update: PluginStatusUpdate): Promise<Plugin | undefined> {
     const values = statusColumns(update)
     if (Object.keys(values).length === 0) return this.getPlugin(pluginId)
-    const row = await this.statusWrites.submit({ pluginId, values })
-    return row ? toPlugin(row) : undefined
+    const result = (await this.hot.submit({ kind: 'write', write: { pluginId, values }, events: [] })) as Extract<HotResult, { kind: 'write' }>
+    return result.written ? toPlugin(result.written.row) : undefined
   }
 
   /**
@@ -181,7 +177,7 @@ export class PluginStore {
       if (writesStatus) await this.writeStatus(pluginId, update)
       return
     }
-    await this.statusWithEvents.submit({ write: { pluginId, values }, events })
+    await this.hot.submit({ kind: 'write', write: { pluginId, values }, events })
   }
 
   /** One plugin's status columns, in a statement of its own. */

@@ -19,8 +19,8 @@ export interface StatementBatcherOptions<Request, Result> {
   many: (requests: Request[]) => Promise<(Result | typeof RETRY_ALONE)[]>
   /** One request on its own, the plain statement: a request `many` left, or the retry of a failed batch. */
   one: (request: Request) => Promise<Result>
-  /** Requests with the same key never share a statement (one row written twice in one statement). Default: none. */
-  key?: (request: Request) => string
+  /** Requests with the same key never share a statement (one row written twice in one statement); undefined: no such bound. Default: none. */
+  key?: (request: Request) => string | undefined
 }
 
 /** What `many` answers for a request it leaves to `one`. */
@@ -65,11 +65,11 @@ export class StatementBatcher<Request, Result> {
     for (let index = 0; index < this.queue.length && batch.length < maxBatch; ) {
       const pending = this.queue[index]!
       const pendingKey = key(pending.request)
-      if (keys.has(pendingKey)) {
+      if (pendingKey !== undefined && keys.has(pendingKey)) {
         index += 1
         continue
       }
-      keys.add(pendingKey)
+      if (pendingKey !== undefined) keys.add(pendingKey)
       batch.push(pending)
       this.queue.splice(index, 1)
     }

@@ -3,7 +3,9 @@
 import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import type { PluginChange } from '../../src/db/change-feed.js'
-import type { Plugin } from '../../src/db/plugin-store.js'
+import { EventBus } from '../../src/db/event-bus.js'
+import { PluginStore, type Plugin } from '../../src/db/plugin-store.js'
+import { silentLogger } from '../../src/logger.js'
 import { engines, eventually, openTestDatabase, sampleManifest, type TestDatabase } from '../helpers/databases.js'
 
 const PLUGINS = 40
@@ -63,6 +65,35 @@ describe.each(engines)('batched store statements on %s Postgres', (engine) => {
     const stored = await database.store.listPlugins()
     expect(stored.filter((plugin) => plugin.status === 'running')).toHaveLength(PLUGINS / 2)
     await eventually(() => (changes.filter((change) => change.op === 'update' && !change.spec).length >= PLUGINS ? true : undefined), 5_000, 'a notification per row')
+  })
+
+  test('reads, status writes and status with events asked at once share statements, each answered as asked', async () => {
+    const plugins = await createMany('mixed')
+    const published: string[] = []
+    const bus = new EventBus()
+    bus.subscribe((event) => published.push(`${event.forgehookId}:${event.type}`))
+    const store = new PluginStore(database.handle.db, database.handle.changes, silentLogger(), bus)
+    const queriesBefore = queries
+    const answers = await Promise.all(
+      plugins.map((plugin, index) => {
+        if (index % 3 === 0) return store.getPlugin(plugin.id)
+        if (index % 3 === 1) return store.writeStatus(plugin.id, { status: 'starting', containerId: `m${index}` })
+        return store.writeStatusWithEvents(plugin.id, { status: 'running', observedGeneration: 1 }, [{ pluginId: plugin.id, forgehookId: plugin.forgehookId, type: 'plugin:started' }])
+      }),
+    )
+    // The first goes alone; the rest, of all three kinds, wait for it and go out together.
+    expect(queries - queriesBefore).toBeLessThanOrEqual(3)
+    for (const [index, answer] of answers.entries()) {
+      if (index % 3 === 0) expect(answer).toMatchObject({ id: plugins[index]!.id, status: 'installing' })
+      if (index % 3 === 1) expect(answer).toMatchObject({ id: plugins[index]!.id, status: 'starting', containerId: `m${index}` })
+    }
+    const running = (await store.listPlugins({ status: 'running' })).map((plugin) => plugin.forgehookId).sort()
+    const expected = plugins.filter((_, index) => index % 3 === 2).map((plugin) => plugin.forgehookId).sort()
+    expect(running).toEqual(expected)
+    expect(published.sort()).toEqual(expected.map((name) => `${name}:plugin:started`).sort())
+    const events = await store.listEvents({ types: ['plugin:started'], limit: 1000 })
+    expect(events.items.map((event) => event.forgehookId).sort()).toEqual(expected)
+    expect(events.items.every((event) => event.timestamp instanceof Date && !Number.isNaN(event.timestamp.getTime()))).toBe(true)
   })
 
   test('a host port taken in a batch fails only the plugin that asked for it', async () => {
