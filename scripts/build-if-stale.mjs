@@ -8,12 +8,14 @@
 //   - type errors do not stop the start, as they did not under tsx: tsc writes dist/ anyway
 //     (its exit code 2), the errors are printed and dist/ is started. `npm run build` (and so
 //     the image build) and `npm run typecheck` fail on them.
+//   - then the one-file build of dist/ (scripts/bundle-daemon.mjs, what forgectl runs when it
+//     is current) is made again when it is older than dist/, if esbuild is installed.
 // Plain JavaScript on purpose: it runs where no devDependency is installed.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const entry = path.join(root, 'dist', 'src', 'cli', 'forgectl.js')
@@ -69,4 +71,22 @@ if (reason !== undefined) {
       process.exit(built.status ?? 1)
     }
   }
+}
+
+/** dist/bundle/ is made from dist/src: again whenever it is older than the entry tsc wrote. */
+function bundleIsStale() {
+  const bundle = path.join(root, 'dist', 'bundle', 'forgectl.mjs')
+  return existsSync(entry) && (!existsSync(bundle) || statSync(bundle).mtimeMs < statSync(entry).mtimeMs)
+}
+
+/** scripts/bundle-daemon.mjs's bundleDaemon, or undefined where that script is not (a checkout of another layout). */
+async function bundler() {
+  const script = path.join(root, 'scripts', 'bundle-daemon.mjs')
+  if (!existsSync(script)) return undefined
+  return (await import(pathToFileURL(script).href)).bundleDaemon
+}
+
+const bundleDaemon = bundleIsStale() ? await bundler() : undefined
+if (bundleDaemon && !(await bundleDaemon())) {
+  console.error('note: esbuild is not installed: forgectl runs dist/src module by module (a slower start), not dist/bundle/')
 }
