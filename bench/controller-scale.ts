@@ -58,7 +58,7 @@ export interface ScaleResult {
 }
 
 /** A row of the table: which engine, and with which embedded memory settings. */
-export type ScaleVariant = 'embedded' | 'embedded-optimized' | 'embedded-128mb' | 'embedded-pglite-defaults' | 'server'
+export type ScaleVariant = 'embedded' | 'embedded-optimized' | 'embedded-16mb' | 'embedded-128mb' | 'embedded-pglite-defaults' | 'server'
 
 export const embeddedConfig = (): Config => ({ ...loadConfig({}), database: { kind: 'embedded', dataDir: 'memory', sqlPort: 0 } })
 
@@ -258,7 +258,7 @@ export function controllerScaleTable(results: ScaleResult[]): string {
   ].join('\n')
 }
 
-/** BENCH_SCALE_VARIANTS (default: embedded,embedded-pglite-defaults, and server when one is configured; also embedded-optimized, embedded-128mb). */
+/** BENCH_SCALE_VARIANTS (default: embedded,embedded-pglite-defaults, and server when one is configured; also embedded-optimized, embedded-16mb, embedded-128mb). */
 function variantsFromEnv(): ScaleVariant[] {
   const requested = process.env.BENCH_SCALE_VARIANTS?.split(',').map((value) => value.trim()).filter(Boolean)
   return (requested ?? ['embedded', 'embedded-pglite-defaults', 'server']) as ScaleVariant[]
@@ -271,6 +271,7 @@ function variantConfig(variant: ScaleVariant, databaseUrl: string | undefined): 
   // One setting at a time, and both at PGlite's defaults: what each costs in speed.
   const [label, sharedBuffersMiB, wasmOptimize] = {
     'embedded-optimized': ['embedded (PGlite), WASM optimized (EMBEDDED_WASM_OPTIMIZE=true)', undefined, true],
+    'embedded-16mb': ['embedded (PGlite), shared_buffers 16 MB (EMBEDDED_SHARED_BUFFERS_MB=16)', 16, false],
     'embedded-128mb': ['embedded (PGlite), shared_buffers 128 MB (EMBEDDED_SHARED_BUFFERS_MB=128)', 128, false],
     'embedded-pglite-defaults': ["embedded (PGlite), PGlite's memory defaults: shared_buffers 128 MB, WASM optimized", 128, true],
   }[variant] as [string, number | undefined, boolean]

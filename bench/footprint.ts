@@ -11,7 +11,8 @@
 // with BENCH_DATABASE_URL or TEST_DATABASE_URL the same sizes run on a server database.
 // The embedded engine also runs with PGlite's memory defaults (shared_buffers 128 MB, TurboFan)
 // at BENCH_FOOTPRINT_DEFAULTS_N (default 0 and 200; empty: not at all), the before of the
-// memory settings.
+// memory settings; and with shared_buffers 16 MB (the default until issue 18's second
+// memory pass) at BENCH_FOOTPRINT_16MB_N (default: not at all).
 import { spawnSync } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
@@ -35,14 +36,16 @@ import { fmt, fmtMemory, processMemory, writeResults, type ProcessMemory } from 
 const sizesFrom = (raw: string) => raw.split(',').map((value) => value.trim()).filter(Boolean).map(Number)
 const SIZES = sizesFrom(process.env.BENCH_FOOTPRINT_N ?? '0,20,200')
 const DEFAULTS_SIZES = sizesFrom(process.env.BENCH_FOOTPRINT_DEFAULTS_N ?? '0,200')
+const SIZES_16MB = sizesFrom(process.env.BENCH_FOOTPRINT_16MB_N ?? '')
 const WINDOW_SECONDS = Number(process.env.BENCH_FOOTPRINT_SECONDS ?? 60)
 const manifest = { name: 'Footprint', version: '1.0.0', image: BENCH_IMAGE, imagePullPolicy: 'IfNotPresent', port: 8080, healthCheck: { path: '/health' } }
 
 /** Which daemon: the engine, and on the embedded one our memory settings or PGlite's defaults. */
-export type FootprintVariant = 'embedded' | 'embedded-pglite-defaults' | 'server'
+export type FootprintVariant = 'embedded' | 'embedded-16mb' | 'embedded-pglite-defaults' | 'server'
 
 const VARIANT_LABELS: Record<FootprintVariant, string> = {
   embedded: 'embedded (PGlite)',
+  'embedded-16mb': 'embedded, shared_buffers 16 MB (EMBEDDED_SHARED_BUFFERS_MB=16)',
   'embedded-pglite-defaults': "embedded, PGlite's memory defaults (shared_buffers 128 MB, WASM optimized)",
   server: 'Postgres server',
 }
@@ -71,6 +74,7 @@ async function measure(variant: FootprintVariant, plugins: number): Promise<Foot
   const env: Record<string, string> = {
     ...(server ? { DATABASE_URL: server.connectionString } : { DATA_DIR: dataDir!, SQL_PORT: '0' }),
     ...(variant === 'embedded-pglite-defaults' ? { EMBEDDED_SHARED_BUFFERS_MB: '128', EMBEDDED_WASM_OPTIMIZE: 'true' } : {}),
+    ...(variant === 'embedded-16mb' ? { EMBEDDED_SHARED_BUFFERS_MB: '16' } : {}),
     ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
     PORT: String(port),
     SPECS_DIR: specsDir,
@@ -182,6 +186,7 @@ export async function benchFootprint(): Promise<FootprintResult[] & { table: str
   await cleanupContainers()
   const runs: [FootprintVariant, number][] = [
     ...SIZES.map((plugins): [FootprintVariant, number] => ['embedded', plugins]),
+    ...SIZES_16MB.map((plugins): [FootprintVariant, number] => ['embedded-16mb', plugins]),
     ...DEFAULTS_SIZES.map((plugins): [FootprintVariant, number] => ['embedded-pglite-defaults', plugins]),
     ...(serverUrl ? SIZES.map((plugins): [FootprintVariant, number] => ['server', plugins]) : []),
   ]

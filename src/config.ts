@@ -27,7 +27,7 @@ export interface EmbeddedDatabaseConfig {
   sqlSocketDir?: string
   /** SQL_TRANSACTION_TIMEOUT: an SQL client's transaction is ended after holding the database this long. Default 60 s. */
   sqlTransactionTimeoutMs?: number
-  /** EMBEDDED_SHARED_BUFFERS_MB: PGlite's shared_buffers in MiB (Postgres' default is 128). Default 16; see EmbeddedOptions. */
+  /** EMBEDDED_SHARED_BUFFERS_MB: PGlite's shared_buffers in MiB (Postgres' default is 128). Default 8; see EmbeddedOptions. */
   sharedBuffersMiB?: number
   /** EMBEDDED_WASM_OPTIMIZE: let V8 recompile PGlite's hot functions with its optimizing compiler. Default false; see EmbeddedOptions. */
   wasmOptimize?: boolean
@@ -255,7 +255,7 @@ function readDatabase(env: Env, read: EnvReader, problems: string[]): Config['da
     ...(sqlPassword !== undefined ? { sqlPassword } : {}),
     ...(sqlSocketDir !== undefined ? { sqlSocketDir: path.resolve(sqlSocketDir) } : {}),
     ...(sqlTransactionTimeout !== undefined ? { sqlTransactionTimeoutMs: read.seconds('SQL_TRANSACTION_TIMEOUT', 60) * 1000 } : {}),
-    ...(sharedBuffers !== undefined ? { sharedBuffersMiB: read.integer('EMBEDDED_SHARED_BUFFERS_MB', 16, 1, 4096) } : {}),
+    ...(sharedBuffers !== undefined ? { sharedBuffersMiB: read.integer('EMBEDDED_SHARED_BUFFERS_MB', 8, 1, 4096) } : {}),
     ...(wasmOptimize !== undefined ? { wasmOptimize: read.flag('EMBEDDED_WASM_OPTIMIZE', false) } : {}),
   }
 }

@@ -36,7 +36,7 @@ export interface EmbeddedOptions {
   sqlTransactionTimeoutMs?: number
   /** Called once per query (benchmarks). */
   onQuery?: () => void
-  /** EMBEDDED_SHARED_BUFFERS_MB: Postgres' shared_buffers in MiB. Default 16 (Postgres' own is 128); see pglite-memory.ts. */
+  /** EMBEDDED_SHARED_BUFFERS_MB: Postgres' shared_buffers in MiB. Default 8 (Postgres' own is 128); see pglite-memory.ts. */
   sharedBuffersMiB?: number
   /** EMBEDDED_WASM_OPTIMIZE: V8 also recompiles hot WASM with TurboFan (30-70 MiB more). Default false: Liftoff only. */
   wasmOptimize?: boolean

@@ -5,12 +5,16 @@
 //   - V8 compiles PGlite's 9 MB of WASM with its baseline compiler (Liftoff) and then
 //     recompiles every hot function with its optimizing one (TurboFan): that code and the
 //     compiler's working memory add 30-70 MiB.
+// At 16 MB the WASM heap still had about 30 MiB resident, 16 of them the buffers; at 8 MB
+// an idle daemon with 200 plugins is about 10 MiB smaller (docs/benchmarks.md, 4b and 11).
+// The daemon's tables do not fill 8 MB below a few thousand plugins; past that, pages come
+// from the data folder through the OS page cache, which the controller scale measures.
 // Neither changes what is stored or when it is flushed: durability is the same.
 import { setFlagsFromString } from 'node:v8'
 import { PGlite } from '@electric-sql/pglite'
 
 /** shared_buffers of the embedded engine, in MiB, unless EMBEDDED_SHARED_BUFFERS_MB says otherwise. */
-export const DEFAULT_SHARED_BUFFERS_MIB = 16
+export const DEFAULT_SHARED_BUFFERS_MIB = 8
 
 /** PGlite's own start parameters plus our memory settings (startParams replaces its list, so it is kept). */
 export function pgliteStartParams(sharedBuffersMiB = DEFAULT_SHARED_BUFFERS_MIB): string[] {

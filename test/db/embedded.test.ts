@@ -19,11 +19,11 @@ const execFileAsync = promisify(execFile)
 const logger = silentLogger()
 
 describe('the embedded engine\'s memory settings', () => {
-  test('runs with shared_buffers of 16 MB unless told otherwise, and keeps PGlite\'s own start parameters and synchronous commits', async () => {
+  test('runs with shared_buffers of 8 MB unless told otherwise, and keeps PGlite\'s own start parameters and synchronous commits', async () => {
     const database = await openEmbeddedDatabase({ dataDir: 'memory', sqlPort: 0, logger })
     try {
       const setting = async (name: string) => (await database.pglite.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]
-      expect(await setting('shared_buffers')).toBe('16MB')
+      expect(await setting('shared_buffers')).toBe('8MB')
       expect(await setting('synchronous_commit')).toBe('on')
       // PGlite's own start parameters are kept beside ours.
       expect(await setting('max_worker_processes')).toBe('0')
