@@ -12,7 +12,9 @@
 // The embedded engine also runs with PGlite's memory defaults (shared_buffers 128 MB, TurboFan)
 // at BENCH_FOOTPRINT_DEFAULTS_N (default 0 and 200; empty: not at all), the before of the
 // memory settings; and with shared_buffers 16 MB (the default until issue 18's second
-// memory pass) at BENCH_FOOTPRINT_16MB_N (default: not at all).
+// memory pass) at BENCH_FOOTPRINT_16MB_N (default: not at all); and on both engines with V8's
+// young generation kept at 1 MiB semi-spaces (bench/young-gen-1mb.mjs preloaded) at
+// BENCH_FOOTPRINT_YOUNG_N (default: not at all).
 import { spawnSync } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
@@ -37,17 +39,21 @@ const sizesFrom = (raw: string) => raw.split(',').map((value) => value.trim()).f
 const SIZES = sizesFrom(process.env.BENCH_FOOTPRINT_N ?? '0,20,200')
 const DEFAULTS_SIZES = sizesFrom(process.env.BENCH_FOOTPRINT_DEFAULTS_N ?? '0,200')
 const SIZES_16MB = sizesFrom(process.env.BENCH_FOOTPRINT_16MB_N ?? '')
+const SIZES_YOUNG = sizesFrom(process.env.BENCH_FOOTPRINT_YOUNG_N ?? '')
+const YOUNG_GEN_PRELOAD = path.join(packageRoot(), 'bench', 'young-gen-1mb.mjs')
 const WINDOW_SECONDS = Number(process.env.BENCH_FOOTPRINT_SECONDS ?? 60)
 const manifest = { name: 'Footprint', version: '1.0.0', image: BENCH_IMAGE, imagePullPolicy: 'IfNotPresent', port: 8080, healthCheck: { path: '/health' } }
 
 /** Which daemon: the engine, and on the embedded one our memory settings or PGlite's defaults. */
-export type FootprintVariant = 'embedded' | 'embedded-16mb' | 'embedded-pglite-defaults' | 'server'
+export type FootprintVariant = 'embedded' | 'embedded-16mb' | 'embedded-young-gen-1mb' | 'embedded-pglite-defaults' | 'server' | 'server-young-gen-1mb'
 
 const VARIANT_LABELS: Record<FootprintVariant, string> = {
   embedded: 'embedded (PGlite)',
   'embedded-16mb': 'embedded, shared_buffers 16 MB (EMBEDDED_SHARED_BUFFERS_MB=16)',
   'embedded-pglite-defaults': "embedded, PGlite's memory defaults (shared_buffers 128 MB, WASM optimized)",
   server: 'Postgres server',
+  'embedded-young-gen-1mb': 'embedded, young generation 1 MiB semi-spaces (bench/young-gen-1mb.mjs)',
+  'server-young-gen-1mb': 'Postgres server, young generation 1 MiB semi-spaces',
 }
 
 export interface FootprintResult {
@@ -65,7 +71,7 @@ export interface FootprintResult {
 }
 
 async function measure(variant: FootprintVariant, plugins: number): Promise<FootprintResult> {
-  const engine: Engine = variant === 'server' ? 'postgres' : 'embedded'
+  const engine: Engine = variant.startsWith('server') ? 'postgres' : 'embedded'
   const server = engine === 'postgres' ? await createServerDatabase('footprint') : undefined
   const dataDir = engine === 'embedded' ? await makeTempDir('footprint-data') : undefined
   const specsDir = await makeTempDir('footprint-specs')
@@ -75,6 +81,7 @@ async function measure(variant: FootprintVariant, plugins: number): Promise<Foot
     ...(server ? { DATABASE_URL: server.connectionString } : { DATA_DIR: dataDir!, SQL_PORT: '0' }),
     ...(variant === 'embedded-pglite-defaults' ? { EMBEDDED_SHARED_BUFFERS_MB: '128', EMBEDDED_WASM_OPTIMIZE: 'true' } : {}),
     ...(variant === 'embedded-16mb' ? { EMBEDDED_SHARED_BUFFERS_MB: '16' } : {}),
+    ...(variant.endsWith('young-gen-1mb') ? { NODE_OPTIONS: `--import=${YOUNG_GEN_PRELOAD}` } : {}),
     ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
     PORT: String(port),
     SPECS_DIR: specsDir,
@@ -188,7 +195,9 @@ export async function benchFootprint(): Promise<FootprintResult[] & { table: str
     ...SIZES.map((plugins): [FootprintVariant, number] => ['embedded', plugins]),
     ...SIZES_16MB.map((plugins): [FootprintVariant, number] => ['embedded-16mb', plugins]),
     ...DEFAULTS_SIZES.map((plugins): [FootprintVariant, number] => ['embedded-pglite-defaults', plugins]),
+    ...SIZES_YOUNG.map((plugins): [FootprintVariant, number] => ['embedded-young-gen-1mb', plugins]),
     ...(serverUrl ? SIZES.map((plugins): [FootprintVariant, number] => ['server', plugins]) : []),
+    ...(serverUrl ? SIZES_YOUNG.map((plugins): [FootprintVariant, number] => ['server-young-gen-1mb', plugins]) : []),
   ]
   if (!serverUrl) process.stderr.write('bench: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to measure on a Postgres server too\n')
   const results: FootprintResult[] = []
