@@ -34,6 +34,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# npm run build's second step: the one-file build of the daemon (dist/bundle/, esbuild).
+COPY scripts/bundle-daemon.mjs ./scripts/
 RUN npm run build
 
 # --- runtime: production dependencies and the compiled code ----------------------------
