@@ -8,7 +8,7 @@
 // socket is kept: no answer can come from a container that is gone, even one recreated on
 // the same host port, and there is no pool to bound or close.
 import { connect } from 'node:net'
-import { Http1ResponseReader } from '../util/http1-response.js'
+import { Http1ResponseReader, timeoutError } from '../util/http1-response.js'
 
 /**
  * An HTTP GET that resolves to the status code once the response's head arrives (redirects
@@ -59,10 +59,4 @@ export const freshConnectionProbe: HttpProbe = (url, timeoutMs) => {
     // take our half-close for the client going away and drop its answer.
     socket.write(request)
   })
-}
-
-function timeoutError(timeoutMs: number): Error {
-  const error = new Error(`no answer within ${timeoutMs} ms`)
-  error.name = 'TimeoutError'
-  return error
 }

@@ -11,7 +11,7 @@
 // reused fails before any answer arrives; such a call is retried once on a new connection
 // within the same deadline.
 import { connect, type Socket } from 'node:net'
-import { Http1ResponseReader, type Http1Response } from '../util/http1-response.js'
+import { Http1ResponseReader, timeoutError, type Http1Response } from '../util/http1-response.js'
 import type { DockerEndpoint } from './docker-connection.js'
 import type { DockerStats } from './docker-mapping.js'
 
@@ -182,8 +182,4 @@ function parseJson(body: Buffer): unknown {
     if (error instanceof SyntaxError) return undefined
     throw error
   }
-}
-
-function timeoutError(timeoutMs: number): Error {
-  return Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' })
 }

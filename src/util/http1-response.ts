@@ -12,6 +12,11 @@ export interface Http1Response {
   reusable: boolean
 }
 
+/** A raw-socket call's deadline passed: name TimeoutError (what readiness-probe.ts and the callers' tests look for), code ETIMEDOUT. */
+export function timeoutError(timeoutMs: number): Error {
+  return Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' })
+}
+
 /** The status code of a status line ("HTTP/1.1 200 OK"), or undefined when it is not one. */
 export function statusCodeOfLine(line: string): number | undefined {
   const match = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(line)
