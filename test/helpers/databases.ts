@@ -79,7 +79,18 @@ export async function createServerDatabase(): Promise<{ connectionString: string
   return {
     connectionString: url.toString(),
     drop: async () => {
-      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      // WITH (FORCE) refuses (42501, "must be a member of the role whose process is being
+      // terminated") while an autovacuum worker is in the database: a process of no role,
+      // which a role without pg_signal_backend may not terminate. It gives way within moments.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+          return
+        } catch (error) {
+          if ((error as { code?: string }).code !== '42501' || attempt >= 20) throw error
+          await new Promise((resolve) => setTimeout(resolve, 250))
+        }
+      }
     },
   }
 }
