@@ -402,11 +402,16 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
     // Streams of earlier cases are gone once the daemon has seen their clients go.
     await eventually(async () => ((await (await call('/metrics')).text()).includes('flowforge_event_stream_subscribers 0') ? true : undefined), 10_000, 'no stream open')
     const streams: AbortController[] = []
+    // Held until the end: undici cancels the body of a Response that is garbage-collected,
+    // which would end that stream and free its slot before the one that must be refused.
+    const open: Response[] = []
     try {
       for (let opened = 0; opened < MAX_STREAMS; opened++) {
         const abort = new AbortController()
         streams.push(abort)
-        expect((await call('/api/v1/events/stream', { signal: abort.signal })).status).toBe(200)
+        const answer = await call('/api/v1/events/stream', { signal: abort.signal })
+        open.push(answer)
+        expect(answer.status).toBe(200)
       }
       const refused = await call('/api/v1/events/stream')
       expect(refused.status).toBe(503)
@@ -414,6 +419,7 @@ describe.skipIf(!engine.reachable || !postgresUrl)('hostile input against the da
       expect(await webSocketHandshakeStatus(`${base}/api/v1/ws`, { authorization: `Bearer ${TOKEN}` })).toBe(503)
     } finally {
       for (const abort of streams) abort.abort()
+      open.length = 0
     }
     await eventually(async () => {
       const answer = await call('/api/v1/events/stream')
