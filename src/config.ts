@@ -9,6 +9,10 @@ import { ExpectedError } from './util/expected-error.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
+/** RUNTIME: what runs plugins. docker: one container per plugin on DOCKER_HOST; swarm: one Swarm service per plugin, DOCKER_HOST a manager node. */
+export const RUNTIMES = ['docker', 'swarm'] as const
+export type RuntimeName = (typeof RUNTIMES)[number]
+
 export interface PostgresServerConfig {
   kind: 'postgres'
   /** Full connection string; the password is never logged (see describeDatabase). */
@@ -100,6 +104,12 @@ export interface ControllerConfig {
    * /readyz and /metrics. Default <hostname>-<pid>.
    */
   managerId: string
+  /**
+   * RUNTIME: docker runs each plugin as one container on DOCKER_HOST (spec.replicas other
+   * than 1 and spec.placement are refused); swarm runs each as a Swarm service, DOCKER_HOST
+   * being a manager node's engine. Default docker.
+   */
+  runtime: RuntimeName
   /** Docker endpoint: unix:///path or tcp://host:port. Default unix:///var/run/docker.sock. */
   dockerHost: string
   /** Timeout of each Docker call (not of the event stream). Default 10 s. */
@@ -182,6 +192,7 @@ export function loadConfig(env: Env = process.env): Config {
     controller: {
       instance: readInstance(env, problems),
       managerId: readManagerId(env, problems),
+      runtime: read.oneOf('RUNTIME', RUNTIMES, 'docker'),
       dockerHost: readDockerHost(env, problems),
       dockerTimeoutMs: read.seconds('DOCKER_TIMEOUT', 10) * 1000,
       pluginBindAddress: readAddress(env, 'PLUGIN_BIND_ADDRESS', '127.0.0.1', problems),

@@ -121,6 +121,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
+    runtimeName: settings.runtime,
   }
   // The web console reads the store and the event stream; its pages write through the API's routes.
   const webConsole = createConsole({

@@ -68,6 +68,14 @@ describe('configuration', () => {
     ])
   })
 
+  test('RUNTIME is docker unless swarm is asked for, and another value is named', () => {
+    expect(loadConfig({}).controller.runtime).toBe('docker')
+    expect(loadConfig({ RUNTIME: 'swarm' }).controller.runtime).toBe('swarm')
+    expect(loadConfig({ RUNTIME: ' docker ' }).controller.runtime).toBe('docker')
+    expect(problemsOf({ RUNTIME: 'kubernetes' })).toEqual(['RUNTIME must be one of docker, swarm, got "kubernetes"'])
+    expect(problemsOf({ RUNTIME: 'Swarm' })).toEqual(['RUNTIME must be one of docker, swarm, got "Swarm"'])
+  })
+
   test('an unparseable URL and a bad port are refused', () => {
     expect(problemsOf({ DATABASE_URL: 'not a url' })).toEqual(['DATABASE_URL is not a URL; expected postgresql://user:password@host:5432/database'])
     expect(problemsOf({ POSTGRES_HOST: 'db', POSTGRES_PORT: '70000' })).toEqual(['POSTGRES_PORT must be a whole number from 1 to 65535, got "70000"'])
@@ -125,6 +133,7 @@ describe('configuration', () => {
     expect(loadConfig({}).controller).toEqual({
       instance: 'default',
       managerId: `${os.hostname()}-${process.pid}`,
+      runtime: 'docker',
       dockerHost: 'unix:///var/run/docker.sock',
       dockerTimeoutMs: 10_000,
       pluginBindAddress: '127.0.0.1',

@@ -1,5 +1,6 @@
 // What the HTTP API is built from. Every side effect is injected, so routes are tested
 // with app.request() on the in-memory runtime and an embedded database.
+import type { RuntimeName } from '../config.js'
 import type { ControllerStats } from '../controller/controller.js'
 import type { LeadershipStatus } from '../controller/leader-election.js'
 import type { EventBus } from '../db/event-bus.js'
@@ -51,6 +52,8 @@ export interface ApiDependencies {
   pluginHost: string
   /** Which spec.hostPort a document may ask for: HOST_PORT_RANGE, or any with ALLOW_ANY_HOST_PORT. */
   hostPorts: HostPortPolicy
+  /** RUNTIME: which runtime runs the plugins; docker refuses spec.replicas other than 1 and spec.placement (422). Default docker. */
+  runtimeName?: RuntimeName
   /** Host names served besides IP literals and localhost (API_ALLOWED_HOSTS and this machine's name). Default none. */
   allowedHosts?: readonly string[]
   /** Live streams (WebSockets, SSE, followed logs) open at once (API_MAX_STREAMS). Default 32. */

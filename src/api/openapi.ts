@@ -68,7 +68,7 @@ const OPERATIONS: Operation[] = [
     body: { mediaTypes: ['application/json'], schema: ref('InstallRequest') },
     responses: { ...plugin('201', 'Created'), ...errors(400, 409, 413, 415, 422, ...common) },
   },
-  { method: 'get', path: '/api/v1/plugins/{id}', id: 'getPlugin', summary: 'One plugin', tag: 'plugins', parameters: [pluginId], responses: { ...plugin('200', 'The plugin'), ...errors(404, ...common) } },
+  { method: 'get', path: '/api/v1/plugins/{id}', id: 'getPlugin', summary: 'One plugin, with status.tasks (the Swarm tasks of its service) when there are any', tag: 'plugins', parameters: [pluginId], responses: { ...plugin('200', 'The plugin'), ...errors(404, ...common) } },
   {
     method: 'put', path: '/api/v1/plugins/{id}', id: 'applyPlugin', summary: 'Create or replace a plugin (metadata.name must equal the name in the URL)', tag: 'plugins',
     parameters: [pathParam('id', 'The plugin name'), ifMatch], body: documentBody,

@@ -1,6 +1,7 @@
 // Plugin documents in and out of the API: the answer shape, validation of incoming
 // documents (422 with field paths), keeping redacted secrets, and the guide's install body.
-import type { Plugin } from '../db/plugin-store.js'
+import type { RuntimeName } from '../config.js'
+import type { Plugin, PluginTask } from '../db/plugin-store.js'
 import type { PluginPhase } from '../db/schema.js'
 import { toApiDocument, type ApiPlugin } from '../spec/api-plugin.js'
 import { hostPortErrors, type HostPortPolicy } from '../spec/host-port-policy.js'
@@ -9,9 +10,12 @@ import { restoreRedacted, revealedValues, type SpecValues } from '../spec/secret
 import { ApiError } from './errors.js'
 import { isJsonObject } from './merge-patch.js'
 
-/** The API shape; a plugin whose deletion was requested shows `uninstalling` until its row is gone. */
-export function presentPlugin(plugin: Plugin): ApiPlugin {
-  const document = toApiDocument(plugin)
+/**
+ * The API shape; a plugin whose deletion was requested shows `uninstalling` until its row is
+ * gone. `tasks` (GET of one plugin): its Swarm tasks, shown when there are any.
+ */
+export function presentPlugin(plugin: Plugin, tasks: PluginTask[] = []): ApiPlugin {
+  const document = toApiDocument(plugin, tasks)
   if (plugin.deletionRequestedAt === null) return document
   return { ...document, status: { ...document.status, phase: presentedPhase(plugin) } }
 }
@@ -46,12 +50,14 @@ export interface DocumentContext {
   sentSpec?: unknown
   /** Which spec.hostPort may be asked for (HOST_PORT_RANGE). */
   hostPorts?: HostPortPolicy
+  /** The runtime that runs plugins (RUNTIME): docker refuses spec.replicas other than 1 and spec.placement. Default docker. */
+  runtime?: RuntimeName
 }
 
 /** Validates a whole document; throws 422 listing every problem. */
 export function requireValidDocument(value: unknown, context: DocumentContext = {}): PluginDocument {
   const nameErrors = nameMismatch(value, context.name)
-  const result = validateDocument(withoutReadOnlyFields(value))
+  const result = validateDocument(withoutReadOnlyFields(value), { runtime: context.runtime ?? 'docker' })
   if (!result.ok) throw invalidDocument([...nameErrors, ...result.errors])
   const policyErrors = [...nameErrors, ...hostPortErrors(result.document.spec, context.hostPorts)]
   if (policyErrors.length > 0) throw invalidDocument(policyErrors)
@@ -116,7 +122,7 @@ interface InstallRequest {
  * Turns the guide's install body into a document. The name comes from `manifest.id`, or else
  * `manifest.name` made into a DNS label; errors name fields of the install body.
  */
-export function installDocument(body: unknown): PluginDocument {
+export function installDocument(body: unknown, options: { runtime?: RuntimeName } = {}): PluginDocument {
   if (!isJsonObject(body) || !isJsonObject(body.manifest)) {
     throw invalidDocument([{ field: 'manifest', message: 'the body must be an object with a "manifest" object' }])
   }
@@ -136,7 +142,7 @@ export function installDocument(body: unknown): PluginDocument {
       ...(request.config !== undefined && request.config !== null ? { config: request.config } : {}),
       ...(request.environment !== undefined && request.environment !== null ? { environment: request.environment } : {}),
     },
-  })
+  }, { runtime: options.runtime ?? 'docker' })
   if (!result.ok) throw invalidDocument(result.errors.map((error) => ({ ...error, field: installField(error.field, naming.field) })))
   const restored = restoreRedactedSecrets(result.document, undefined)
   if (!restored.ok) throw invalidDocument(restored.errors.map((error) => ({ ...error, field: installField(error.field, naming.field) })))

@@ -73,7 +73,9 @@ async function readSpecFile(file: string, problems: string[]): Promise<PluginDoc
   }
   const text = await readFile(file, 'utf8').catch((error: unknown) => fileProblem(file, error, problems))
   if (text === undefined) return []
-  const parsed = parseSpecText(text)
+  // The daemon's runtime is not known here: only the schema is checked, and the daemon
+  // refuses what its runtime cannot run (replicas on the docker runtime) when it is sent.
+  const parsed = parseSpecText(text, { runtime: 'any' })
   problems.push(...parsed.errors.map((error) => describeSpecError(file, error)))
   return parsed.documents.map((entry) => entry.document)
 }

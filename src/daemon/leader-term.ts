@@ -112,6 +112,7 @@ export class LeaderTerm {
       awaitWriteFinishMs: parts.specs.settleMs,
       maxDocuments: parts.specs.maxDocuments,
       hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
+      runtime: settings.runtime,
     })
     this.specsStarted = this.specs.start()
     // A leader must reconcile even when its spec folder cannot be watched: holding the lead

@@ -31,6 +31,8 @@ const STATUS_COLUMN_TYPES: Record<string, string> = {
   rollout: 'jsonb',
   image_digest: 'text',
   extra_ports: 'jsonb',
+  replicas_desired: 'integer',
+  replicas_running: 'integer',
 }
 
 export interface StatusWrite {

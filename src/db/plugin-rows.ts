@@ -25,6 +25,8 @@ export function specColumns(spec: Partial<PluginSpecFields>): PluginRowUpdate {
   if (spec.volumes !== undefined) values.volumes = JSON.stringify(spec.volumes)
   if (spec.updatePolicy !== undefined) values.update_policy = JSON.stringify(spec.updatePolicy)
   if (spec.network !== undefined) values.network = JSON.stringify(spec.network)
+  if (spec.replicas !== undefined) values.replicas = spec.replicas
+  if (spec.placement !== undefined) values.placement = JSON.stringify(spec.placement)
   return values
 }
 
@@ -45,6 +47,8 @@ const STATUS_COLUMNS = {
   rollout: 'rollout',
   imageDigest: 'image_digest',
   extraPorts: 'extra_ports',
+  replicasDesired: 'replicas_desired',
+  replicasRunning: 'replicas_running',
 } as const satisfies Record<keyof PluginStatusUpdate, keyof PluginRow>
 
 export function statusColumns(update: PluginStatusUpdate): PluginRowUpdate {
@@ -75,6 +79,8 @@ export function toPlugin(row: PluginRow): Plugin {
     purgeVolumes: row.purge_volumes ?? false,
     rolloutRetryAt: row.rollout_retry_at ?? null,
     network: row.network ?? {},
+    replicas: row.replicas ?? 1,
+    placement: row.placement ?? {},
     status: row.status,
     containerId: row.container_id,
     containerName: row.container_name,
@@ -91,6 +97,8 @@ export function toPlugin(row: PluginRow): Plugin {
     rollout: row.rollout ?? null,
     imageDigest: row.image_digest ?? null,
     extraPorts: row.extra_ports ?? [],
+    replicasDesired: row.replicas_desired ?? null,
+    replicasRunning: row.replicas_running ?? null,
     generation: row.generation,
     resourceVersion: row.resource_version,
     createdAt: row.created_at,
@@ -147,6 +155,7 @@ const CONSTRAINT_MESSAGES: Record<string, { field: string; message: string }> = 
   plugins_desired_state_check: { field: 'desiredState', message: 'desired state must be "running" or "stopped"' },
   plugins_requested_host_port_range: { field: 'hostPort', message: 'host port must be from 1 to 65535' },
   plugins_host_port_range: { field: 'hostPort', message: 'host port must be from 1 to 65535' },
+  plugins_replicas_range: { field: 'replicas', message: 'replicas must be from 1 to 100' },
 }
 
 /** Maps Postgres constraint errors (same codes on pg and PGlite) to typed errors. */

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js'
 import { PLUGIN_RESTARTS_CHANNEL, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import type { EventBus } from './event-bus.js'
 import { RevisionStore } from './revision-store.js'
+import { TaskStore } from './task-store.js'
 import { batchable, runHotStatements, type HotRequest, type HotResult, type StatusWrite } from './batched-statements.js'
 import { RETRY_ALONE, StatementBatcher } from './statement-batcher.js'
 import { ConflictError, NotFoundError } from './errors.js'
@@ -39,7 +40,7 @@ import {
   whereIdOrName,
 } from './plugin-rows.js'
 
-export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics, PluginTombstone } from './plugin-types.js'
+export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics, PluginTombstone, PluginTask } from './plugin-types.js'
 
 const MAX_PAGE = 1000
 /** Most plugins in one batched statement (statement-batcher.ts). */
@@ -48,6 +49,8 @@ const MAX_BATCH = 64
 export class PluginStore {
   /** Every generation's spec (plugin_revisions), on the same database. */
   readonly revisions: RevisionStore
+  /** The Swarm tasks the swarm reconciler observed of each plugin (plugin_tasks), on the same database. */
+  readonly tasks: TaskStore
   /**
    * Group commit of the controller's hot statements: reads by id, status writes, status with
    * its events. While one statement is in flight the next callers' requests wait and go out
@@ -64,6 +67,7 @@ export class PluginStore {
     private readonly bus?: EventBus,
   ) {
     this.revisions = new RevisionStore(db)
+    this.tasks = new TaskStore(db)
     this.hot = new StatementBatcher<HotRequest, HotResult>({
       maxBatch: MAX_BATCH,
       key: (request) => (request.kind === 'write' ? request.write.pluginId : undefined),

@@ -1,6 +1,6 @@
 // What the store hands out and takes in: plugins, events and metrics as the rest of the
 // program sees them (camelCase, Dates), apart from the SQL that produces them.
-import type { AssignedPort, DesiredState, HealthStatus, JsonObject, NetworkPolicy, PluginPhase, PluginVolume, RolloutStatus, UpdatePolicy } from './schema.js'
+import type { AssignedPort, DesiredState, HealthStatus, JsonObject, NetworkPolicy, NodeState, Placement, PluginPhase, PluginVolume, RolloutStatus, TaskState, UpdatePolicy } from './schema.js'
 
 /** A plugin as the rest of the program sees it: one row, camelCase. */
 export interface Plugin {
@@ -22,6 +22,10 @@ export interface Plugin {
   /** An operator asked to retry a rolled-back generation (forgectl rollout retry). */
   rolloutRetryAt: Date | null
   network: NetworkPolicy
+  /** spec.replicas: how many copies should run (1 unless the swarm runtime runs more). */
+  replicas: number
+  /** spec.placement: where the swarm runtime may run them; {} when none. */
+  placement: Placement
   // status
   status: PluginPhase
   containerId: string | null
@@ -42,6 +46,9 @@ export interface Plugin {
   imageDigest: string | null
   /** The host ports of manifest.ports, as assigned. */
   extraPorts: AssignedPort[]
+  /** Swarm runtime: the replicas its service asks for, and how many of its tasks run; null on the docker runtime (unknown). */
+  replicasDesired: number | null
+  replicasRunning: number | null
   // bookkeeping
   generation: number
   resourceVersion: number
@@ -60,6 +67,10 @@ export interface PluginSpecFields {
   volumes?: PluginVolume[]
   updatePolicy?: UpdatePolicy
   network?: NetworkPolicy
+  /** Default 1. */
+  replicas?: number
+  /** Default {}. */
+  placement?: Placement
 }
 
 export interface NewPlugin extends PluginSpecFields {
@@ -90,6 +101,8 @@ export interface PluginStatusUpdate {
   rollout?: RolloutStatus | null
   imageDigest?: string | null
   extraPorts?: AssignedPort[]
+  replicasDesired?: number | null
+  replicasRunning?: number | null
 }
 
 export interface PluginFilter {
@@ -167,4 +180,37 @@ export interface PluginTombstone {
   containerId: string | null
   containerName: string | null
   deletedAt: Date
+}
+
+/**
+ * One Swarm task of a plugin's service as the swarm reconciler last observed it
+ * (plugin_tasks; store.tasks.replaceTasks writes a plugin's tasks all at once).
+ */
+export interface PluginTask {
+  pluginId: string
+  /** Swarm's task id. */
+  taskId: string
+  /** The replica slot the task fills (replicated services); null when Swarm gives none. */
+  slot: number | null
+  nodeId: string | null
+  nodeName: string | null
+  /** The node's state when the task was observed. */
+  nodeState: NodeState | null
+  state: TaskState
+  desiredState: TaskState
+  containerId: string | null
+  /** Swarm's error for a failed or rejected task. */
+  error: string | null
+  /** Swarm's status message ("started", "preparing", …). */
+  message: string | null
+  /** The container's health (healthy, unhealthy, starting), when it has a health check. */
+  health: string | null
+  /** The host port the task publishes the plugin's port on (host-mode publishing). */
+  hostPort: number | null
+  /** The image the task runs (as Swarm pinned it, with its digest when known). */
+  image: string | null
+  /** When Swarm created the task. */
+  createdAt: Date | null
+  /** When Swarm last changed the task. */
+  updatedAt: Date
 }

@@ -48,6 +48,8 @@ function toRevision(row: Selectable<PluginRevisionsTable>): PluginRevision {
       volumes: row.volumes,
       updatePolicy: row.update_policy,
       network: row.network ?? {},
+      replicas: row.replicas ?? 1,
+      placement: row.placement ?? {},
     },
     createdAt: row.created_at,
   }

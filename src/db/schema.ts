@@ -43,6 +43,24 @@ export interface NetworkPolicy {
   isolated?: boolean
 }
 
+/** spec.placement: where a Swarm service's tasks may run (the swarm runtime only; the docker runtime refuses a non-empty one). */
+export interface Placement {
+  /** Swarm constraints, all of which must hold: `node.labels.zone==a`, `node.role!=manager`. */
+  constraints?: string[]
+  /** Spread the tasks evenly over the values of a node label (`node.labels.zone`), in order. */
+  preferences?: { spread: string }[]
+  /** At most this many tasks of the plugin on one node. Default: no limit. */
+  maxReplicasPerNode?: number
+}
+
+export const TASK_STATES = ['new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove'] as const
+/** A Swarm task's state (and desired state), as Swarm names them. */
+export type TaskState = (typeof TASK_STATES)[number]
+
+export const NODE_STATES = ['ready', 'down', 'unknown'] as const
+/** A Swarm node's state as the manager last saw it (Swarm's disconnected is shown as down). */
+export type NodeState = (typeof NODE_STATES)[number]
+
 /** A published extra port (manifest.ports) with the host port assigned to it. */
 export interface AssignedPort {
   name: string
@@ -106,6 +124,8 @@ export interface PluginsTable {
   purge_volumes: ColumnType<boolean, boolean | undefined, boolean>
   rollout_retry_at: Date | null
   network: ColumnType<NetworkPolicy, string | undefined, string>
+  replicas: ColumnType<number, number | undefined, number>
+  placement: ColumnType<Placement, string | undefined, string>
   // status
   status: ColumnType<PluginPhase, PluginPhase | undefined, PluginPhase>
   container_id: string | null
@@ -123,6 +143,9 @@ export interface PluginsTable {
   rollout: ColumnType<RolloutStatus | null, string | null | undefined, string | null>
   image_digest: string | null
   extra_ports: ColumnType<AssignedPort[], string | undefined, string>
+  /** The swarm runtime's replica counts; NULL on the docker runtime. */
+  replicas_desired: number | null
+  replicas_running: number | null
   // bookkeeping, kept by triggers
   generation: Generated<number>
   resource_version: Generated<number>
@@ -189,7 +212,39 @@ export interface PluginRevisionsTable {
   volumes: Json<PluginVolume[]>
   update_policy: Json<UpdatePolicy>
   network: Json<NetworkPolicy>
+  replicas: number
+  placement: Json<Placement>
   created_at: Timestamp
+}
+
+/** One Swarm task of a plugin's service, as the swarm reconciler last observed it (migrations/007). */
+export interface PluginTasksTable {
+  plugin_id: string
+  task_id: string
+  slot: number | null
+  node_id: string | null
+  node_name: string | null
+  node_state: string | null
+  state: string
+  desired_state: string
+  container_id: string | null
+  error: string | null
+  message: string | null
+  health: string | null
+  host_port: number | null
+  image: string | null
+  created_at: Date | null
+  updated_at: Date
+}
+
+/** plugin_replicas: desired against running replicas of every plugin (the drift report: WHERE running < desired). */
+export interface PluginReplicasView {
+  forgehook_id: string
+  plugin_id: string
+  desired: number
+  running: number
+  status: PluginPhase
+  error: string | null
 }
 
 export interface FlowforgeSettingsTable {
@@ -210,6 +265,8 @@ export interface Database {
   plugin_drift: PluginDriftView
   plugin_tombstones: PluginTombstonesTable
   plugin_revisions: PluginRevisionsTable
+  plugin_tasks: PluginTasksTable
+  plugin_replicas: PluginReplicasView
   flowforge_settings: FlowforgeSettingsTable
   schema_migrations: SchemaMigrationsTable
 }

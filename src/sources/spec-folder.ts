@@ -10,6 +10,7 @@ import type { EventBus } from '../db/event-bus.js'
 import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import type { HostPortPolicy } from '../spec/host-port-policy.js'
+import type { RuntimeName } from '../config.js'
 import { parseSpecText, type ParsedSpecText } from '../spec/parse-yaml.js'
 import type { SpecFileError } from '../spec/spec-file-error.js'
 import type { Clock } from '../util/clock.js'
@@ -38,6 +39,8 @@ export interface SpecFolderOptions {
   maxDocuments?: number
   /** Which spec.hostPort a document may ask for (HOST_PORT_RANGE, ALLOW_ANY_HOST_PORT). Default: any. */
   hostPorts?: HostPortPolicy
+  /** The runtime that runs the plugins (RUNTIME): docker refuses spec.replicas other than 1 and spec.placement. Default docker. */
+  runtime?: RuntimeName
 }
 
 interface TrackedFile {
@@ -184,7 +187,7 @@ export class SpecFolder implements SpecFolderView {
       previous.report = { ...previous.report, checkedAt }
       return
     }
-    const parsed = parseSpecText(text, { maxDocuments: this.options.maxDocuments, hostPorts: this.options.hostPorts })
+    const parsed = parseSpecText(text, { maxDocuments: this.options.maxDocuments, hostPorts: this.options.hostPorts, runtime: this.options.runtime ?? 'docker' })
     if (parsed.tooManyDocuments) {
       await this.refuseFile(relativePath, parsed.errors[0]!.message)
       return

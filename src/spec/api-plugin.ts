@@ -3,8 +3,8 @@
 // (api/openapi.ts) and forgectl's type (cli/plugin-object.ts) are derived from it, and a test
 // parses real answers with it, so the three cannot drift apart again.
 import { z } from 'zod'
-import type { Plugin } from '../db/plugin-store.js'
-import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES, ROLLOUT_PHASES, UPDATE_STRATEGIES } from '../db/schema.js'
+import type { Plugin, PluginTask } from '../db/plugin-store.js'
+import { DESIRED_STATES, HEALTH_STATUSES, NODE_STATES, PLUGIN_PHASES, ROLLOUT_PHASES, TASK_STATES, UPDATE_STRATEGIES } from '../db/schema.js'
 import { volumeNameFor } from '../runtime/container-runtime.js'
 import { API_VERSION, KIND, pluginNameSchema } from './plugin-spec.js'
 import { redactConfig, redactEnvironment, redactText } from './secrets.js'
@@ -34,6 +34,32 @@ const rolloutSchema = z.strictObject({
   fromHostPort: hostPort.optional(),
 })
 
+const taskStateSchema = z.enum(TASK_STATES)
+
+const apiTaskSchema = z.strictObject({
+  taskId: z.string(),
+  slot: z.int().nullable().describe('The replica slot the task fills'),
+  nodeId: z.string().nullable(),
+  nodeName: z.string().nullable(),
+  nodeState: z.enum(NODE_STATES).nullable().describe('The node as the manager saw it with the task'),
+  state: taskStateSchema,
+  desiredState: taskStateSchema,
+  containerId: z.string().nullable(),
+  error: z.string().nullable().describe("Swarm's error for a failed or rejected task"),
+  message: z.string().nullable(),
+  health: z.string().nullable(),
+  hostPort: hostPort.nullable().describe('The host port the task publishes the plugin port on'),
+  image: z.string().nullable(),
+  createdAt: timestamp.nullable(),
+  updatedAt: timestamp,
+})
+
+const apiPlacementSchema = z.strictObject({
+  constraints: z.array(z.string()).optional(),
+  preferences: z.array(z.strictObject({ spread: z.string() })).optional(),
+  maxReplicasPerNode: count.optional(),
+})
+
 // Strict objects throughout: a field the server adds or drops without changing this schema
 // fails the test that parses real answers.
 export const apiPluginSchema = z
@@ -61,6 +87,8 @@ export const apiPluginSchema = z
       volumes: z.array(apiVolumeSchema).optional().describe('Only when declared'),
       update: z.strictObject({ strategy: z.enum(UPDATE_STRATEGIES).optional(), healthyTimeoutSeconds: count.optional() }).optional().describe('Only when declared'),
       network: z.strictObject({ isolated: z.boolean().optional() }).optional().describe('Only when declared: isolated keeps the plugin off the installation network'),
+      replicas: count.optional().describe('Only when not 1: how many copies run (RUNTIME=swarm)'),
+      placement: apiPlacementSchema.optional().describe('Only when declared: where the copies may run (RUNTIME=swarm)'),
     }),
     status: z.strictObject({
       phase: pluginPhaseSchema,
@@ -80,14 +108,22 @@ export const apiPluginSchema = z
       imageDigest: z.string().nullable().describe("The registry digest (sha256:…) of the image the container runs, as the manager's last pull of it found it; null while unknown"),
       volumes: z.array(z.strictObject({ name: z.string(), dockerVolume: z.string(), mountPath: z.string(), readOnly: z.boolean() })).describe('The Docker volume of each declared volume'),
       extraPorts: z.array(z.strictObject({ name: z.string(), containerPort: hostPort, protocol: z.enum(['tcp', 'udp']), hostPort })).describe('The host ports of manifest.ports, as assigned'),
+      replicas: z
+        .strictObject({ desired: count, running: count })
+        .optional()
+        .describe("RUNTIME=swarm: the replicas the plugin's service asks for and how many of its tasks run; absent on the docker runtime"),
+      tasks: z.array(apiTaskSchema).optional().describe('GET /api/v1/plugins/{id} only, when there are any: the Swarm tasks of its service as last observed'),
     }),
   })
   .describe('A plugin as the API returns it; secret environment and config values are shown as ***')
 
 export type ApiPlugin = z.output<typeof apiPluginSchema>
 
-/** The plugin as the API returns it: the document, with status; secrets redacted. */
-export function toApiDocument(plugin: Plugin): ApiPlugin {
+/**
+ * The plugin as the API returns it: the document, with status; secrets redacted. `tasks`:
+ * its Swarm tasks (plugin_tasks), shown when there are any.
+ */
+export function toApiDocument(plugin: Plugin, tasks: PluginTask[] = []): ApiPlugin {
   return {
     apiVersion: API_VERSION,
     kind: KIND,
@@ -110,6 +146,8 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       ...(plugin.volumes.length > 0 ? { volumes: plugin.volumes } : {}),
       ...(Object.keys(plugin.updatePolicy).length > 0 ? { update: plugin.updatePolicy } : {}),
       ...(Object.keys(plugin.network).length > 0 ? { network: plugin.network } : {}),
+      ...(plugin.replicas !== 1 ? { replicas: plugin.replicas } : {}),
+      ...(Object.keys(plugin.placement).length > 0 ? { placement: plugin.placement } : {}),
     },
     status: {
       phase: plugin.status,
@@ -129,7 +167,32 @@ export function toApiDocument(plugin: Plugin): ApiPlugin {
       imageDigest: plugin.imageDigest ?? null,
       volumes: plugin.volumes.map((volume) => ({ name: volume.name, dockerVolume: volumeNameFor(plugin.forgehookId, volume.name), mountPath: volume.mountPath, readOnly: volume.readOnly ?? false })),
       extraPorts: plugin.extraPorts,
+      ...(plugin.replicasDesired !== null || plugin.replicasRunning !== null
+        ? { replicas: { desired: plugin.replicasDesired ?? 0, running: plugin.replicasRunning ?? 0 } }
+        : {}),
+      ...(tasks.length > 0 ? { tasks: tasks.map((task) => toApiTask(task, plugin)) } : {}),
     },
+  }
+}
+
+function toApiTask(task: PluginTask, plugin: Plugin): NonNullable<ApiPlugin['status']['tasks']>[number] {
+  return {
+    taskId: task.taskId,
+    slot: task.slot,
+    nodeId: task.nodeId,
+    nodeName: task.nodeName,
+    nodeState: task.nodeState,
+    state: task.state,
+    desiredState: task.desiredState,
+    containerId: task.containerId,
+    // Swarm's messages may quote the container's command line or environment.
+    error: task.error === null ? null : redactText(task.error, plugin),
+    message: task.message === null ? null : redactText(task.message, plugin),
+    health: task.health,
+    hostPort: task.hostPort,
+    image: task.image,
+    createdAt: iso(task.createdAt),
+    updatedAt: task.updatedAt.toISOString(),
   }
 }
 

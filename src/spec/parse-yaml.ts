@@ -3,7 +3,7 @@
 import { Composer, isAlias, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type YAMLError } from 'yaml'
 import { hostPortErrors, type HostPortPolicy } from './host-port-policy.js'
 import type { SpecFileError } from './spec-file-error.js'
-import { pluginNameSchema, validateDocument, type PluginDocument } from './plugin-spec.js'
+import { pluginNameSchema, validateDocument, type PluginDocument, type ValidateOptions } from './plugin-spec.js'
 
 /** yaml has no input limit of its own: files are capped before parsing. */
 export const MAX_SPEC_FILE_BYTES = 1024 * 1024
@@ -26,7 +26,7 @@ export interface ParsedSpecText {
   tooManyDocuments?: true
 }
 
-export interface ParseOptions {
+export interface ParseOptions extends ValidateOptions {
   /** More YAML documents than this and the file is refused without being read further. Default 500. */
   maxDocuments?: number
   /** Which spec.hostPort a document may ask for; default: any the schema allows. */
@@ -58,7 +58,7 @@ export function parseSpecText(text: string, options: ParseOptions = {}): ParsedS
     const pluginName = readPluginName(yamlDocument, plain.ok ? plain.value : undefined)
     result.namesByDocument[index] = pluginName
 
-    const checked = checkDocument(yamlDocument, plain, position, options.hostPorts)
+    const checked = checkDocument(yamlDocument, plain, position, options)
     const documentErrors = checked.errors.map((error) => ({ ...error, document: index }))
     if (pluginName !== undefined) {
       const firstIndex = firstDocumentOfName.get(pluginName)
@@ -105,12 +105,12 @@ function checkDocument(
   yamlDocument: ParsedDocument,
   plain: PlainValue,
   position: (offset: number) => LineColumn,
-  hostPorts: HostPortPolicy | undefined,
+  options: ParseOptions,
 ): { document?: PluginDocument; errors: SpecFileError[] } {
   if (yamlDocument.errors.length > 0) return { errors: yamlDocument.errors.map((error) => toYamlError(error, position)) }
   if (!plain.ok) return { errors: [{ message: plain.message, ...position(yamlDocument.range[0]) }] }
-  const validated = validateDocument(plain.value)
-  const fieldErrors = validated.ok ? hostPortErrors(validated.document.spec, hostPorts) : validated.errors
+  const validated = validateDocument(plain.value, options)
+  const fieldErrors = validated.ok ? hostPortErrors(validated.document.spec, options.hostPorts) : validated.errors
   if (validated.ok && fieldErrors.length === 0) return { document: validated.document, errors: [] }
   const errors = fieldErrors.map((error) => ({
     message: error.message,

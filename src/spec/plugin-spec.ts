@@ -2,6 +2,7 @@
 // manifest.ts) what the controller reads. Published as JSON Schema (schema/plugin.schema.json).
 // What the API answers with (the document plus status) is api-plugin.ts.
 import { z } from 'zod'
+import type { RuntimeName } from '../config.js'
 import type { NewPlugin, Plugin, PluginSpecPatch } from '../db/plugin-store.js'
 import { DESIRED_STATES, UPDATE_STRATEGIES } from '../db/schema.js'
 import { DNS_LABEL_PATTERN } from '../util/dns-label.js'
@@ -82,6 +83,29 @@ export const updatePolicySchema = z
   })
   .strict()
 
+/** A Swarm placement constraint: `node.labels.zone==a`, `node.role!=manager` (Swarm's own syntax, checked by Swarm). */
+const PLACEMENT_CONSTRAINT = /^ *[A-Za-z][-A-Za-z0-9_./]* *(==|!=) *[^\s][^\x00-\x1f]*$/
+/** A spread preference's label: `node.labels.zone`. */
+const SPREAD_LABEL = /^node\.labels\.[A-Za-z0-9]([-A-Za-z0-9_.]{0,252}[A-Za-z0-9])?$/
+
+/** spec.placement: where a Swarm service's tasks may run. Only the swarm runtime honours it. */
+export const placementSchema = z
+  .object({
+    /** Each `<attribute>==<value>` or `<attribute>!=<value>`, e.g. node.labels.zone==a, node.role!=manager; all must hold. */
+    constraints: z
+      .array(z.string().max(256).regex(PLACEMENT_CONSTRAINT, 'must be a constraint such as node.labels.zone==a or node.role!=manager (with == or !=)'))
+      .max(32)
+      .optional(),
+    /** Spread the tasks evenly over the values of a node label, in order. */
+    preferences: z
+      .array(z.object({ spread: z.string().max(256).regex(SPREAD_LABEL, 'must be a node label such as node.labels.zone') }).strict())
+      .max(8)
+      .optional(),
+    /** At most this many of the plugin's tasks on one node. Default: no limit. */
+    maxReplicasPerNode: z.number().int().min(1).max(100).optional(),
+  })
+  .strict()
+
 export const pluginSpecSchema = z
   .object({
     /** running | stopped; default running. */
@@ -97,6 +121,10 @@ export const pluginSpecSchema = z
     update: updatePolicySchema.optional(),
     /** isolated: true keeps the plugin off the installation network (no other plugin reaches it by name). */
     network: z.object({ isolated: z.boolean().optional() }).strict().optional(),
+    /** How many copies run (Swarm tasks); default 1. More than 1 needs RUNTIME=swarm. */
+    replicas: z.number().int().min(1).max(100).optional(),
+    /** Where the copies may run (Swarm constraints and preferences); default none. Needs RUNTIME=swarm. */
+    placement: placementSchema.optional(),
   })
   .strict()
   .superRefine((spec, context) => {
@@ -143,17 +171,61 @@ export interface FieldError {
 
 export type DocumentResult = { ok: true; document: PluginDocument } | { ok: false; errors: FieldError[] }
 
-export function validateDocument(value: unknown): DocumentResult {
+export interface ValidateOptions {
+  /**
+   * The runtime the document must run on (RUNTIME): docker refuses spec.replicas other than 1
+   * and a non-empty spec.placement. 'any': the schema alone (forgectl, which does not know
+   * the daemon's runtime: the daemon then decides). Default 'docker'.
+   */
+  runtime?: RuntimeName | 'any'
+}
+
+export function validateDocument(value: unknown, options: ValidateOptions = {}): DocumentResult {
+  const runtime = options.runtime ?? 'docker'
   const result = pluginDocumentSchema.safeParse(value)
-  if (result.success) return { ok: true, document: result.data }
+  if (result.success) {
+    const runtimeErrors = runtimeFieldErrors(result.data.spec, runtime)
+    return runtimeErrors.length === 0 ? { ok: true, document: result.data } : { ok: false, errors: runtimeErrors }
+  }
   const errors = toFieldErrors(result.error.issues)
   // A refinement runs only on an otherwise valid manifest: name forbidden fields in any case.
-  const manifest = (value as { spec?: { manifest?: unknown } } | null)?.spec?.manifest
+  const spec = (value as { spec?: { manifest?: unknown } } | null)?.spec
+  const manifest = spec?.manifest
   for (const forbidden of forbiddenFieldErrors(manifest)) {
     const field = `spec.manifest.${forbidden.field}`
     if (!errors.some((error) => error.field === field)) errors.push({ field, message: forbidden.message })
   }
+  // The same for what the runtime cannot run, unless the schema already refused that field.
+  for (const error of runtimeFieldErrors(spec, runtime)) {
+    if (!errors.some((known) => known.field === error.field)) errors.push(error)
+  }
   return { ok: false, errors }
+}
+
+/**
+ * What of a spec the runtime cannot run: the docker runtime runs one container per plugin
+ * on one engine, so it has no replicas and no nodes to place them on. Reads the spec
+ * loosely (it may not have passed the schema): only values that would have an effect count.
+ */
+export function runtimeFieldErrors(spec: unknown, runtime: RuntimeName | 'any'): FieldError[] {
+  if (runtime !== 'docker' || spec === null || typeof spec !== 'object') return []
+  const { replicas, placement } = spec as { replicas?: unknown; placement?: unknown }
+  const errors: FieldError[] = []
+  if (typeof replicas === 'number' && replicas !== 1) {
+    errors.push({ field: 'spec.replicas', message: `${replicas} replicas need RUNTIME=swarm; the docker runtime runs one container per plugin` })
+  }
+  if (placesTasks(placement)) {
+    errors.push({ field: 'spec.placement', message: 'placement needs RUNTIME=swarm; the docker runtime runs every plugin on its one engine, with no nodes to choose from' })
+  }
+  return errors
+}
+
+/** Whether a placement says anything: a constraint, a preference or a per-node limit. */
+function placesTasks(placement: unknown): boolean {
+  if (placement === null || typeof placement !== 'object' || Array.isArray(placement)) return placement !== undefined && placement !== null
+  const { constraints, preferences, maxReplicasPerNode, ...unknown } = placement as Record<string, unknown>
+  const listed = (list: unknown) => list !== undefined && (!Array.isArray(list) || list.length > 0)
+  return listed(constraints) || listed(preferences) || maxReplicasPerNode !== undefined || Object.keys(unknown).length > 0
 }
 
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
@@ -187,6 +259,8 @@ export function toSpecFields(document: PluginDocument): Required<Omit<PluginSpec
     volumes: document.spec.volumes ?? [],
     updatePolicy: document.spec.update ?? {},
     network: document.spec.network ?? {},
+    replicas: document.spec.replicas ?? 1,
+    placement: document.spec.placement ?? {},
   }
 }
 
@@ -202,7 +276,9 @@ export function specDiffers(plugin: Plugin, document: PluginDocument): boolean {
     canonical(plugin.labels) !== canonical(wanted.labels) ||
     canonical(plugin.volumes) !== canonical(wanted.volumes) ||
     canonical(plugin.updatePolicy) !== canonical(wanted.updatePolicy) ||
-    canonical(plugin.network) !== canonical(wanted.network)
+    canonical(plugin.network) !== canonical(wanted.network) ||
+    plugin.replicas !== wanted.replicas ||
+    canonical(plugin.placement) !== canonical(wanted.placement)
   )
 }
 
@@ -224,6 +300,9 @@ export function toSpecDocument(plugin: Plugin): PluginDocument {
       ...(plugin.volumes.length > 0 ? { volumes: plugin.volumes } : {}),
       ...(Object.keys(plugin.updatePolicy).length > 0 ? { update: plugin.updatePolicy } : {}),
       ...(Object.keys(plugin.network ?? {}).length > 0 ? { network: plugin.network } : {}),
+      // Shown only when not the default, so a document read back is the document written.
+      ...(plugin.replicas !== 1 ? { replicas: plugin.replicas } : {}),
+      ...(Object.keys(plugin.placement ?? {}).length > 0 ? { placement: plugin.placement as PluginDocument['spec']['placement'] } : {}),
     },
   }
 }

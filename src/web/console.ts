@@ -135,7 +135,7 @@ export function createConsole(deps: ConsoleDependencies): WebConsole {
     const plugin = await store.requirePlugin(c.req.param('name'))
     const body = (await c.req.json().catch(() => undefined)) as { yaml?: unknown } | undefined
     if (typeof body?.yaml !== 'string') throw new ApiError(400, 'malformed_json', 'send {"yaml": "<the document>"}')
-    return c.json(checkSpecEdit(body.yaml, plugin, deps.api.hostPorts))
+    return c.json(checkSpecEdit(body.yaml, plugin, deps.api.hostPorts, deps.api.runtimeName))
   })
 
   // --- the marketplace, the spec files, the events ---

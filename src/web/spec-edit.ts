@@ -4,6 +4,7 @@
 // without being sent), each problem placed at its line and column, and a diff of what the
 // write would change, as forgectl diff shows it. Nothing is written here: the page's script
 // sends the document to the API itself, with If-Match.
+import type { RuntimeName } from '../config.js'
 import { isMap, LineCounter, parseDocument } from 'yaml'
 import { stringify } from 'yaml'
 import type { Plugin } from '../db/plugin-store.js'
@@ -46,7 +47,8 @@ export function editableYaml(plugin: Plugin): string {
   return stringify(redactedView(toSpecDocument(plugin)), { lineWidth: 0 })
 }
 
-export function checkSpecEdit(text: string, current: Plugin, hostPorts: HostPortPolicy): EditCheck {
+/** `runtime`: RUNTIME, whose rules the API will apply to the write (default docker). */
+export function checkSpecEdit(text: string, current: Plugin, hostPorts: HostPortPolicy, runtime: RuntimeName = 'docker'): EditCheck {
   if (Buffer.byteLength(text) > MAX_EDIT_BYTES) return { ok: false, errors: [{ message: `the document is larger than ${MAX_EDIT_BYTES / 1024} KiB` }] }
   const lineCounter = new LineCounter()
   const yamlDocument = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
@@ -66,7 +68,7 @@ export function checkSpecEdit(text: string, current: Plugin, hostPorts: HostPort
   }
   let document: PluginDocument
   try {
-    document = requireValidDocument(value, { name: current.forgehookId, stored: current, hostPorts })
+    document = requireValidDocument(value, { name: current.forgehookId, stored: current, hostPorts, runtime })
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 422) throw error
     return { ok: false, errors: error.details.map((detail) => ({ field: detail.field, message: detail.message, ...at(locateField(yamlDocument, detail.field)) })) }

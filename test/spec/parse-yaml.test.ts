@@ -84,11 +84,22 @@ spec:
   })
 
   test('reports unknown fields one by one, where they are', () => {
-    const parsed = parseSpecText(pluginYaml('extra', { extraSpec: ['replicas: 3', 'colour: blue'] }))
+    const parsed = parseSpecText(pluginYaml('extra', { extraSpec: ['shape: round', 'colour: blue'] }))
     expect(parsed.errors).toEqual([
-      { field: 'spec.replicas', message: 'unknown field', line: 9, column: 3, document: 0 },
+      { field: 'spec.shape', message: 'unknown field', line: 9, column: 3, document: 0 },
       { field: 'spec.colour', message: 'unknown field', line: 10, column: 3, document: 0 },
     ])
+  })
+
+  test('on the docker runtime (the default) replicas other than 1 are an error where they are; on swarm they are read', () => {
+    const text = pluginYaml('scaled', { extraSpec: ['replicas: 3', 'placement: { constraints: [node.labels.zone==a] }'] })
+    expect(parseSpecText(text).errors).toEqual([
+      { field: 'spec.replicas', message: '3 replicas need RUNTIME=swarm; the docker runtime runs one container per plugin', line: 9, column: 3, document: 0 },
+      { field: 'spec.placement', message: expect.stringContaining('placement needs RUNTIME=swarm'), line: 10, column: 3, document: 0 },
+    ])
+    const onSwarm = parseSpecText(text, { runtime: 'swarm' })
+    expect(onSwarm.errors).toEqual([])
+    expect(onSwarm.documents[0]!.document.spec).toMatchObject({ replicas: 3, placement: { constraints: ['node.labels.zone==a'] } })
   })
 
   test('rejects a privileged manifest field', () => {

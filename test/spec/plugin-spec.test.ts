@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { describe, expect, test } from 'vitest'
 import type { Plugin } from '../../src/db/plugin-store.js'
 import { toApiDocument } from '../../src/spec/api-plugin.js'
-import { redactEnvironment, specDiffers, toNewPlugin, validateDocument, type PluginDocument } from '../../src/spec/plugin-spec.js'
+import { redactEnvironment, specDiffers, toNewPlugin, toSpecDocument, validateDocument, type PluginDocument } from '../../src/spec/plugin-spec.js'
 import { SCHEMA_FILE, schemaText } from '../../scripts/write-json-schema.js'
 
 function document(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): unknown {
@@ -67,7 +67,8 @@ describe('the plugin document', () => {
       'spec.manifest.resources.memoryMb: Too small: expected number to be >0',
       'spec.environment.BAD-NAME: must be an environment variable name',
       'spec.environment.OK: Invalid input: expected string, received number',
-      'spec.replicas: unknown field',
+      // Named although the document failed the schema elsewhere.
+      'spec.replicas: 3 replicas need RUNTIME=swarm; the docker runtime runs one container per plugin',
     ])
   })
 
@@ -123,6 +124,63 @@ describe('the plugin document', () => {
     expect(specDiffers(plugin, changed.document)).toBe(true)
   })
 
+  test('replicas and placement are accepted on the swarm runtime, and stored with their defaults', () => {
+    const placement = { constraints: ['node.labels.zone==a', 'node.role != manager'], preferences: [{ spread: 'node.labels.zone' }], maxReplicasPerNode: 2 }
+    const result = validateDocument(document({ replicas: 3, placement }), { runtime: 'swarm' })
+    expect(result.ok).toBe(true)
+    expect(toNewPlugin((result as { document: PluginDocument }).document, 'api')).toMatchObject({ replicas: 3, placement })
+    const minimal = validateDocument(document(), { runtime: 'swarm' }) as { document: PluginDocument }
+    expect(toNewPlugin(minimal.document, 'api')).toMatchObject({ replicas: 1, placement: {} })
+  })
+
+  test('the docker runtime refuses more than one replica and a placement, naming the field and why', () => {
+    expect(errorsOf(document({ replicas: 3 }))).toEqual(['spec.replicas: 3 replicas need RUNTIME=swarm; the docker runtime runs one container per plugin'])
+    expect(errorsOf(document({ placement: { constraints: ['node.labels.zone==a'] } }))).toEqual([
+      'spec.placement: placement needs RUNTIME=swarm; the docker runtime runs every plugin on its one engine, with no nodes to choose from',
+    ])
+    expect(errorsOf(document({ placement: { maxReplicasPerNode: 1 } }))).toHaveLength(1)
+    // What changes nothing is no reason to refuse.
+    expect(errorsOf(document({ replicas: 1, placement: {} }))).toEqual([])
+    expect(errorsOf(document({ placement: { constraints: [], preferences: [] } }))).toEqual([])
+    // forgectl, which does not know the daemon's runtime, checks the schema only.
+    expect(validateDocument(document({ replicas: 3, placement: { constraints: ['node.labels.zone==a'] } }), { runtime: 'any' }).ok).toBe(true)
+  })
+
+  test('replicas and placement are held to their bounds on every runtime', () => {
+    const swarmErrors = (spec: Record<string, unknown>) => {
+      const result = validateDocument(document(spec), { runtime: 'swarm' })
+      return result.ok ? [] : result.errors.map((error) => error.field)
+    }
+    expect(swarmErrors({ replicas: 0 })).toEqual(['spec.replicas'])
+    expect(swarmErrors({ replicas: 101 })).toEqual(['spec.replicas'])
+    expect(swarmErrors({ replicas: 1.5 })).toEqual(['spec.replicas'])
+    expect(swarmErrors({ replicas: '3' })).toEqual(['spec.replicas'])
+    expect(swarmErrors({ placement: { constraints: ['node.labels.zone=a'] } })).toEqual(['spec.placement.constraints.0'])
+    expect(swarmErrors({ placement: { constraints: [''] } })).toEqual(['spec.placement.constraints.0'])
+    expect(swarmErrors({ placement: { constraints: [`node.labels.zone==${'a'.repeat(256)}`] } })).toEqual(['spec.placement.constraints.0'])
+    expect(swarmErrors({ placement: { constraints: ['node.labels.zone==a\nb'] } })).toEqual(['spec.placement.constraints.0'])
+    expect(swarmErrors({ placement: { preferences: [{ spread: 'zone' }] } })).toEqual(['spec.placement.preferences.0.spread'])
+    expect(swarmErrors({ placement: { preferences: [{ spread: 'node.labels.zone', weight: 2 }] } })).toEqual(['spec.placement.preferences.0.weight'])
+    expect(swarmErrors({ placement: { maxReplicasPerNode: 0 } })).toEqual(['spec.placement.maxReplicasPerNode'])
+    expect(swarmErrors({ placement: { spreadOver: 'zones' } })).toEqual(['spec.placement.spreadOver'])
+    // On docker a replica count out of bounds is one error, the schema's.
+    expect(errorsOf(document({ replicas: 0 }))).toEqual(['spec.replicas: Too small: expected number to be >=1'])
+  })
+
+  test('specDiffers sees a change of replicas or placement, and the stored document reads back as written', () => {
+    const placement = { constraints: ['node.labels.zone==a'] }
+    const plugin = { ...samplePlugin(), manifest: { port: 8080, image: 'flowforge/crypto-service:1.2.0', version: '1.2.0', name: 'Crypto' }, replicas: 3, placement } as unknown as Plugin
+    const same = validateDocument(document({ replicas: 3, placement }), { runtime: 'swarm' }) as { document: PluginDocument }
+    expect(specDiffers(plugin, same.document)).toBe(false)
+    expect(specDiffers(plugin, (validateDocument(document({ replicas: 2, placement }), { runtime: 'swarm' }) as { document: PluginDocument }).document)).toBe(true)
+    expect(specDiffers(plugin, (validateDocument(document({ replicas: 3 }), { runtime: 'swarm' }) as { document: PluginDocument }).document)).toBe(true)
+    expect(toSpecDocument(plugin).spec).toMatchObject({ replicas: 3, placement })
+    // The defaults are left out, as they were before these fields existed.
+    const single = toSpecDocument({ ...plugin, replicas: 1, placement: {} })
+    expect(Object.keys(single.spec)).not.toContain('replicas')
+    expect(Object.keys(single.spec)).not.toContain('placement')
+  })
+
   test('schema/plugin.schema.json is up to date (npm run schema)', async () => {
     expect(await readFile(SCHEMA_FILE, 'utf8')).toBe(schemaText())
   })
@@ -146,7 +204,11 @@ function samplePlugin(): Record<string, unknown> {
     purgeVolumes: false,
     rolloutRetryAt: null,
     network: {},
+    replicas: 1,
+    placement: {},
     extraPorts: [],
+    replicasDesired: null,
+    replicasRunning: null,
     status: 'running',
     containerId: null,
     containerName: null,

@@ -4,7 +4,7 @@
 import { Hono, type Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { ConflictError } from '../../db/errors.js'
-import type { Plugin, PluginStore } from '../../db/plugin-store.js'
+import type { Plugin, PluginStore, PluginTask } from '../../db/plugin-store.js'
 import { DESIRED_STATES, HEALTH_STATUSES, PLUGIN_PHASES, type DesiredState, type HealthStatus, type PluginPhase } from '../../db/schema.js'
 import { specDiffers, toNewPlugin, toSpecDocument, toSpecFields, type PluginDocument } from '../../spec/plugin-spec.js'
 import type { ApiDependencies } from '../deps.js'
@@ -46,24 +46,29 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
 
   routes.get('/api/v1/plugins', async (c) => {
     const filter = readListFilter(c)
-    const list = await lists.read(listKey(filter), async () => JSON.stringify({ items: (await listFiltered(store, filter)).map(presentPlugin) }))
+    const list = await lists.read(listKey(filter), async () => JSON.stringify({ items: (await listFiltered(store, filter)).map((plugin) => presentPlugin(plugin)) }))
     c.header('ETag', list.etag)
     if (notModified(c, list.etag)) return c.body(null, 304)
     return c.body(list.body, 200, { 'Content-Type': JSON_MEDIA_TYPE })
   })
 
-  routes.get('/api/v1/plugins/:id', async (c) => pluginAnswer(c, await store.requirePlugin(c.req.param('id'))))
+  routes.get('/api/v1/plugins/:id', async (c) => {
+    const plugin = await store.requirePlugin(c.req.param('id'))
+    // The one read that shows the Swarm tasks (the list would need them for every plugin).
+    return pluginAnswer(c, plugin, 200, await store.tasks.listTasks(plugin.id))
+  })
 
   const hostPorts = deps.hostPorts
+  const runtime = deps.runtimeName ?? 'docker'
 
   routes.post('/api/v1/plugins', async (c) => {
-    const document = requireValidDocument(await readJsonBody(c, [JSON_MEDIA_TYPE]), { hostPorts })
+    const document = requireValidDocument(await readJsonBody(c, [JSON_MEDIA_TYPE]), { hostPorts, runtime })
     return created(c, await store.createPlugin(toNewPlugin(document, SOURCE_API)))
   })
 
   // The guide's endpoint: {manifest, config, environment, autoStart}.
   routes.post('/api/v1/plugins/install', async (c) => {
-    const document = installDocument(await readJsonBody(c, [JSON_MEDIA_TYPE]))
+    const document = installDocument(await readJsonBody(c, [JSON_MEDIA_TYPE]), { runtime })
     return created(c, await store.createPlugin(toNewPlugin(document, SOURCE_API)))
   })
 
@@ -72,7 +77,7 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
     const body = await readJsonBody(c, [JSON_MEDIA_TYPE])
     const precondition = readIfMatch(c)
     const current = await store.getPlugin(name)
-    const document = requireValidDocument(body, { name, stored: current, hostPorts })
+    const document = requireValidDocument(body, { name, stored: current, hostPorts, runtime })
     requirePrecondition(precondition, current, `plugin "${name}"`)
     if (current === undefined) return created(c, await store.createPlugin(toNewPlugin(document, SOURCE_API)))
     // A replace without If-Match is last-writer-wins, as the client asked.
@@ -87,7 +92,7 @@ export function pluginRoutes(deps: ApiDependencies): Hono {
       requirePrecondition(precondition, current, `plugin "${current.forgehookId}"`)
       const merged = applyMergePatch(toSpecDocument(current), patch)
       const sentSpec = isJsonObject(patch) ? patch.spec : undefined
-      const document = requireValidDocument(merged, { name: current.forgehookId, stored: current, hostPorts, sentSpec: sentSpec ?? {} })
+      const document = requireValidDocument(merged, { name: current.forgehookId, stored: current, hostPorts, runtime, sentSpec: sentSpec ?? {} })
       try {
         // Always conditional: the merge was computed from `current`, so a write in between must not be lost.
         return pluginAnswer(c, await replaceSpec(store, current, document, true))
@@ -169,9 +174,9 @@ async function listFiltered(store: PluginStore, filter: ListFilter): Promise<Plu
   return plugins.filter((plugin) => filter.status === undefined || filter.status.includes(presentedPhase(plugin)))
 }
 
-function pluginAnswer(c: Context, plugin: Plugin, status: ContentfulStatusCode = 200): Response {
+function pluginAnswer(c: Context, plugin: Plugin, status: ContentfulStatusCode = 200, tasks: PluginTask[] = []): Response {
   c.header('ETag', entityTag(plugin.resourceVersion))
-  return c.json(presentPlugin(plugin), status)
+  return c.json(presentPlugin(plugin, tasks), status)
 }
 
 function created(c: Context, plugin: Plugin): Response {
