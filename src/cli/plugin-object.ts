@@ -66,6 +66,18 @@ export function hostPortOf(plugin: PluginObject): number | undefined {
   return plugin.status.hostPort ?? plugin.spec.hostPort ?? undefined
 }
 
+/**
+ * READY: replicas running and wanted. The swarm runtime reports both (status.replicas); on
+ * the docker runtime a plugin wants its one container while it should run (none once stopped
+ * or being deleted), and has it while its phase is running with a container.
+ */
+export function readyReplicas(plugin: PluginObject): { running: number; desired: number } {
+  const { spec, status, metadata } = plugin
+  if (status.replicas) return status.replicas
+  const desired = spec.state === 'running' && !metadata.deletionTimestamp ? (spec.replicas ?? 1) : 0
+  return { running: status.phase === 'running' && status.containerId ? 1 : 0, desired }
+}
+
 /** An event's data on one short line: `key=value` pairs, strings as they are, the rest as JSON. */
 export function summarizeEventData(data: Record<string, unknown> | null | undefined, maxLength = 100): string {
   const pairs = Object.entries(data ?? {}).map(([key, value]) => `${key}=${shortValue(value)}`)

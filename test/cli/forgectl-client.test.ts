@@ -157,12 +157,13 @@ describe('forgectl get', () => {
     const result = await forgectl('get')
     expect(result.code).toBe(0)
     const [header, ...rows] = result.stdout.trimEnd().split('\n')
-    expect(header).toMatch(/^NAME\s+STATE\s+PHASE\s+HEALTH\s+PORT\s+RESTARTS\s+AGE$/)
+    expect(header).toMatch(/^NAME\s+STATE\s+PHASE\s+READY\s+HEALTH\s+PORT\s+RESTARTS\s+AGE$/)
     const alpha = cellsAt(header!, rows.find((row) => row.startsWith('get-alpha '))!)
-    expect(alpha).toMatchObject({ NAME: 'get-alpha', STATE: 'running', PHASE: 'running', RESTARTS: '0' })
+    expect(alpha).toMatchObject({ NAME: 'get-alpha', STATE: 'running', PHASE: 'running', READY: '1/1', RESTARTS: '0' })
     expect(alpha.PORT).toMatch(/^\d+$/)
     expect(alpha.AGE).toMatch(/^\d+[smhd]$/)
-    expect(cellsAt(header!, rows.find((row) => row.startsWith('get-beta '))!)).toMatchObject({ STATE: 'stopped', PHASE: 'stopped' })
+    // Stopped: nothing should run, nothing does.
+    expect(cellsAt(header!, rows.find((row) => row.startsWith('get-beta '))!)).toMatchObject({ STATE: 'stopped', PHASE: 'stopped', READY: '0/0' })
     // Aligned: every row's cells start where the header's do.
     const phaseColumn = header!.indexOf('PHASE')
     for (const row of rows) expect(row.slice(phaseColumn - 1, phaseColumn)).toBe(' ')
@@ -172,9 +173,22 @@ describe('forgectl get', () => {
     const result = await forgectl('get', 'get-beta', '-o', 'wide')
     expect(result.code).toBe(0)
     const [header, row] = result.stdout.trimEnd().split('\n')
-    expect(header).toMatch(/^NAME\s+STATE\s+PHASE\s+HEALTH\s+PORT\s+RESTARTS\s+AGE\s+IMAGE\s+CONTAINER\s+SOURCE\s+ERROR$/)
+    expect(header).toMatch(/^NAME\s+STATE\s+PHASE\s+READY\s+HEALTH\s+PORT\s+RESTARTS\s+AGE\s+IMAGE\s+CONTAINER\s+SOURCE\s+ERROR$/)
     const plugin = await fetchPlugin(server.url, 'get-beta')
     expect(cellsAt(header!, row!)).toMatchObject({ NAME: 'get-beta', IMAGE: 'flowforge/test:2', CONTAINER: plugin!.status.containerId.slice(0, 12), SOURCE: 'api', ERROR: '<none>' })
+  })
+
+  test('READY is the running/desired replicas the swarm runtime reports, and 0/1 for a plugin that should run but does not', async () => {
+    const plugin = await declarePlugin(server.url, 'get-replicated')
+    await server.daemon.store.writeStatus(plugin.metadata.uid, { replicasDesired: 3, replicasRunning: 2 })
+    const [header, row] = (await forgectl('get', 'get-replicated')).stdout.trimEnd().split('\n')
+    expect(cellsAt(header!, row!)).toMatchObject({ NAME: 'get-replicated', READY: '2/3' })
+
+    await writeSpecFile(server.workDir, 'get-broken.yaml', pluginYaml('get-broken', { image: 'flowforge/missing:3' }))
+    await forgectl('apply', '-f', path.join(server.workDir, 'get-broken.yaml'))
+    await waitForPhase(server.url, 'get-broken', 'error')
+    const [brokenHeader, brokenRow] = (await forgectl('get', 'get-broken')).stdout.trimEnd().split('\n')
+    expect(cellsAt(brokenHeader!, brokenRow!)).toMatchObject({ PHASE: 'error', READY: '0/1' })
   })
 
   test('-o json prints the API objects: one plugin as itself, a list as kind List', async () => {
@@ -228,6 +242,27 @@ describe('forgectl describe', () => {
     expect(text).toMatch(/^Drift:\n {2}Desired:\s+state running, generation 1\n {2}Observed:\s+phase running, generation 1\n {2}Result:\s+converged$/m)
     expect(text).toMatch(/^ {2}AGE\s+TYPE\s+DATA$/m)
     expect(text).toMatch(/^ {2}\d+s\s+plugin:installed\s+image=flowforge\/test:1 hostPort=\d+$/m)
+  })
+
+  test('shows replicas and placement, the ready count and, when there are any, the Swarm tasks', async () => {
+    const plugin = await declarePlugin(server.url, 'describe-tasks')
+    const single = (await forgectl('describe', 'describe-tasks')).stdout
+    expect(single).toMatch(/^ {2}Replicas:\s+1$/m)
+    expect(single).toMatch(/^ {2}Placement:\s+<none>$/m)
+    expect(single).toMatch(/^ {2}Ready:\s+1\/1$/m)
+    expect(single).not.toMatch(/^Tasks:$/m)
+
+    const { store } = server.daemon
+    await store.writeStatus(plugin.metadata.uid, { replicasDesired: 2, replicasRunning: 1 })
+    const updatedAt = new Date()
+    const task = { pluginId: plugin.metadata.uid, nodeId: 'n1', nodeName: 'node-1', nodeState: 'ready', state: 'running', desiredState: 'running', containerId: '0123456789abcdef0123', error: null, message: 'started', health: null, hostPort: 4190, image: IMAGE, createdAt: null, updatedAt } as const
+    await store.tasks.replaceTasks(plugin.metadata.uid, [
+      { ...task, taskId: 'task-a', slot: 1 },
+      { ...task, taskId: 'task-b', slot: 2, nodeName: 'node-2', nodeState: 'down', state: 'failed', desiredState: 'shutdown', containerId: null, error: 'node is down', hostPort: null },
+    ])
+    const text = (await forgectl('describe', 'describe-tasks')).stdout
+    expect(text).toMatch(/^ {2}Ready:\s+1\/2 tasks running$/m)
+    expect(text).toMatch(/^Tasks:\n {2}SLOT\s+NODE\s+STATE\s+CONTAINER\s+ERROR\n {2}1\s+node-1\s+running\s+0123456789ab\s+<none>\n {2}2\s+node-2 \(down\)\s+failed \(desired shutdown\)\s+<none>\s+node is down$/m)
   })
 
   test('shows an error as the drift of a plugin that cannot run', async () => {

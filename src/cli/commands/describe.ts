@@ -4,16 +4,17 @@ import { stringify as toYaml } from 'yaml'
 import { HELP_OPTION, parseCommandArgs, requireName, showUsage } from '../args.js'
 import type { Command } from '../context.js'
 import { formatAge, formatTable, NONE, oneLine, shortValue, writeLines } from '../output.js'
-import { convergenceOf, manifestImage, summarizeEventData, type PluginEvent, type PluginObject } from '../plugin-object.js'
+import { convergenceOf, manifestImage, readyReplicas, summarizeEventData, type PluginEvent, type PluginObject } from '../plugin-object.js'
 
 const EVENT_COUNT = 10
 const INDENT = '  '
 
 const USAGE = `Usage: forgectl describe NAME
 
-Shows one plugin: its spec (image, ports, state, labels, environment with secret values
-hidden as ***, config), its status (phase, health, container, restarts, error, times), the
-drift between the two (converged, pending or error), and its last ${EVENT_COUNT} events.
+Shows one plugin: its spec (image, ports, state, replicas, labels, environment with secret
+values hidden as ***, config), its status (phase, ready replicas, health, container,
+restarts, error, times), on RUNTIME=swarm its tasks (slot, node, state, container, error),
+the drift between the two (converged, pending or error), and its last ${EVENT_COUNT} events.
 
 Options:
   -h, --help  show this help`
@@ -49,6 +50,7 @@ function describePlugin(plugin: PluginObject, events: PluginEvent[], nowMs: numb
     ...specLines(plugin),
     'Status:',
     ...statusLines(plugin, nowMs),
+    ...taskLines(plugin),
     'Drift:',
     ...driftLines(plugin),
     `Events (last ${EVENT_COUNT}):`,
@@ -74,6 +76,8 @@ function specLines(plugin: PluginObject): string[] {
     ['More Ports', plugin.status.extraPorts.length === 0 ? NONE : plugin.status.extraPorts.map((port) => `${port.name} ${port.containerPort}/${port.protocol} on ${port.hostPort}`).join(', ')],
     ['Network', spec.network?.isolated ? 'isolated (off the installation network)' : `the installation network, as ${plugin.metadata.name}`],
     ['Update', `${spec.update?.strategy ?? 'Recreate'}, healthy within ${spec.update?.healthyTimeoutSeconds ?? 60}s or rolled back`],
+    ['Replicas', String(spec.replicas ?? 1)],
+    ['Placement', describePlacement(spec.placement)],
   ])
   const environment = Object.entries(spec.environment ?? {}).sort(([left], [right]) => left.localeCompare(right))
   lines.push(`${INDENT}Environment:${environment.length === 0 ? ` ${NONE}` : ''}`)
@@ -100,6 +104,7 @@ function statusLines(plugin: PluginObject, nowMs: number): string[] {
   const container = status.containerId ? `${status.containerName ?? NONE} (${status.containerId.slice(0, 12)})` : NONE
   return fields(INDENT, [
     ['Phase', status.phase],
+    ['Ready', describeReady(plugin)],
     ['Health', status.lastHealthCheck ? `${status.health} (checked ${formatAge(status.lastHealthCheck, nowMs)} ago)` : status.health],
     ['Container', container],
     ['Restarts', String(status.restartCount)],
@@ -110,6 +115,35 @@ function statusLines(plugin: PluginObject, nowMs: number): string[] {
     ...(status.nextRestartAt ? [['Next Restart', status.nextRestartAt] as [string, string]] : []),
     ...(status.rollout ? [['Rollout', describeRollout(status.rollout, nowMs)] as [string, string]] : []),
   ])
+}
+
+function describePlacement(placement: PluginObject['spec']['placement']): string {
+  if (!placement) return NONE
+  const parts = [
+    ...(placement.constraints ?? []),
+    ...(placement.preferences ?? []).map((preference) => `spread over ${preference.spread}`),
+    ...(placement.maxReplicasPerNode !== undefined ? [`at most ${placement.maxReplicasPerNode} per node`] : []),
+  ]
+  return parts.length > 0 ? parts.join(', ') : NONE
+}
+
+function describeReady(plugin: PluginObject): string {
+  const ready = readyReplicas(plugin)
+  return `${ready.running}/${ready.desired}${plugin.status.replicas ? ' tasks running' : ''}`
+}
+
+/** The Swarm tasks of the plugin's service, when it has any (RUNTIME=swarm). */
+function taskLines(plugin: PluginObject): string[] {
+  const tasks = plugin.status.tasks ?? []
+  if (tasks.length === 0) return []
+  const rows = tasks.map((task) => [
+    task.slot === null ? NONE : String(task.slot),
+    `${task.nodeName ?? task.nodeId ?? NONE}${task.nodeState && task.nodeState !== 'ready' ? ` (${task.nodeState})` : ''}`,
+    task.state === task.desiredState ? task.state : `${task.state} (desired ${task.desiredState})`,
+    task.containerId ? task.containerId.slice(0, 12) : NONE,
+    task.error ? oneLine(task.error) : NONE,
+  ])
+  return ['Tasks:', ...formatTable([['SLOT', 'NODE', 'STATE', 'CONTAINER', 'ERROR'], ...rows]).map((line) => INDENT + line)]
 }
 
 function describeVolumes(plugin: PluginObject): string {

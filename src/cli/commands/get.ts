@@ -6,7 +6,7 @@ import { choiceFlag, HELP_OPTION, optionalName, parseCommandArgs, showUsage } fr
 import { CliError, InterruptedError } from '../cli-errors.js'
 import type { CliContext, Command } from '../context.js'
 import { columnWidths, formatAge, formatRow, formatTable, NONE, oneLine, writeLine, writeLines } from '../output.js'
-import { hostPortOf, manifestImage, type PluginEvent, type PluginObject } from '../plugin-object.js'
+import { hostPortOf, manifestImage, readyReplicas, type PluginEvent, type PluginObject } from '../plugin-object.js'
 import { API_VERSION } from '../../spec/plugin-spec.js'
 
 const FORMATS = ['table', 'wide', 'json', 'yaml'] as const
@@ -15,7 +15,10 @@ type Format = (typeof FORMATS)[number]
 const USAGE = `Usage: forgectl get [NAME] [-o table|wide|json|yaml] [--watch]
 
 Lists the plugins (or the one named) as a table:
-  NAME, STATE (desired), PHASE, HEALTH, PORT (host port), RESTARTS, AGE (45s, 12m, 3h, 5d).
+  NAME, STATE (desired), PHASE, READY (replicas running/wanted), HEALTH, PORT (host port),
+  RESTARTS, AGE (45s, 12m, 3h, 5d).
+READY on RUNTIME=swarm counts the tasks of the plugin's service (2/3); on the docker runtime
+it is 1/1 while the container runs, 0/1 while it should but does not, 0/0 when stopped.
 
 Options:
   -o, --output FORMAT  table (default); wide adds IMAGE, CONTAINER, SOURCE and ERROR.
@@ -80,10 +83,10 @@ function eventPluginName(data: string): string | undefined {
   }
 }
 
-const TABLE_HEADER = ['NAME', 'STATE', 'PHASE', 'HEALTH', 'PORT', 'RESTARTS', 'AGE']
+const TABLE_HEADER = ['NAME', 'STATE', 'PHASE', 'READY', 'HEALTH', 'PORT', 'RESTARTS', 'AGE']
 const WIDE_HEADER = [...TABLE_HEADER, 'IMAGE', 'CONTAINER', 'SOURCE', 'ERROR']
 const PHASE_COLUMN = 2
-const AGE_COLUMN = 6
+const AGE_COLUMN = 7
 
 /** Prints plugins in one format; in a watch, prints a plugin again only when what it shows changed. */
 class PluginPrinter {
@@ -155,11 +158,13 @@ class PluginPrinter {
 
   private rowOf(plugin: PluginObject): string[] {
     const { metadata, spec, status } = plugin
+    const ready = readyReplicas(plugin)
     const row = [
       metadata.name,
       spec.state,
       // The API already shows "uninstalling" once a deletion was requested.
       status.phase,
+      `${ready.running}/${ready.desired}`,
       status.health,
       String(hostPortOf(plugin) ?? NONE),
       String(status.restartCount),
