@@ -6,7 +6,7 @@ export default defineConfig({
     // The README walk-through, the fault suite, the compose service end to end and the web
     // console in a browser have their own runs (npm run test:walkthrough, test:faults,
     // test:compose, test:browser).
-    exclude: ['test/walkthrough/**', 'test/faults/**', 'test/compose/**', 'test/browser/**', 'node_modules/**'],
+    exclude: ['test/walkthrough/**', 'test/faults/**', 'test/compose/**', 'test/browser/**', 'test/swarm/**', 'node_modules/**'],
     // Database suites open their own engines; a fresh PGlite takes a few seconds.
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -13,6 +13,18 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export const RUNTIMES = ['docker', 'swarm'] as const
 export type RuntimeName = (typeof RUNTIMES)[number]
 
+/** How plugins run as Swarm services (RUNTIME=swarm). */
+export interface SwarmConfig {
+  /** SWARM_POLL_INTERVAL: how often the tasks and nodes are listed (Swarm has no task events). Default 2 s. */
+  pollIntervalMs: number
+  /** SWARM_PUBLISH_MODE: ingress publishes on every node (the routing mesh, needs IPVS); host on the task's node only. Default ingress. */
+  publishMode: 'ingress' | 'host'
+  /** SWARM_ENDPOINT_MODE: vip (a virtual IP, needs IPVS) or dnsrr (DNS round robin over the tasks). Default vip. */
+  endpointMode: 'vip' | 'dnsrr'
+  /** SWARM_RESTART_DELAY: Swarm's delay before it restarts an exited task. Default 5 s. */
+  restartDelaySeconds: number
+}
+
 export interface PostgresServerConfig {
   kind: 'postgres'
   /** Full connection string; the password is never logged (see describeDatabase). */
@@ -147,6 +159,8 @@ export interface ControllerConfig {
   registryAuthFile?: string
   /** IMAGE_POLL_INTERVAL: imagePullPolicy Always images are pulled this often to notice a new push. Default 5 min. */
   imagePollIntervalMs: number
+  /** RUNTIME=swarm only (docs/swarm.md). */
+  swarm: SwarmConfig
   /** PLUGIN_PIDS_LIMIT: processes a plugin container may have when its manifest sets none. Default 512. */
   pluginPidsLimit: number
   /** PLUGIN_DEFAULT_MEMORY_MB: memory limit when the manifest sets none; 0 = none. Default 512. */
@@ -210,6 +224,12 @@ export function loadConfig(env: Env = process.env): Config {
       updateDrainTimeoutMs: read.seconds('UPDATE_DRAIN_TIMEOUT', 10) * 1000,
       ...readRegistryAuthFile(env),
       imagePollIntervalMs: read.seconds('IMAGE_POLL_INTERVAL', 300) * 1000,
+      swarm: {
+        pollIntervalMs: read.seconds('SWARM_POLL_INTERVAL', 2) * 1000,
+        publishMode: read.oneOf('SWARM_PUBLISH_MODE', ['ingress', 'host'] as const, 'ingress'),
+        endpointMode: read.oneOf('SWARM_ENDPOINT_MODE', ['vip', 'dnsrr'] as const, 'vip'),
+        restartDelaySeconds: read.seconds('SWARM_RESTART_DELAY', 5),
+      },
       pluginPidsLimit: read.integer('PLUGIN_PIDS_LIMIT', 512, 16, 1_000_000),
       pluginDefaultMemoryMb: read.integer('PLUGIN_DEFAULT_MEMORY_MB', 512, 0, 1_048_576),
       pluginLogMaxSize: readLogSize(env, problems),

@@ -15,7 +15,7 @@ import { ProxyUsage } from './api/proxy.js'
 import { ProxyLatency, recordingBoth } from './api/proxy-latency.js'
 import { ProxyTrafficCounter } from './api/proxy-traffic.js'
 import { startApiServer } from './api/server.js'
-import { emptyControllerStats, type Controller } from './controller/controller.js'
+import { Controller, emptyControllerStats } from './controller/controller.js'
 import type { LeadershipStatus } from './controller/leader-election.js'
 import type { ReadinessProbe } from './controller/readiness-probe.js'
 import { openDatabase, type DatabaseHandle } from './db/database.js'
@@ -33,6 +33,9 @@ import { probeHostFor } from './daemon/probe-host.js'
 import type { ContainerRuntime } from './runtime/container-runtime.js'
 import { DockerRuntime } from './runtime/docker-runtime.js'
 import { RegistryAuthFile } from './runtime/registry-auth.js'
+import { DockerSwarmRuntime } from './swarm/docker-swarm-runtime.js'
+import type { TaskRows } from './swarm/service-reconciler.js'
+import type { ServiceRuntime } from './swarm/service-runtime.js'
 import type { SpecFolder } from './sources/spec-folder.js'
 import { systemClock, type Clock } from './util/clock.js'
 import { Catalog } from './web/catalog.js'
@@ -64,6 +67,8 @@ export interface DaemonDependencies {
   leaderLock?: LeaderLockBackend
   /** Whether a rollout's new container answers. Default: its health check or a TCP connect. Tests on the fake runtime pass one that always says yes. */
   readiness?: ReadinessProbe
+  /** RUNTIME=swarm: default the swarm manager at DOCKER_HOST. */
+  serviceRuntime?: ServiceRuntime
 }
 
 /** What a follower reports for the controller it does not run. */
@@ -82,6 +87,15 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
   if (settings.registryAuthFile) logger.info({ registryAuthFile: settings.registryAuthFile }, `registry credentials for pulls: the auths of ${settings.registryAuthFile}, read again when it changes`)
   const runtime =
     dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger, ...(registryAuth ? { registryAuth } : {}) })
+  // RUNTIME=swarm: plugins are services of the swarm DOCKER_HOST manages (src/swarm/).
+  const swarm =
+    settings.runtime === 'swarm'
+      ? {
+          runtime: dependencies.serviceRuntime ?? new DockerSwarmRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger }),
+          tasks: taskRowsOf(store),
+          ...(registryAuth ? { registryAuth } : {}),
+        }
+      : undefined
   // Requests the proxy forwards right now: a start-first update drains the old container.
   const proxyTraffic = new ProxyTrafficCounter()
   const leadership = new Leadership({
@@ -92,7 +106,20 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     lock: database.engine === 'postgres' && config.database.kind === 'postgres'
       ? (dependencies.leaderLock ?? postgresLeaderLock(config.database.connectionString, settings.instance, settings.managerId))
       : undefined,
-    startTerm: () => new LeaderTerm({ store, runtime, bus, clock, logger, controller: settings, specs: config.specs, db: database.db, traffic: proxyTraffic, ...(dependencies.readiness ? { readiness: dependencies.readiness } : {}) }),
+    startTerm: () =>
+      new LeaderTerm({
+        store,
+        runtime,
+        bus,
+        clock,
+        logger,
+        controller: settings,
+        specs: config.specs,
+        db: database.db,
+        traffic: proxyTraffic,
+        ...(dependencies.readiness ? { readiness: dependencies.readiness } : {}),
+        ...(swarm ? { swarm } : {}),
+      }),
   })
   const proxyUsage = new ProxyUsage({ store, clock, logger, flushIntervalMs: config.api.usageFlushIntervalMs })
   const proxyLatency = new ProxyLatency()
@@ -165,7 +192,9 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     database,
     store,
     get controller() {
-      return leaderPart(leadership, settings.managerId, 'runs no controller').controller
+      const controller = leaderPart(leadership, settings.managerId, 'runs no controller').controller
+      if (!(controller instanceof Controller)) throw new Error(`manager ${settings.managerId} runs the swarm controller (RUNTIME=swarm), not the container one`)
+      return controller
     },
     get specs() {
       return leaderPart(leadership, settings.managerId, 'watches no spec folder').specs
@@ -218,4 +247,17 @@ function leaderPart(leadership: Leadership, managerId: string, what: string): Le
   const term = leadership.currentTerm
   if (!term) throw new Error(`manager ${managerId} is not leading: it ${what}`)
   return term
+}
+
+/** plugin_tasks as the swarm reconciler reads and writes it. */
+function taskRowsOf(store: PluginStore): TaskRows {
+  return {
+    listTasks: (pluginId) => store.tasks.listTasks(pluginId),
+    replaceTasks: async (pluginId, tasks) => {
+      await store.tasks.replaceTasks(
+        pluginId,
+        tasks.map((task) => ({ ...task, pluginId }) as Parameters<PluginStore['tasks']['replaceTasks']>[1][number]),
+      )
+    },
+  }
 }

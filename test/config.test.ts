@@ -76,6 +76,11 @@ describe('configuration', () => {
     expect(problemsOf({ RUNTIME: 'Swarm' })).toEqual(['RUNTIME must be one of docker, swarm, got "Swarm"'])
   })
 
+  test('the swarm settings are read and checked', () => {
+    expect(loadConfig({ SWARM_PUBLISH_MODE: 'host', SWARM_ENDPOINT_MODE: 'dnsrr', SWARM_POLL_INTERVAL: '5s', SWARM_RESTART_DELAY: '1' }).controller.swarm).toEqual({ pollIntervalMs: 5_000, publishMode: 'host', endpointMode: 'dnsrr', restartDelaySeconds: 1 })
+    expect(problemsOf({ SWARM_PUBLISH_MODE: 'mesh' })).toEqual(['SWARM_PUBLISH_MODE must be one of ingress, host, got "mesh"'])
+  })
+
   test('an unparseable URL and a bad port are refused', () => {
     expect(problemsOf({ DATABASE_URL: 'not a url' })).toEqual(['DATABASE_URL is not a URL; expected postgresql://user:password@host:5432/database'])
     expect(problemsOf({ POSTGRES_HOST: 'db', POSTGRES_PORT: '70000' })).toEqual(['POSTGRES_PORT must be a whole number from 1 to 65535, got "70000"'])
@@ -154,6 +159,7 @@ describe('configuration', () => {
       pluginLogMaxSize: '10m',
       pluginLogMaxFiles: 3,
       imagePollIntervalMs: 300_000,
+      swarm: { pollIntervalMs: 2_000, publishMode: 'ingress', endpointMode: 'vip', restartDelaySeconds: 5 },
     })
     expect(loadConfig({ MANAGER_ID: 'node-a' }).controller.managerId).toBe('node-a')
     expect(problemsOf({ MANAGER_ID: 'has space' })).toEqual(['MANAGER_ID must be 1 to 40 letters, digits, ".", "_" or "-", got "has space"'])

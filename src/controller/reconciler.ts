@@ -296,7 +296,8 @@ function requeue(planned: Plan): ReconcileResult {
   return planned.requeueAfterMs !== undefined ? { requeueAfterMs: planned.requeueAfterMs } : {}
 }
 
-function differingFields(plugin: Plugin, wanted: PluginStatusUpdate): PluginStatusUpdate {
+/** The fields of `wanted` whose value differs from the row (a status write sends only those). */
+export function differingFields(plugin: Plugin, wanted: PluginStatusUpdate): PluginStatusUpdate {
   const changes: Record<string, unknown> = {}
   for (const [field, value] of Object.entries(wanted)) {
     if (value === undefined) continue

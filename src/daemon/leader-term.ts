@@ -19,6 +19,10 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js'
 import { SpecFolder } from '../sources/spec-folder.js'
 import type { Clock } from '../util/clock.js'
 import { probeHostFor } from './probe-host.js'
+import type { RegistryAuth } from '../runtime/registry-auth.js'
+import type { ServiceRuntime } from '../swarm/service-runtime.js'
+import type { TaskRows } from '../swarm/service-reconciler.js'
+import { SwarmController } from '../swarm/swarm-controller.js'
 
 export interface LeaderTermParts {
   store: PluginStore
@@ -34,10 +38,20 @@ export interface LeaderTermParts {
   traffic?: ProxyTraffic
   /** Default: HTTP health check or TCP connect over the network. */
   readiness?: ReadinessProbe
+  /** RUNTIME=swarm: the swarm manager, and where the task rows go. Given, the term runs the swarm controller instead of the container one. */
+  swarm?: { runtime: ServiceRuntime; tasks: TaskRows; registryAuth?: RegistryAuth }
+}
+
+/** What the API and the election need of either control loop. */
+export interface ControlLoop {
+  start(): Promise<void>
+  stop(): Promise<void>
+  snapshot(): ReturnType<Controller['snapshot']>
+  requestRestart(pluginId: string, reason: string): void
 }
 
 export class LeaderTerm {
-  readonly controller: Controller
+  readonly controller: ControlLoop
   readonly specs: SpecFolder
   /** Settles once the spec folder is watched; rejects when it cannot be. */
   readonly specsStarted: Promise<void>
@@ -60,7 +74,7 @@ export class LeaderTerm {
       probeHost: probeHostFor(settings.pluginBindAddress),
       requestRestart: (pluginId, reason) => restarts.request(pluginId, reason),
     })
-    this.controller = new Controller({
+    this.controller = parts.swarm ? swarmController(parts, parts.swarm) : new Controller({
       store,
       runtime,
       clock,
@@ -122,6 +136,8 @@ export class LeaderTerm {
       .catch((error: unknown) => logger.error({ err: error }, `the spec folder is not watched (${(error as Error).message}); reconciling without it`))
       .then(() => this.controller.start())
       .then(() => {
+        // On the swarm runtime Swarm runs the health checks (in the tasks) and the containers are on other nodes.
+        if (parts.swarm) return logger.info('swarm controller running: services observed, orphans adopted, workers started')
         this.health.start()
         this.metrics.start()
         this.retention?.start()
@@ -136,4 +152,37 @@ export class LeaderTerm {
     await this.specs.stop()
     await Promise.all([this.controller.stop(), this.health.stop(), this.metrics.stop(), this.retention?.stop()])
   }
+}
+
+function swarmController(parts: LeaderTermParts, swarm: NonNullable<LeaderTermParts['swarm']>): SwarmController {
+  const settings = parts.controller
+  return new SwarmController({
+    store: parts.store,
+    tasks: swarm.tasks,
+    runtime: swarm.runtime,
+    clock: parts.clock,
+    logger: parts.logger,
+    workers: settings.workers,
+    resyncIntervalMs: settings.resyncIntervalMs,
+    pollIntervalMs: settings.swarm.pollIntervalMs,
+    service: {
+      hostIp: settings.pluginBindAddress,
+      instance: settings.instance,
+      network: installationNetworkName(settings.instance),
+      defaults: {
+        pidsLimit: settings.pluginPidsLimit,
+        ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
+        log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
+      },
+      publishMode: settings.swarm.publishMode,
+      endpointMode: settings.swarm.endpointMode,
+      stopTimeoutSeconds: settings.stopTimeoutSeconds,
+      restartDelaySeconds: settings.swarm.restartDelaySeconds,
+    },
+    portRange: settings.hostPortRange,
+    allowAnyHostPort: settings.allowAnyHostPort,
+    retryBaseMs: settings.retryBaseMs,
+    retryMaxMs: settings.retryMaxMs,
+    ...(swarm.registryAuth ? { registryAuth: swarm.registryAuth } : {}),
+  })
 }

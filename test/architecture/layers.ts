@@ -17,6 +17,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['spec'],
   // The control loop, and the non-HTTP desired-state input (spec folder): neither calls the other.
   ['controller', 'sources'],
+  // The control loop on the swarm runtime (RUNTIME=swarm): plugins as services; it reuses the
+  // controller's queue, workers, port allocator and adoption.
+  ['swarm'],
   // HTTP: reads the store and the controller's and spec folder's views.
   ['api'],
   // The web console: pages beside the API, mounted into it through ApiDependencies.console;
