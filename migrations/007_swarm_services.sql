@@ -82,10 +82,11 @@ CREATE TABLE plugin_tasks (
   slot           INTEGER,
   node_id        TEXT,
   node_name      TEXT,
-  -- ready | down | unknown: the node as the manager saw it with the task.
+  -- ready | down | disconnected | unknown: the node as the manager saw it with the task.
   node_state     TEXT,
-  -- Swarm's task states: new, pending, assigned, accepted, preparing, starting, running,
-  -- complete, failed, shutdown, rejected, orphaned, remove.
+  -- Swarm's task states (the Engine API's TaskState): new, allocated, pending, assigned,
+  -- accepted, preparing, ready, starting, running, complete, failed, shutdown, rejected,
+  -- orphaned, remove.
   state          TEXT NOT NULL,
   desired_state  TEXT NOT NULL,
   container_id   TEXT,
@@ -96,11 +97,11 @@ CREATE TABLE plugin_tasks (
   image          TEXT,
   created_at     TIMESTAMPTZ,
   updated_at     TIMESTAMPTZ NOT NULL,
-  CONSTRAINT plugin_tasks_node_state_check CHECK (node_state IN ('ready', 'down', 'unknown')),
+  CONSTRAINT plugin_tasks_node_state_check CHECK (node_state IN ('ready', 'down', 'disconnected', 'unknown')),
   CONSTRAINT plugin_tasks_state_check CHECK (state IN
-    ('new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove')),
+    ('new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove')),
   CONSTRAINT plugin_tasks_desired_state_check CHECK (desired_state IN
-    ('new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove')),
+    ('new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove')),
   CONSTRAINT plugin_tasks_host_port_range CHECK (host_port BETWEEN 1 AND 65535)
 );
 

@@ -53,12 +53,12 @@ export interface Placement {
   maxReplicasPerNode?: number
 }
 
-export const TASK_STATES = ['new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove'] as const
-/** A Swarm task's state (and desired state), as Swarm names them. */
+export const TASK_STATES = ['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove'] as const
+/** A Swarm task's state (and desired state), as the Engine API's TaskState names them. */
 export type TaskState = (typeof TASK_STATES)[number]
 
-export const NODE_STATES = ['ready', 'down', 'unknown'] as const
-/** A Swarm node's state as the manager last saw it (Swarm's disconnected is shown as down). */
+export const NODE_STATES = ['ready', 'down', 'disconnected', 'unknown'] as const
+/** A Swarm node's state as the manager last saw it (the Engine API's NodeState). */
 export type NodeState = (typeof NODE_STATES)[number]
 
 /** A published extra port (manifest.ports) with the host port assigned to it. */

@@ -16,7 +16,8 @@ export class TaskStore {
    * Makes the plugin's rows exactly `tasks` (every task carries this plugin id): new ones
    * inserted, changed ones updated, the rest deleted, in one transaction. When the stored
    * rows already are `tasks` nothing is written (one indexed read): the reconciler may call
-   * this on every pass. Returns whether it wrote. NotFoundError when the plugin is gone.
+   * this on every pass. Returns whether it wrote. NotFoundError when the plugin is gone;
+   * InvalidValueError for a task id given twice, or a state the table does not know.
    */
   async replaceTasks(pluginId: string, tasks: PluginTask[]): Promise<boolean> {
     const wanted = tasks.map((task) => toRow({ ...task, pluginId }))
@@ -56,7 +57,10 @@ export class TaskStore {
       })
     } catch (error) {
       // The plugin's row was deleted (by its uninstall, or in SQL) since it was read.
-      if ((error as { code?: string }).code === '23503') throw new NotFoundError(`plugin ${pluginId}`)
+      const pgError = error as { code?: string; message?: string }
+      if (pgError.code === '23503') throw new NotFoundError(`plugin ${pluginId}`)
+      // A state or port the table does not know (its CHECK constraints, migrations/007).
+      if (pgError.code === '23514') throw new InvalidValueError(`the tasks of plugin ${pluginId}: ${pgError.message}`)
       throw error
     }
     return true

@@ -186,6 +186,15 @@ describe.each(engines)('replicas, placement and tasks on %s Postgres', (engine) 
     expect(await database.store.tasks.listAllTasks()).toEqual([])
   })
 
+  test('every task and node state of the Engine API is stored; another state is refused', async () => {
+    const plugin = await create('states')
+    const tasks = [task(plugin.id, 'a', { state: 'allocated', desiredState: 'running', nodeState: 'disconnected' }), task(plugin.id, 'r', { slot: 2, state: 'ready', nodeState: 'unknown' })]
+    await database.store.tasks.replaceTasks(plugin.id, tasks)
+    expect(await database.store.tasks.listTasks(plugin.id)).toEqual(tasks)
+    await expect(database.store.tasks.replaceTasks(plugin.id, [task(plugin.id, 'x', { state: 'exploded' as PluginTask['state'] })])).rejects.toBeInstanceOf(InvalidValueError)
+    expect(await database.store.tasks.listTasks(plugin.id)).toEqual(tasks)
+  })
+
   test("a plugin's tasks go with its row, and writing them notifies nobody", async () => {
     const plugin = await create('cascade')
     await eventually(() => (changes.some((change) => change.id === plugin.id) ? true : undefined), 5_000, 'the insert notification')
