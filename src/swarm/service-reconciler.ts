@@ -20,7 +20,7 @@ import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import type { Clock } from '../util/clock.js'
 import { ServiceVersionConflictError, type ObservedService, type ServiceRuntime, type WantedService } from './service-runtime.js'
 import { buildServiceSpec, serviceNameFor, type ServiceSpecOptions } from './service-spec.js'
-import { observeService, type TaskRecord } from './service-status.js'
+import { isRollbackOf, observeService, type TaskRecord } from './service-status.js'
 import type { SwarmView } from './swarm-view.js'
 
 /** Where the task rows of a plugin are kept (plugin_tasks). */
@@ -180,9 +180,7 @@ export class ServiceReconciler {
    * changes or an operator asks for a retry after the rollback.
    */
   private rolledBackHold(plugin: Plugin, service: ObservedService, wanted: WantedService): boolean {
-    const state = service.updateStatus?.state ?? ''
-    if (!state.startsWith('rollback')) return false
-    if (service.previousLabels?.[LABELS.specHash] !== wanted.specHash) return false
+    if (!isRollbackOf(plugin, service, wanted.specHash)) return false
     const finishedAt = service.updateStatus?.completedAt ?? service.updatedAt
     const retry = plugin.rolloutRetryAt
     return !(retry && finishedAt && retry.getTime() > finishedAt.getTime())

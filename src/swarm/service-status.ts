@@ -58,7 +58,7 @@ export function observeService(input: ServiceObservation): ServiceStatus {
   const current = records.filter((task) => task.desiredState === 'running' || task.desiredState === 'ready' || task.desiredState === 'accepted')
   const running = current.filter((task) => task.state === 'running' && task.nodeState !== 'down').length
   const desired = input.wantedReplicas
-  const rolledBack = isRollbackOf(service, input.wantedHash)
+  const rolledBack = isRollbackOf(plugin, service, input.wantedHash)
   const failing = lastFailure(records)
   const phase = phaseOf(plugin, running, desired, current, failing, records)
   const rollout = rolloutOf(plugin, service, input.wantedHash, rolledBack, now)
@@ -159,10 +159,17 @@ function restartsOf(records: TaskRecord[]): number {
   return records.filter((task) => task.state === 'failed').length
 }
 
-/** Swarm rolled back from the spec the row declares (its previous spec carries the wanted hash). */
-function isRollbackOf(service: ObservedService, wantedHash: string): boolean {
+/**
+ * Swarm rolled back the update to the spec the row declares: its update status says
+ * rollback, the service runs another spec than the wanted one, and the update we started
+ * was for this generation (Swarm drops the failed spec on a rollback: PreviousSpec is
+ * emptied, so our own rollout record says what was rolled back).
+ */
+export function isRollbackOf(plugin: Plugin, service: ObservedService, wantedHash: string): boolean {
   const state = service.updateStatus?.state ?? ''
-  return state.startsWith('rollback') && service.previousLabels?.[LABELS.specHash] === wantedHash
+  if (!state.startsWith('rollback') || service.labels[LABELS.specHash] === wantedHash) return false
+  if (service.previousLabels?.[LABELS.specHash] === wantedHash) return true
+  return plugin.rollout?.generation === plugin.generation
 }
 
 function rolloutOf(plugin: Plugin, service: ObservedService, wantedHash: string, rolledBack: boolean, now: Date): RolloutStatus | undefined {

@@ -182,6 +182,17 @@ describe('observeService', () => {
     expect(again.events).toEqual([])
   })
 
+  test('a rollback Swarm made after our update of this generation counts though Swarm emptied PreviousSpec; one of an older generation does not', () => {
+    const rolledBack = service({ labels: { [LABELS.specHash]: 'h0' }, updateStatus: { state: 'rollback_started', message: 'update paused due to failure or early termination of task t9' } })
+    const ours = { phase: 'progressing' as const, strategy: 'StartFirst' as const, generation: 3, fromImage: 'a:1', toImage: 'a:2', startedAt: new Date(NOW - 5_000).toISOString() }
+    const input = { service: rolledBack, tasks: [task('t1', 1, 'n1', 'running')], nodes: NODES, previous: [], wantedHash: 'h1', wantedReplicas: 1, now: new Date(NOW) }
+    const now = observeService({ ...input, plugin: plugin({ status: 'running', generation: 3, rollout: ours }) })
+    expect(now.rolledBack).toBe(true)
+    expect(now.status.error).toBe('Swarm rolled the update back: update paused due to failure or early termination of task t9')
+    const older = observeService({ ...input, plugin: plugin({ status: 'running', generation: 4, rollout: ours }) })
+    expect(older.rolledBack).toBe(false)
+  })
+
   test('stopped: 0 desired and no task left is stopped; a task still running is stopping', () => {
     expect(look([], { replicas: 0 }).status).toMatchObject({ status: 'stopped', replicasDesired: 0, replicasRunning: 0 })
     expect(look([task('t1', 1, 'n1', 'running', { desiredState: 'shutdown' })], { replicas: 0 }).status.status).toBe('stopping')
