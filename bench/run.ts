@@ -1,6 +1,7 @@
 // npm run bench [case ...]: every benchmark, each measuring its peer or limit in the same
 // run. Prints one markdown table per case; raw numbers go to bench/results/*.json.
-// Cases: store, scale, api, console, idle, footprint, converge, latency, recovery, rollout (default: all, in this order).
+// Cases: store, scale, api, console, idle, footprint, converge, latency, recovery, rollout (default: all, in this order),
+// and swarm (root only: a 3-node test swarm; run only when named).
 // A real Postgres server is used beside the embedded one when BENCH_DATABASE_URL (or
 // TEST_DATABASE_URL) is set.
 import { benchApi } from './api.js'
@@ -14,6 +15,7 @@ import { benchLatency } from './latency.js'
 import { benchRecovery } from './recovery.js'
 import { benchRollout } from './rollout.js'
 import { benchStore } from './store.js'
+import { benchSwarm } from './swarm.js'
 
 const CASES: Record<string, () => Promise<{ table: string } | unknown>> = {
   store: benchStore,
@@ -26,7 +28,10 @@ const CASES: Record<string, () => Promise<{ table: string } | unknown>> = {
   latency: benchLatency,
   recovery: benchRecovery,
   rollout: benchRollout,
+  swarm: benchSwarm,
 }
+/** Run when no case is named: swarm needs root and brings up a swarm of its own. */
+const DEFAULT_CASES = Object.keys(CASES).filter((name) => name !== 'swarm')
 
 const requested = process.argv.slice(2)
 const unknown = requested.filter((name) => !(name in CASES))
@@ -35,7 +40,7 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 const tables: string[] = []
-for (const name of requested.length > 0 ? requested : Object.keys(CASES)) {
+for (const name of requested.length > 0 ? requested : DEFAULT_CASES) {
   process.stderr.write(`\nbench: ${name}\n`)
   // Interrupted, a case fails as its daemon and containers go: the cleanup then ends the process (exit 130).
   const result = await CASES[name]!().catch(async (error: unknown) => {

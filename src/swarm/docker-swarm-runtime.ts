@@ -47,7 +47,7 @@ interface EngineServiceSpec {
   Name?: string
   Labels?: Record<string, string>
   Mode?: { Replicated?: { Replicas?: number } }
-  TaskTemplate?: { ContainerSpec?: { Image?: string; Env?: string[] } }
+  TaskTemplate?: { ContainerSpec?: { Image?: string; Env?: string[] }; ForceUpdate?: number }
   EndpointSpec?: { Ports?: EnginePort[] }
 }
 
@@ -313,6 +313,7 @@ function observedService(service: EngineService): ObservedService {
     ...(service.PreviousSpec ? { previousLabels: { ...(service.PreviousSpec.Labels ?? {}) } } : {}),
     ports: (service.Endpoint?.Ports ?? spec.EndpointSpec?.Ports ?? []).map(servicePort),
     env: envOf(spec.TaskTemplate?.ContainerSpec?.Env ?? []),
+    forceUpdate: spec.TaskTemplate?.ForceUpdate ?? 0,
   }
 }
 

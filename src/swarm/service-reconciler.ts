@@ -19,7 +19,8 @@ import { describeStoredSpecErrors, storedSpecErrors } from '../spec/stored-spec.
 import type { HostPortPolicy } from '../spec/host-port-policy.js'
 import type { Clock } from '../util/clock.js'
 import { ServiceVersionConflictError, type ObservedService, type ServiceRuntime, type WantedService } from './service-runtime.js'
-import { buildServiceSpec, serviceNameFor, type ServiceSpecOptions } from './service-spec.js'
+import { buildServiceSpec, serviceNameFor, withForceUpdate, type ServiceSpecOptions } from './service-spec.js'
+import type { RestartRequests } from '../controller/restart-requests.js'
 import { isRollbackOf, observeService, type TaskRecord } from './service-status.js'
 import type { SwarmView } from './swarm-view.js'
 
@@ -40,6 +41,8 @@ export interface ServiceReconcilerOptions {
   service: ServiceSpecOptions
   registryAuth?: RegistryAuth
   hostPorts?: HostPortPolicy
+  /** One-off restarts (forgectl restart, POST /restart): a forced update of the service. */
+  restarts: RestartRequests
 }
 
 export interface ServiceReconcileResult {
@@ -81,9 +84,19 @@ export class ServiceReconciler {
     const plugin = port.plugin
     const wanted = await this.withRegistryAuth(buildServiceSpec(plugin, parsed.manifest, port.hostPort, this.options.service))
 
-    if (!service) return this.create(plugin, wanted, pluginLog)
+    if (!service) {
+      // A new service starts fresh tasks: a restart asked meanwhile is answered by it.
+      this.options.restarts.take(plugin.id)
+      return this.create(plugin, wanted, pluginLog)
+    }
     const current = service.labels[LABELS.specHash]
-    if (current !== wanted.specHash && !this.rolledBackHold(plugin, service, wanted)) return this.update(plugin, service, wanted, pluginLog)
+    if (current !== wanted.specHash && !this.rolledBackHold(plugin, service, wanted)) {
+      this.options.restarts.take(plugin.id)
+      return this.update(plugin, service, withForceUpdate(wanted, service.forceUpdate, false), pluginLog)
+    }
+    const restart = this.options.restarts.get(plugin.id)
+    if (restart !== undefined && service.replicas > 0) return this.restart(plugin, service, wanted, restart, pluginLog)
+    if (restart !== undefined) this.options.restarts.take(plugin.id)
     return this.record(plugin, service, wanted)
   }
 
@@ -151,6 +164,32 @@ export class ServiceReconciler {
     await store.writeStatusWithEvents(plugin.id, { rollout, replicasDesired: wanted.replicas } as PluginStatusUpdate, [
       this.event(plugin, 'plugin:updated', { service: service.name, image: wanted.image, fromImage: service.image, replicas: wanted.replicas, fromReplicas: service.replicas, version: service.version }),
     ])
+    return { requeueAfterMs: SETTLING_REQUEUE_MS }
+  }
+
+  /** A one-off restart: the same spec with ForceUpdate raised, so Swarm replaces every task by its update policy. */
+  private async restart(plugin: Plugin, service: ObservedService, wanted: WantedService, reason: string, log: Logger): Promise<ServiceReconcileResult> {
+    const { runtime, store } = this.options
+    // The spec as the service has it now (a held rollback keeps serving the old one): only the counter moves.
+    const forced = withForceUpdate({ ...wanted, specHash: service.labels[LABELS.specHash] ?? wanted.specHash }, service.forceUpdate, true)
+    if (service.labels[LABELS.specHash] !== wanted.specHash) {
+      this.options.restarts.take(plugin.id)
+      log.warn({ reason }, `not restarting ${service.name}: Swarm rolled its last update back; retry the rollout instead`)
+      return this.record(plugin, service, wanted)
+    }
+    try {
+      await runtime.updateService(service.id, service.version, forced)
+    } catch (error) {
+      if (error instanceof ServiceVersionConflictError) {
+        await this.refresh(service.id, service.name)
+        return { requeueAfterMs: 0 }
+      }
+      throw error
+    }
+    this.options.restarts.take(plugin.id)
+    log.info({ service: service.name, reason, forceUpdate: service.forceUpdate + 1 }, `restarting the tasks of ${service.name}: ${reason}`)
+    await this.refresh(service.id, service.name)
+    await store.logEvents([this.event(plugin, 'plugin:restarted', { reason, service: service.name, by: 'forced service update' })])
     return { requeueAfterMs: SETTLING_REQUEUE_MS }
   }
 

@@ -75,6 +75,8 @@ export interface ObservedService {
   ports: ServicePort[]
   /** The environment its tasks get (adoption reads the secrets back from it). */
   env: Record<string, string>
+  /** TaskTemplate.ForceUpdate: raised by one to restart every task without a spec change. */
+  forceUpdate: number
 }
 
 export interface ObservedTask {

@@ -168,6 +168,17 @@ function updateConfigOf(plugin: Plugin): Record<string, unknown> {
   return { Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: monitorSecondsOf(plugin) * NANOS_PER_SECOND, MaxFailureRatio: 0, Order: orderOf(plugin) }
 }
 
+/**
+ * The spec to send in an update of `current`: its ForceUpdate counter carried over (sending
+ * 0 over a raised counter would itself restart every task), or raised by one for a restart.
+ * Not part of the hash: a restart is no spec change.
+ */
+export function withForceUpdate(wanted: WantedService, current: number, restart: boolean): WantedService {
+  const template = wanted.spec.TaskTemplate as Record<string, unknown>
+  const forceUpdate = restart ? current + 1 : current
+  return { ...wanted, spec: { ...wanted.spec, TaskTemplate: { ...template, ForceUpdate: forceUpdate } } }
+}
+
 function hashOf(spec: Record<string, unknown>): string {
   return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 16)
 }

@@ -209,14 +209,19 @@ function eventsOf(input: ServiceObservation, records: TaskRecord[], rolledBack: 
       events.push(event('plugin:node-down', { node: node.hostname, nodeId: node.id, state: node.state, taskId: before.taskId, slot: before.slot }))
     }
   }
-  // A slot whose task now runs on another node than the one it ran on at the last look: moved.
-  const runningBefore = new Map(input.previous.filter((task) => task.state === 'running' && task.desiredState === 'running').map((task) => [task.slot, task]))
+  // A slot whose new task runs on another node than its task that was running at the last
+  // look, because that node went down, was drained or left: moved. (Swarm may already have
+  // marked the old task for shutdown by then, so its desired state is not looked at. A new
+  // task of a rolling update, or a restart after a crash, is not a move.)
+  const runningBefore = new Map<number | null, TaskRecord>()
+  for (const task of input.previous) if (task.state === 'running') runningBefore.set(task.slot, task)
   for (const task of records) {
     if (task.desiredState !== 'running' || previous.has(task.taskId)) continue
     const before = runningBefore.get(task.slot)
     if (!before || before.nodeId === task.nodeId) continue
     const fromNode = before.nodeId ? input.nodes.get(before.nodeId) : undefined
-    const reason = fromNode === undefined ? 'its node left the swarm' : fromNode.state !== 'ready' ? `node ${fromNode.hostname} is ${fromNode.state}` : fromNode.availability !== 'active' ? `node ${fromNode.hostname} is ${fromNode.availability === 'drain' ? 'drained' : fromNode.availability}` : 'its task ended'
+    const reason = fromNode === undefined ? 'its node left the swarm' : fromNode.state !== 'ready' ? `node ${fromNode.hostname} is ${fromNode.state}` : fromNode.availability !== 'active' ? `node ${fromNode.hostname} is ${fromNode.availability === 'drain' ? 'drained' : fromNode.availability}` : undefined
+    if (reason === undefined) continue
     events.push(event('plugin:task-rescheduled', { slot: task.slot, fromNode: before.nodeName, toNode: task.nodeName, fromTaskId: before.taskId, toTaskId: task.taskId, reason }))
   }
   if (rolledBack && plugin.rollout?.phase !== 'rolled-back') {

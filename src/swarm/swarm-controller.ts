@@ -11,6 +11,7 @@ import type { PluginStore } from '../db/plugin-store.js'
 import { adoptOrphans } from '../controller/adoption.js'
 import { emptyControllerStats, type ControllerStats } from '../controller/controller.js'
 import { PortAllocator, type PortRange } from '../controller/port-allocator.js'
+import { RestartRequests } from '../controller/restart-requests.js'
 import { WorkQueue } from '../controller/work-queue.js'
 import { runWorkers, type WorkerPool } from '../controller/worker-pool.js'
 import { LABELS, RuntimeUnavailableError, type ObservedContainer } from '../runtime/container-runtime.js'
@@ -46,6 +47,7 @@ export class SwarmController {
   readonly view = new SwarmView()
   readonly queue: WorkQueue
   private readonly reconciler: ServiceReconciler
+  private readonly restarts = new RestartRequests()
   private readonly abort = new AbortController()
   private readonly log: Logger
   private readonly stats: ControllerStats = emptyControllerStats()
@@ -75,12 +77,14 @@ export class SwarmController {
       service: options.service,
       ...(options.registryAuth ? { registryAuth: options.registryAuth } : {}),
       hostPorts: { range: options.portRange, allowAny: options.allowAnyHostPort ?? false },
+      restarts: this.restarts,
     })
+    this.restarts.onRequest((pluginId) => this.queue.add(pluginId))
   }
 
-  /** Swarm restarts a service's tasks itself; a one-off restart is a forced update, not done here yet. */
+  /** Replaces the plugin's tasks once (a forced service update, as `docker service update --force`). */
   requestRestart(pluginId: string, reason: string): void {
-    this.log.warn({ pluginId, reason }, `a restart of ${pluginId} was asked (${reason}); on RUNTIME=swarm use docker service update --force until forgectl can`)
+    this.restarts.request(pluginId, reason)
   }
 
   async start(): Promise<void> {

@@ -89,7 +89,7 @@ const NODES = new Map<string, ObservedNode>([
 ])
 
 function service(overrides: Partial<ObservedService> = {}): ObservedService {
-  return { id: 's1', name: 'forgehook-crypto', version: 10, labels: { [LABELS.specHash]: 'h1', [LABELS.managed]: 'true' }, replicas: 3, image: 'flowforge/crypto:1', ports: [], env: {}, ...overrides }
+  return { id: 's1', name: 'forgehook-crypto', version: 10, labels: { [LABELS.specHash]: 'h1', [LABELS.managed]: 'true' }, replicas: 3, image: 'flowforge/crypto:1', ports: [], env: {}, forceUpdate: 0, ...overrides }
 }
 
 function task(id: string, slot: number, nodeId: string, state: ObservedTask['state'], overrides: Partial<ObservedTask> = {}): ObservedTask {
@@ -151,6 +151,17 @@ describe('observeService', () => {
     drained.set('n1', { ...NODES.get('n1')!, availability: 'drain' })
     const moved = look([task('t1', 1, 'n1', 'shutdown', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'running')], { previous: before, nodes: drained, replicas: 1 })
     expect(moved.events).toEqual([expect.objectContaining({ type: 'plugin:task-rescheduled', data: expect.objectContaining({ fromNode: 'node-1', toNode: 'node-2', reason: 'node node-1 is drained' }) })])
+  })
+
+  test('a move is seen when the last look already had the old task marked for shutdown, and a rolling update on a ready node is no move', () => {
+    const drained = new Map(NODES)
+    drained.set('n1', { ...NODES.get('n1')!, availability: 'drain' })
+    const marked = look([task('t1', 1, 'n1', 'running', { desiredState: 'shutdown' })], { nodes: drained, replicas: 1 }).tasks
+    const moved = look([task('t1', 1, 'n1', 'shutdown', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'running')], { previous: marked, nodes: drained, replicas: 1 })
+    expect(moved.events.map((event) => event.type)).toEqual(['plugin:task-rescheduled'])
+    const before = look([task('t1', 1, 'n1', 'running')], { replicas: 1 }).tasks
+    const updated = look([task('t1', 1, 'n1', 'shutdown', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'running')], { previous: before, replicas: 1 })
+    expect(updated.events).toEqual([])
   })
 
   test('Swarm rolled back from the spec the row declares: rolled-back with its reason, once, and the generation left unobserved', () => {
