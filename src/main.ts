@@ -253,11 +253,6 @@ function leaderPart(leadership: Leadership, managerId: string, what: string): Le
 function taskRowsOf(store: PluginStore): TaskRows {
   return {
     listTasks: (pluginId) => store.tasks.listTasks(pluginId),
-    replaceTasks: async (pluginId, tasks) => {
-      await store.tasks.replaceTasks(
-        pluginId,
-        tasks.map((task) => ({ ...task, pluginId }) as Parameters<PluginStore['tasks']['replaceTasks']>[1][number]),
-      )
-    },
+    replaceTasks: async (pluginId, tasks) => void (await store.tasks.replaceTasks(pluginId, tasks.map((task) => ({ ...task, pluginId })))),
   }
 }

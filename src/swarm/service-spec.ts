@@ -123,7 +123,8 @@ function healthCheckOf(check: NonNullable<ParsedManifest['healthCheck']>, port: 
   const url = `http://127.0.0.1:${port}${check.path}`
   const quoted = `'${url.replaceAll("'", "'\\''")}'`
   return {
-    Test: ['CMD-SHELL', `wget -q -T ${timeout} -O /dev/null ${quoted} || curl -fsS -m ${timeout} -o /dev/null ${quoted} || exit 1`],
+    // No wget -T: busybox's segfaults with it here; the check's Timeout bounds the run anyway.
+    Test: ['CMD-SHELL', `wget -q -O /dev/null ${quoted} || curl -fsS -m ${timeout} -o /dev/null ${quoted} || exit 1`],
     Interval: (check.intervalSeconds ?? 5) * NANOS_PER_SECOND,
     Timeout: timeout * NANOS_PER_SECOND,
     Retries: check.failureThreshold ?? 3,

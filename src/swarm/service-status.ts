@@ -2,29 +2,13 @@
 // written to the row, the task rows (plugin_tasks), and the events of what changed since
 // the last look (a task failed, a slot moved to another node, a node was lost, Swarm rolled
 // an update back). Pure: the reconciler gathers the facts and writes the result.
-import type { NewPluginEvent, Plugin, PluginStatusUpdate } from '../db/plugin-store.js'
-import type { HealthStatus, PluginPhase, RolloutStatus } from '../db/schema.js'
+import type { NewPluginEvent, Plugin, PluginStatusUpdate, PluginTask } from '../db/plugin-store.js'
+import type { HealthStatus, NodeState, PluginPhase, RolloutStatus } from '../db/schema.js'
 import { LABELS } from '../runtime/container-runtime.js'
 import { ENDED_TASK_STATES, type ObservedNode, type ObservedService, type ObservedTask, type TaskState } from './service-runtime.js'
 
-/** One row of plugin_tasks, as the reconciler writes it. */
-export interface TaskRecord {
-  taskId: string
-  slot: number | null
-  nodeId: string | null
-  nodeName: string | null
-  nodeState: string | null
-  state: string
-  desiredState: string
-  containerId: string | null
-  error: string | null
-  message: string | null
-  health: string | null
-  hostPort: number | null
-  image: string | null
-  createdAt: Date | null
-  updatedAt: Date
-}
+/** One row of plugin_tasks, as the reconciler writes it (the plugin id is the caller's). */
+export type TaskRecord = Omit<PluginTask, 'pluginId'>
 
 export interface ServiceObservation {
   plugin: Plugin
@@ -93,7 +77,7 @@ function taskRecords(tasks: readonly ObservedTask[], nodes: ReadonlyMap<string, 
       slot: task.slot ?? null,
       nodeId: task.nodeId ?? null,
       nodeName: node?.hostname ?? null,
-      nodeState: node ? node.state : task.nodeId ? 'unknown' : null,
+      nodeState: (node ? node.state : task.nodeId ? 'unknown' : null) as NodeState | null,
       state: task.state,
       desiredState: task.desiredState,
       containerId: task.containerId ?? null,
@@ -216,7 +200,10 @@ function eventsOf(input: ServiceObservation, records: TaskRecord[], rolledBack: 
   const runningBefore = new Map<number | null, TaskRecord>()
   for (const task of input.previous) if (task.state === 'running') runningBefore.set(task.slot, task)
   for (const task of records) {
-    if (task.desiredState !== 'running' || previous.has(task.taskId)) continue
+    // A replacement starts with desired state ready (while the old one stops), then running;
+    // it is told once, at the first look that finds it placed on a node.
+    if (task.desiredState !== 'running' && task.desiredState !== 'ready') continue
+    if (task.nodeId === null || (previous.get(task.taskId)?.nodeId ?? null) !== null) continue
     const before = runningBefore.get(task.slot)
     if (!before || before.nodeId === task.nodeId) continue
     const fromNode = before.nodeId ? input.nodes.get(before.nodeId) : undefined

@@ -157,8 +157,13 @@ describe('observeService', () => {
     const drained = new Map(NODES)
     drained.set('n1', { ...NODES.get('n1')!, availability: 'drain' })
     const marked = look([task('t1', 1, 'n1', 'running', { desiredState: 'shutdown' })], { nodes: drained, replicas: 1 }).tasks
-    const moved = look([task('t1', 1, 'n1', 'shutdown', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'running')], { previous: marked, nodes: drained, replicas: 1 })
+    // As seen on a real swarm: the replacement first appears unplaced, then with desired state ready.
+    const unplaced = look([task('t1', 1, 'n1', 'running', { desiredState: 'shutdown' }), { ...task('t2', 1, 'n2', 'pending', { desiredState: 'ready' }), nodeId: undefined }], { previous: marked, nodes: drained, replicas: 1 })
+    expect(unplaced.events).toEqual([])
+    const moved = look([task('t1', 1, 'n1', 'running', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'ready', { desiredState: 'ready' })], { previous: unplaced.tasks, nodes: drained, replicas: 1 })
     expect(moved.events.map((event) => event.type)).toEqual(['plugin:task-rescheduled'])
+    const later = look([task('t1', 1, 'n1', 'shutdown', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'running')], { previous: moved.tasks, nodes: drained, replicas: 1 })
+    expect(later.events).toEqual([])
     const before = look([task('t1', 1, 'n1', 'running')], { replicas: 1 }).tasks
     const updated = look([task('t1', 1, 'n1', 'shutdown', { desiredState: 'shutdown' }), task('t2', 1, 'n2', 'running')], { previous: before, replicas: 1 })
     expect(updated.events).toEqual([])
