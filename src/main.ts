@@ -10,7 +10,7 @@
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
-import type { ApiDependencies } from './api/deps.js'
+import type { ApiDependencies, Upstream } from './api/deps.js'
 import { ProxyUsage } from './api/proxy.js'
 import { ProxyLatency, recordingBoth } from './api/proxy-latency.js'
 import { ProxyTrafficCounter } from './api/proxy-traffic.js'
@@ -26,7 +26,7 @@ import { EventBus } from './db/event-bus.js'
 import { EventRelay } from './db/event-relay.js'
 import { postgresLeaderLock, type LeaderLockBackend } from './db/leader-lock.js'
 import { migrate } from './db/migrator.js'
-import { PluginStore } from './db/plugin-store.js'
+import { PluginStore, type Plugin } from './db/plugin-store.js'
 import { LeaderTerm } from './daemon/leader-term.js'
 import { Leadership } from './daemon/leadership.js'
 import { probeHostFor } from './daemon/probe-host.js'
@@ -147,6 +147,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     allowedHosts: config.api.allowedHosts,
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
+    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)) } : {}),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
     runtimeName: settings.runtime,
   }
@@ -254,5 +255,20 @@ function taskRowsOf(store: PluginStore): TaskRows {
   return {
     listTasks: (pluginId) => store.tasks.listTasks(pluginId),
     replaceTasks: async (pluginId, tasks) => void (await store.tasks.replaceTasks(pluginId, tasks.map((task) => ({ ...task, pluginId })))),
+  }
+}
+
+/**
+ * Where a plugin on the swarm answers: each running task's node on its published port (host
+ * mode), or, with the routing mesh (ingress), this host first and then those nodes.
+ */
+function swarmUpstreams(store: PluginStore, publishMode: 'host' | 'ingress', pluginHost: string): (plugin: Plugin) => Promise<Upstream[]> {
+  return async (plugin) => {
+    const tasks = await store.tasks.listTasks(plugin.id)
+    const nodes = tasks
+      .filter((task) => task.state === 'running' && task.desiredState === 'running' && task.nodeState === 'ready' && task.nodeAddress !== null)
+      .map((task) => ({ host: task.nodeAddress!, port: task.hostPort ?? plugin.hostPort ?? 0 }))
+      .filter((upstream) => upstream.port > 0)
+    return publishMode === 'ingress' && plugin.hostPort !== null ? [{ host: pluginHost, port: plugin.hostPort }, ...nodes] : nodes
   }
 }

@@ -6,7 +6,7 @@ import type { LeadershipStatus } from '../controller/leader-election.js'
 import type { EventBus } from '../db/event-bus.js'
 import type { LatestResourceSample, PluginGauge } from '../db/metric-queries.js'
 import type { PluginCount } from '../db/plugin-counts.js'
-import type { PluginStore } from '../db/plugin-store.js'
+import type { Plugin, PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import type { ContainerRuntime } from '../runtime/container-runtime.js'
 import type { SpecFolderView } from '../sources/spec-file-report.js'
@@ -50,6 +50,11 @@ export interface ApiDependencies {
   apiToken?: string
   /** Address plugin ports are reached on from the manager (the proxy's upstream host). */
   pluginHost: string
+  /**
+   * Where a plugin answers, when that is not pluginHost:hostPort: on RUNTIME=swarm its running
+   * tasks' nodes (docs/swarm.md). The proxy tries them in turn. Default: pluginHost:hostPort.
+   */
+  upstreams?: (plugin: Plugin) => Promise<Upstream[]>
   /** Which spec.hostPort a document may ask for: HOST_PORT_RANGE, or any with ALLOW_ANY_HOST_PORT. */
   hostPorts: HostPortPolicy
   /** RUNTIME: which runtime runs the plugins; docker refuses spec.replicas other than 1 and spec.placement (422). Default docker. */
@@ -70,4 +75,10 @@ export interface ApiDependencies {
   latestResourceSamples?: (since: Date) => Promise<Map<string, LatestResourceSample>>
   /** Per-plugin proxy requests, errors and latencies since start (flowforge_plugin_proxy_*). Default none. */
   proxyLatency?: ProxyLatency
+}
+
+/** One address a plugin answers on. */
+export interface Upstream {
+  host: string
+  port: number
 }

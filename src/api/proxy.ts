@@ -10,7 +10,7 @@ import type { PluginStore } from '../db/plugin-store.js'
 import type { Logger } from '../logger.js'
 import type { Clock } from '../util/clock.js'
 import { Periodic } from '../util/periodic.js'
-import type { ApiDependencies, ProxyUsageRecorder } from './deps.js'
+import type { ApiDependencies, ProxyUsageRecorder, Upstream } from './deps.js'
 import { ApiError } from './errors.js'
 
 export interface ProxyRouteOptions {
@@ -36,7 +36,10 @@ export function proxyRoutes(deps: ApiDependencies, options: ProxyRouteOptions = 
     if (plugin.status !== 'running' || plugin.hostPort === null) {
       throw new ApiError(503, 'plugin_not_running', `plugin ${pluginName} is ${plugin.status}, not running`, [], { 'Retry-After': '5' })
     }
-    const target = upstreamUrl(deps.pluginHost, plugin.hostPort, c.req.url)
+    const candidates = deps.upstreams ? rotate(await deps.upstreams(plugin)) : [{ host: deps.pluginHost, port: plugin.hostPort }]
+    if (candidates.length === 0) {
+      throw new ApiError(503, 'plugin_not_running', `plugin ${pluginName} has no task running on a reachable node`, [], { 'Retry-After': '5' })
+    }
     // Counted until the upstream answer has been passed on whole (or the request failed).
     const ended = deps.proxyTraffic?.begin(plugin.hostPort) ?? (() => undefined)
     const startedAt = deps.clock.now()
@@ -44,7 +47,7 @@ export function proxyRoutes(deps: ApiDependencies, options: ProxyRouteOptions = 
     const record = (error: boolean) => deps.proxyUsage.record(plugin.id, { durationMs: deps.clock.now() - startedAt, error })
     let upstream: IncomingMessage
     try {
-      upstream = await sendUpstream(target, c, forwardedHeaders(c), timeoutMs)
+      upstream = await sendToFirstAnswering(candidates, c, timeoutMs)
     } catch (error) {
       ended()
       record(true)
@@ -120,6 +123,34 @@ function connectionListed(connection: string | null | undefined): Set<string> {
 
 class UpstreamTimeoutError extends Error {
   override name = 'UpstreamTimeoutError'
+}
+
+/** Connection errors that mean nothing was sent: the next address may be tried. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'])
+let rotation = 0
+
+/** The addresses, starting at the next one in turn: requests spread over a plugin's tasks. */
+function rotate(candidates: Upstream[]): Upstream[] {
+  if (candidates.length < 2) return candidates
+  const start = rotation++ % candidates.length
+  return [...candidates.slice(start), ...candidates.slice(0, start)]
+}
+
+/**
+ * The request to the first address that takes the connection. Only a request without a body
+ * moves on to the next address (a body is read as it is sent, and cannot be sent twice).
+ */
+async function sendToFirstAnswering(candidates: Upstream[], c: Context, timeoutMs: number): Promise<IncomingMessage> {
+  const retriable = c.req.raw.body === null
+  for (const [index, candidate] of candidates.entries()) {
+    try {
+      return await sendUpstream(upstreamUrl(candidate.host, candidate.port, c.req.url), c, forwardedHeaders(c), timeoutMs)
+    } catch (error) {
+      const code = (error as { code?: string }).code
+      if (!retriable || index === candidates.length - 1 || code === undefined || !NOT_CONNECTED.has(code)) throw error
+    }
+  }
+  throw new Error('no upstream address')
 }
 
 /**

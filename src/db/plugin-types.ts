@@ -196,6 +196,8 @@ export interface PluginTask {
   nodeName: string | null
   /** The node's state when the task was observed. */
   nodeState: NodeState | null
+  /** The node's address as the swarm manager reports it (where host-mode ports answer). */
+  nodeAddress: string | null
   state: TaskState
   desiredState: TaskState
   containerId: string | null

@@ -225,6 +225,8 @@ export interface PluginTasksTable {
   node_id: string | null
   node_name: string | null
   node_state: string | null
+  /** migrations/008 */
+  node_address: string | null
   state: string
   desired_state: string
   container_id: string | null

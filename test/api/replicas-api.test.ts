@@ -78,7 +78,7 @@ describe('on the swarm runtime', () => {
     await database.store.writeStatus(plugin.id, { status: 'running', replicasDesired: 2, replicasRunning: 1 })
     const updatedAt = new Date('2026-05-01T10:00:05.000Z')
     const base: PluginTask = {
-      pluginId: plugin.id, taskId: 'task-1', slot: 1, nodeId: 'n1', nodeName: 'node-1', nodeState: 'ready', state: 'running', desiredState: 'running',
+      pluginId: plugin.id, taskId: 'task-1', slot: 1, nodeId: 'n1', nodeName: 'node-1', nodeState: 'ready', nodeAddress: '10.0.0.1', state: 'running', desiredState: 'running',
       containerId: 'c1', error: null, message: 'started', health: 'healthy', hostPort: 4100, image: 'flowforge/test:1', createdAt: null, updatedAt,
     }
     await database.store.tasks.replaceTasks(plugin.id, [

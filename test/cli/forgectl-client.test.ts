@@ -255,7 +255,7 @@ describe('forgectl describe', () => {
     const { store } = server.daemon
     await store.writeStatus(plugin.metadata.uid, { replicasDesired: 2, replicasRunning: 1 })
     const updatedAt = new Date()
-    const task = { pluginId: plugin.metadata.uid, nodeId: 'n1', nodeName: 'node-1', nodeState: 'ready', state: 'running', desiredState: 'running', containerId: '0123456789abcdef0123', error: null, message: 'started', health: null, hostPort: 4190, image: IMAGE, createdAt: null, updatedAt } as const
+    const task = { pluginId: plugin.metadata.uid, nodeId: 'n1', nodeName: 'node-1', nodeState: 'ready', nodeAddress: '10.0.0.1', state: 'running', desiredState: 'running', containerId: '0123456789abcdef0123', error: null, message: 'started', health: null, hostPort: 4190, image: IMAGE, createdAt: null, updatedAt } as const
     await store.tasks.replaceTasks(plugin.metadata.uid, [
       { ...task, taskId: 'task-a', slot: 1 },
       { ...task, taskId: 'task-b', slot: 2, nodeName: 'node-2', nodeState: 'down', state: 'failed', desiredState: 'shutdown', containerId: null, error: 'node is down', hostPort: null },

@@ -8,7 +8,7 @@ import { migrate, readMigrationFiles } from '../../src/db/migrator.js'
 import { silentLogger } from '../../src/logger.js'
 import { engines, migrationsDir, openTestDatabase, type TestDatabase } from '../helpers/databases.js'
 
-const ALL_MIGRATIONS = ['001_create_plugins_table.sql', '002_controller_state.sql', '003_event_notifications.sql', '004_safe_change.sql', '005_plugin_workloads.sql', '006_image_digest.sql', '007_swarm_services.sql']
+const ALL_MIGRATIONS = ['001_create_plugins_table.sql', '002_controller_state.sql', '003_event_notifications.sql', '004_safe_change.sql', '005_plugin_workloads.sql', '006_image_digest.sql', '007_swarm_services.sql', '008_task_node_address.sql']
 const logger = silentLogger()
 
 async function migrationsCopy(extra: Record<string, string> = {}): Promise<string> {

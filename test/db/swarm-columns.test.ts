@@ -19,6 +19,7 @@ function task(pluginId: string, taskId: string, overrides: Partial<PluginTask> =
     nodeId: 'node-a-id',
     nodeName: 'node-a',
     nodeState: 'ready',
+    nodeAddress: '10.213.0.10',
     state: 'running',
     desiredState: 'running',
     containerId: `container-${taskId}`,
@@ -94,6 +95,8 @@ describe.each(engines)('replicas, placement and tasks on %s Postgres', (engine) 
 
   test('the replica counts are status: written alone or in a batch, no new generation, a status notification', async () => {
     const plugins = await Promise.all(Array.from({ length: 12 }, (_, index) => create(`counted-${index}`, { replicas: 3 })))
+    // The inserts' own notifications arrive asynchronously on a server: let them in before counting.
+    await eventually(() => (changes.filter((change) => change.op === 'insert' && plugins.some((plugin) => plugin.id === change.id)).length >= plugins.length ? true : undefined), 5_000, 'the insert notifications')
     changes.length = 0
     const queriesBefore = queries
     const written = await Promise.all(
