@@ -153,6 +153,20 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
     await until('web', (plugin) => plugin.replicasRunning === 3 && plugin.status === 'running', '3/3 after the restart')
   })
 
+  test('the proxy reaches the tasks on their nodes, and a task that is gone is passed over', async () => {
+    const api = `http://${daemon!.apiAddress.host}:${daemon!.apiAddress.port}`
+    for (let i = 0; i < 3; i++) expect((await fetch(`${api}/plugins/web/health`)).status).toBe(200)
+    const plugin = await until('web', (current) => current.replicasRunning === 3, '3/3')
+    const victim = (await daemon!.store.tasks.listTasks(plugin.id)).find((task) => task.state === 'running' && task.containerId !== null)!
+    const nodeIndex = cluster.nodes.findIndex((node) => node.name === victim.nodeName)
+    // Its container gone on its node, before the manager has seen it: the rows still list it.
+    await cluster.docker(nodeIndex, 'rm', '-f', victim.containerId!)
+    const statuses = []
+    for (let i = 0; i < 6; i++) statuses.push((await fetch(`${api}/plugins/web/health`)).status)
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200])
+    await until('web', (current) => current.replicasRunning === 3, '3/3 again after Swarm replaced the task', 60_000)
+  })
+
   test('a drained node: its task moves to the free node, and the status and the audit trail say so', async () => {
     await daemon!.store.createPlugin({ forgehookId: 'drainme', source: 'api', manifest: manifest('flowforge-test/http:1'), replicas: 2 } as Parameters<Daemon['store']['createPlugin']>[0])
     await until('drainme', (plugin) => plugin.replicasRunning === 2, '2/2', 120_000)
