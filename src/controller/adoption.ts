@@ -105,6 +105,11 @@ async function adoptOne(store: PluginStore, container: ObservedContainer, logger
       environment: declared?.environment ?? {},
       labels: declared?.labels ?? {},
       requestedHostPort: declared?.requestedHostPort ?? null,
+      ...(declared?.volumes ? { volumes: declared.volumes } : {}),
+      ...(declared?.updatePolicy ? { updatePolicy: declared.updatePolicy } : {}),
+      ...(declared?.network ? { network: declared.network } : {}),
+      ...(declared?.replicas !== undefined ? { replicas: declared.replicas } : {}),
+      ...(declared?.placement ? { placement: declared.placement } : {}),
       desiredState: container.state === 'running' ? 'running' : 'stopped',
     })
     // What is observed now; the first reconcile verifies it (observed_generation is still 0).

@@ -2,6 +2,7 @@
 // drift. Each field is hashed on its own so a recreate can say which fields changed.
 import { createHash } from 'node:crypto'
 import type { Plugin } from '../db/plugin-store.js'
+import type { NetworkPolicy, Placement, PluginVolume, UpdatePolicy } from '../db/schema.js'
 import { containerNameFor, LABELS, volumeNameFor, type ContainerSpec } from '../runtime/container-runtime.js'
 import type { ParsedManifest } from './manifest.js'
 import { REDACTED, redactConfig, redactEnvironment } from './secrets.js'
@@ -24,6 +25,15 @@ export interface DeclaredSpec {
   environment: Record<string, string>
   requestedHostPort: number | null
   labels: Record<string, string>
+  // The rest of the spec, each only when it is not the default, so that the label of a
+  // plugin that declares none of them reads as it did before they were added. Without
+  // them an adopted plugin would lose its volumes' mounts and network policy (a recreate)
+  // and, on the swarm runtime, its replicas, placement and update config (a service update).
+  volumes?: PluginVolume[]
+  updatePolicy?: UpdatePolicy
+  network?: NetworkPolicy
+  replicas?: number
+  placement?: Placement
 }
 
 export function declaredSpecOf(plugin: Plugin): DeclaredSpec {
@@ -33,7 +43,20 @@ export function declaredSpecOf(plugin: Plugin): DeclaredSpec {
     environment: redactEnvironment(plugin),
     requestedHostPort: plugin.requestedHostPort,
     labels: plugin.labels,
+    ...((plugin.volumes ?? []).length > 0 ? { volumes: plugin.volumes } : {}),
+    ...(isNonEmpty(plugin.updatePolicy) ? { updatePolicy: plugin.updatePolicy } : {}),
+    ...(isNonEmpty(plugin.network) ? { network: plugin.network } : {}),
+    ...(plugin.replicas !== undefined && plugin.replicas !== 1 ? { replicas: plugin.replicas } : {}),
+    ...(isNonEmpty(plugin.placement) ? { placement: plugin.placement } : {}),
   }
+}
+
+function isNonEmpty(value: object | undefined | null): value is object {
+  return value !== undefined && value !== null && Object.keys(value).length > 0
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /**
@@ -66,12 +89,18 @@ export function readDeclaredSpec(labels: Record<string, string>): DeclaredSpec |
   try {
     const value = JSON.parse(text) as Partial<DeclaredSpec>
     if (typeof value.manifest !== 'object' || value.manifest === null) return undefined
+    // Only the shapes are checked here; the store checks the values as it does any spec's.
     return {
       manifest: value.manifest,
       config: value.config ?? {},
       environment: value.environment ?? {},
       requestedHostPort: value.requestedHostPort ?? null,
       labels: value.labels ?? {},
+      ...(Array.isArray(value.volumes) ? { volumes: value.volumes } : {}),
+      ...(isObject(value.updatePolicy) ? { updatePolicy: value.updatePolicy } : {}),
+      ...(isObject(value.network) ? { network: value.network } : {}),
+      ...(typeof value.replicas === 'number' ? { replicas: value.replicas } : {}),
+      ...(isObject(value.placement) ? { placement: value.placement } : {}),
     }
   } catch (error) {
     if (error instanceof SyntaxError) return undefined

@@ -332,6 +332,44 @@ describe('the controller on the in-memory runtime', () => {
     expect(await eventTypes(database, 'orphan')).toEqual(['plugin:adopted'])
   })
 
+  test('an orphan that declared volumes, an update policy and network isolation is adopted with them: its volume stays mounted, nothing recreated', async () => {
+    const declared = {
+      id: '44444444-4444-4444-8444-444444444444',
+      forgehookId: 'orphan-vol',
+      manifest: manifest(),
+      config: {},
+      environment: {},
+      labels: {},
+      requestedHostPort: null,
+      hostPort: 4121,
+      volumes: [{ name: 'data', mountPath: '/data' }],
+      updatePolicy: { strategy: 'StartFirst', healthyTimeoutSeconds: 7 },
+      network: { isolated: true },
+      replicas: 1,
+      placement: {},
+    }
+    const parsed = parseManifest(declared.manifest)
+    if (!parsed.ok) throw new Error(parsed.error)
+    const spec = buildContainerSpec(declared as never, parsed.manifest, 4121, { hostIp: '127.0.0.1', instance: 'test' })
+    expect(spec.volumes).toHaveLength(1)
+    const containerId = await runtime.create(spec)
+    await runtime.start(containerId)
+    runtime.resetCalls()
+
+    controller = await startController(database, runtime)
+    const adopted = await waitForConverged(database, 'orphan-vol')
+    expect(adopted).toMatchObject({
+      id: declared.id,
+      containerId,
+      volumes: declared.volumes,
+      updatePolicy: declared.updatePolicy,
+      network: declared.network,
+      replicas: 1,
+      placement: {},
+    })
+    expect(runtime.mutatingCalls).toEqual([])
+  })
+
   test('the default installation adopts an unlabelled forgehook-* container as it is: ours, running, not recreated', async () => {
     const legacyId = runtime.addForeign({ name: 'forgehook-legacy', image: TEST_IMAGE, state: 'running', hostPort: 4140, containerPort: 8080 })
     controller = await startController(database, runtime, { container: { hostIp: '127.0.0.1', instance: 'default' } })
