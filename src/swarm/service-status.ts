@@ -33,6 +33,13 @@ export interface ServiceStatus {
   rolledBack: boolean
 }
 
+/**
+ * Swarm's UpdateStatus states in which the service's tasks are still being replaced. Paused
+ * (an update, or a rollback, stopped by a task's failure) is not among them: Swarm replaces
+ * no more tasks until the next update, but keeps the replicas running.
+ */
+const UPDATE_IN_PROGRESS: ReadonlySet<string> = new Set(['updating', 'rollback_started'])
+
 /** How many tasks a row keeps per slot: the current one and the last that ended. */
 const ENDED_TASKS_KEPT_PER_SLOT = 1
 
@@ -63,7 +70,11 @@ export function observeService(input: ServiceObservation): ServiceStatus {
     ...(phase === 'running' && plugin.startedAt === null ? { startedAt: now } : {}),
     ...(phase === 'stopped' && plugin.status !== 'stopped' ? { stoppedAt: now } : {}),
   }
-  if (!rolledBack && service.labels[LABELS.specHash] === input.wantedHash && (service.updateStatus === undefined || service.updateStatus.state === 'completed')) {
+  // Observed once the service carries the wanted spec and no update or rollback is under way.
+  // A rollback that ended, or paused, on the wanted spec counts: Swarm undid an update that
+  // changed nothing we declare (a restart's forced update whose new task failed), and the
+  // replicas run that spec.
+  if (!rolledBack && service.labels[LABELS.specHash] === input.wantedHash && !UPDATE_IN_PROGRESS.has(service.updateStatus?.state ?? 'completed')) {
     status.observedGeneration = plugin.generation
   }
   return { status, tasks: kept(records), events: eventsOf(input, records, rolledBack), rolledBack }
@@ -169,9 +180,25 @@ function rolloutOf(plugin: Plugin, service: ObservedService, wantedHash: string,
     return { ...base, phase: 'rolled-back', ...(update.message ? { error: update.message } : {}), finishedAt: (update.completedAt ?? now).toISOString() }
   }
   if (service.labels[LABELS.specHash] !== wantedHash) return undefined
-  const phase = update.state === 'completed' ? 'complete' : update.state === 'updating' ? 'verifying' : undefined
+  const phase = ROLLOUT_PHASE_OF[update.state]
   if (phase === undefined || base.phase === phase) return undefined
-  return { ...base, phase, ...(phase === 'complete' ? { finishedAt: (update.completedAt ?? now).toISOString() } : {}) }
+  return {
+    ...base,
+    phase,
+    // Paused: why, as Swarm says it (a task that failed or ended early); the next update or restart goes on from there.
+    ...(phase === 'failed' && update.message ? { error: `Swarm paused the ${update.state === 'paused' ? 'update' : 'rollback'}: ${update.message}` } : {}),
+    ...(phase === 'complete' || phase === 'failed' ? { finishedAt: (update.completedAt ?? now).toISOString() } : {}),
+  }
+}
+
+/** The rollout phase an update state means, for a service that carries the wanted spec. */
+const ROLLOUT_PHASE_OF: Record<string, RolloutStatus['phase'] | undefined> = {
+  updating: 'verifying',
+  completed: 'complete',
+  // A rollback that ended on the wanted spec: an update that changed nothing we declare was undone.
+  rollback_completed: 'complete',
+  paused: 'failed',
+  rollback_paused: 'failed',
 }
 
 function eventsOf(input: ServiceObservation, records: TaskRecord[], rolledBack: boolean): NewPluginEvent[] {
