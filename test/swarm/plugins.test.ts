@@ -33,7 +33,7 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
   let dataDir: string
   const logs = captureLogs('debug')
 
-  async function startManager(): Promise<Daemon> {
+  async function startManager(dataDirectory = dataDir): Promise<Daemon> {
     const config = loadConfig({
       PORT: '0',
       SPECS_DIR: '/nonexistent-swarm-specs',
@@ -47,7 +47,7 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
       HOST_PORT_RANGE: '4960-4989',
       STOP_TIMEOUT: '2',
     })
-    const started = await startDaemon({ ...config, database: { kind: 'embedded', dataDir, sqlPort: 0 } }, logs.logger)
+    const started = await startDaemon({ ...config, database: { kind: 'embedded', dataDir: dataDirectory, sqlPort: 0 } }, logs.logger)
     await started.ready
     return started
   }
@@ -58,6 +58,14 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
     } catch {
       return undefined
     }
+  }
+
+  /** Swarm writes an update's progress into the service (its version moves): wait until none is under way. */
+  async function settled(names: string[]): Promise<ServiceInspect[]> {
+    return eventually(async () => {
+      const services = await Promise.all(names.map(inspect))
+      return services.every((service) => service && !/^(updating|rollback_started)$/.test(service.UpdateStatus?.State ?? '')) ? (services as ServiceInspect[]) : undefined
+    }, 150_000, `no update under way on ${names.join(', ')}`)
   }
 
   async function taskNodes(name: string): Promise<string[]> {
@@ -76,10 +84,18 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
   }
 
   async function until(name: string, check: (plugin: Plugin) => boolean, what: string, timeoutMs = 60_000): Promise<Plugin> {
-    return eventually(async () => {
-      const plugin = await row(name)
-      return check(plugin) ? plugin : undefined
-    }, timeoutMs, `${name}: ${what}`)
+    try {
+      return await eventually(async () => {
+        const plugin = await row(name)
+        return check(plugin) ? plugin : undefined
+      }, timeoutMs, `${name}: ${what}`)
+    } catch (error) {
+      // What the row and the service last said, for the post-mortem.
+      const last = await daemon?.store.getPlugin(name)
+      const service = await inspect(name)
+      const seen = last && { source: last.source, status: last.status, error: last.error, generation: last.generation, observedGeneration: last.observedGeneration, replicas: `${last.replicasRunning}/${last.replicasDesired}`, rollout: last.rollout }
+      throw new Error(`${(error as Error).message}; the row: ${JSON.stringify(seen)}; the service: ${JSON.stringify(service && { version: service.Version.Index, updateStatus: service.UpdateStatus, specHash: service.Spec.Labels['io.flowforge.spec-hash'] })}`)
+    }
   }
 
   async function eventTypes(name: string): Promise<{ type: string; data: Record<string, unknown> }[]> {
@@ -212,7 +228,7 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
   })
 
   test('the manager stopped and started again: no service created, updated or removed', async () => {
-    const before = await Promise.all(['web', 'drainme'].map(inspect))
+    const before = await settled(['web', 'drainme'])
     const logged = logs.lines.length
     await daemon!.stop()
     daemon = undefined
@@ -222,6 +238,40 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
     const after = await Promise.all(['web', 'drainme'].map(inspect))
     expect(after.map((service) => [service!.ID, service!.Version.Index, service!.UpdatedAt])).toEqual(before.map((service) => [service!.ID, service!.Version.Index, service!.UpdatedAt]))
     expect(logs.messages().slice(logged).filter((message) => /^(created|updated|removed) service/.test(message))).toEqual([])
+  })
+
+  test('the database lost (a manager on an empty one): every service is adopted with its replicas, placement and update config, and none is updated', async () => {
+    await daemon!.store.createPlugin({
+      forgehookId: 'placed',
+      source: 'api',
+      manifest: manifest('flowforge-test/http:1'),
+      replicas: 2,
+      placement: { constraints: ['node.role==worker'], maxReplicasPerNode: 1 },
+      updatePolicy: { strategy: 'StartFirst', healthyTimeoutSeconds: 9 },
+    } as Parameters<Daemon['store']['createPlugin']>[0])
+    await until('placed', (plugin) => plugin.replicasRunning === 2, '2/2 on the workers', 120_000)
+    expect(await taskNodes('placed')).toEqual(cluster.nodes.slice(1).map((node) => node.name).sort())
+    const names = ['web', 'drainme', 'placed']
+    const declared = await Promise.all(names.map(async (name) => {
+      const { replicas, placement, updatePolicy, hostPort } = await row(name)
+      return { replicas, placement, updatePolicy, hostPort }
+    }))
+    const before = await settled(names)
+    await daemon!.stop()
+    daemon = undefined
+    const logged = logs.lines.length
+    daemon = await startManager(join(cluster.dir, 'manager-data-empty'))
+    for (const name of names) await until(name, (plugin) => plugin.source === 'adopted' && plugin.observedGeneration === plugin.generation, 'adopted and reconciled', 120_000)
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    const adopted = await Promise.all(names.map(async (name) => {
+      const { replicas, placement, updatePolicy, hostPort } = await row(name)
+      return { replicas, placement, updatePolicy, hostPort }
+    }))
+    expect(adopted).toEqual(declared)
+    const after = await Promise.all(names.map(inspect))
+    expect(after.map((service) => [service!.ID, service!.Version.Index, service!.UpdatedAt])).toEqual(before.map((service) => [service!.ID, service!.Version.Index, service!.UpdatedAt]))
+    expect(logs.messages().slice(logged).filter((message) => /^(created|updated|removed) service/.test(message))).toEqual([])
+    await until('placed', (plugin) => plugin.replicasRunning === 2 && plugin.status === 'running', '2/2 in the new database')
   })
 
   test('a spec change is exactly one service update; a broken image with start-first is rolled back by Swarm, and the status says so and why', async () => {

@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'vitest'
 import type { Plugin } from '../../src/db/plugin-store.js'
 import { LABELS } from '../../src/runtime/container-runtime.js'
+import { readDeclaredSpec } from '../../src/spec/container-spec.js'
 import { parseManifest } from '../../src/spec/manifest.js'
 import type { ObservedNode, ObservedService, ObservedTask } from '../../src/swarm/service-runtime.js'
 import { buildServiceSpec, type ServiceSpecOptions } from '../../src/swarm/service-spec.js'
@@ -79,6 +80,35 @@ describe('buildServiceSpec', () => {
     const wanted = spec(plugin({ desiredState: 'stopped', replicas: 3 } as Partial<Plugin>))
     expect(wanted.replicas).toBe(0)
     expect((wanted.spec as unknown as Doc).Mode.Replicated.Replicas).toBe(0)
+  })
+
+  test('a service whose row is lost is adopted from its declared-spec label into a row that builds the same service (replicas, placement, update config, volumes): no update', () => {
+    const row = plugin({
+      replicas: 3,
+      placement: { constraints: ['node.role==worker'], maxReplicasPerNode: 1 },
+      updatePolicy: { strategy: 'StartFirst', healthyTimeoutSeconds: 9 },
+      volumes: [{ name: 'data', mountPath: '/data' }],
+      network: { isolated: true },
+    } as Partial<Plugin>)
+    const wanted = spec(row)
+    const declared = readDeclaredSpec((wanted.spec as unknown as Doc).Labels)
+    expect(declared).toBeDefined()
+    // What adoptOne writes from the label: the declared fields, the defaults for the rest.
+    const adopted = plugin({
+      manifest: declared!.manifest,
+      config: declared!.config,
+      environment: declared!.environment,
+      labels: declared!.labels,
+      requestedHostPort: declared!.requestedHostPort,
+      replicas: declared!.replicas ?? 1,
+      placement: declared!.placement ?? {},
+      updatePolicy: declared!.updatePolicy ?? {},
+      volumes: declared!.volumes ?? [],
+      network: declared!.network ?? {},
+    } as Partial<Plugin>)
+    expect(spec(adopted).specHash).toBe(wanted.specHash)
+    // A plugin that declares none of them has a label without them (as before they were added).
+    expect(Object.keys(readDeclaredSpec((spec(plugin()).spec as unknown as Doc).Labels)!).sort()).toEqual(['config', 'environment', 'labels', 'manifest', 'requestedHostPort'])
   })
 })
 
@@ -207,6 +237,20 @@ describe('observeService', () => {
     expect(now.status.error).toBe('Swarm rolled the update back: update paused due to failure or early termination of task t9')
     const older = observeService({ ...input, plugin: plugin({ status: 'running', generation: 4, rollout: ours }) })
     expect(older.rolledBack).toBe(false)
+  })
+
+  test('the generation is observed only when no update or rollback is under way; one that ended or paused on the wanted spec (a restart undone) counts, and a pause says why', () => {
+    const running = [task('t1', 1, 'n1', 'running'), task('t2', 2, 'n2', 'running'), task('t3', 3, 'n3', 'running')]
+    for (const state of ['updating', 'rollback_started']) {
+      expect(look(running, { service: { updateStatus: { state } } }).status.observedGeneration, state).toBeUndefined()
+    }
+    for (const state of ['completed', 'rollback_completed', 'paused', 'rollback_paused']) {
+      expect(look(running, { service: { updateStatus: { state } } }).status.observedGeneration, state).toBe(1)
+    }
+    expect(look(running, { service: { updateStatus: { state: 'rollback_completed' } } }).status.rollout?.phase).toBe('complete')
+    const paused = look(running, { service: { updateStatus: { state: 'rollback_paused', message: 'update paused due to failure or early termination of task t9' } } })
+    expect(paused.status.rollout).toMatchObject({ phase: 'failed', error: 'Swarm paused the rollback: update paused due to failure or early termination of task t9' })
+    expect(paused.status).toMatchObject({ status: 'running', replicasRunning: 3, error: null })
   })
 
   test('stopped: 0 desired and no task left is stopped; a task still running is stopping', () => {
