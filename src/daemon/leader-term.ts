@@ -6,7 +6,7 @@ import { Controller } from '../controller/controller.js'
 import { HealthMonitor } from '../controller/health-monitor.js'
 import { MetricsSampler } from '../controller/metrics-sampler.js'
 import { RestartRequests } from '../controller/restart-requests.js'
-import { installationNetworkName } from '../spec/container-spec.js'
+import { installationNetworkName, type ContainerSpecOptions } from '../spec/container-spec.js'
 import { DEFAULT_ROLLOUT_SETTINGS } from '../controller/plan-types.js'
 import type { ProxyTraffic, ReadinessProbe } from '../controller/readiness-probe.js'
 import type { Kysely } from 'kysely'
@@ -83,16 +83,7 @@ export class LeaderTerm {
       restarts,
       workers: settings.workers,
       resyncIntervalMs: settings.resyncIntervalMs,
-      container: {
-        hostIp: settings.pluginBindAddress,
-        instance: settings.instance,
-        network: installationNetworkName(settings.instance),
-        defaults: {
-          pidsLimit: settings.pluginPidsLimit,
-          ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
-          log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
-        },
-      },
+      container: containerOptionsOf(settings),
       stopTimeoutSeconds: settings.stopTimeoutSeconds,
       portRange: settings.hostPortRange,
       retryBaseMs: settings.retryBaseMs,
@@ -166,14 +157,7 @@ function swarmController(parts: LeaderTermParts, swarm: NonNullable<LeaderTermPa
     resyncIntervalMs: settings.resyncIntervalMs,
     pollIntervalMs: settings.swarm.pollIntervalMs,
     service: {
-      hostIp: settings.pluginBindAddress,
-      instance: settings.instance,
-      network: installationNetworkName(settings.instance),
-      defaults: {
-        pidsLimit: settings.pluginPidsLimit,
-        ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
-        log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
-      },
+      ...containerOptionsOf(settings),
       publishMode: settings.swarm.publishMode,
       endpointMode: settings.swarm.endpointMode,
       stopTimeoutSeconds: settings.stopTimeoutSeconds,
@@ -185,4 +169,18 @@ function swarmController(parts: LeaderTermParts, swarm: NonNullable<LeaderTermPa
     retryMaxMs: settings.retryMaxMs,
     ...(swarm.registryAuth ? { registryAuth: swarm.registryAuth } : {}),
   })
+}
+
+/** What every plugin's container (or service task) gets from the installation's settings. */
+function containerOptionsOf(settings: ControllerConfig): ContainerSpecOptions {
+  return {
+    hostIp: settings.pluginBindAddress,
+    instance: settings.instance,
+    network: installationNetworkName(settings.instance),
+    defaults: {
+      pidsLimit: settings.pluginPidsLimit,
+      ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
+      log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
+    },
+  }
 }

@@ -2,9 +2,7 @@
 // translated here, at the driver edge: "not found" by status code, never by guessing.
 
 import Docker from 'dockerode'
-import { Agent } from 'node:http'
 import type { Readable } from 'node:stream'
-import { inspect } from 'node:util'
 import {
   ContainerNotFoundError,
   CONTAINER_NAME_PREFIX,
@@ -13,7 +11,6 @@ import {
   NameConflictError,
   PortInUseError,
   RegistryAuthError,
-  RuntimeUnavailableError,
   VolumeInUseError,
   type ContainerRuntime,
   type ContainerSpec,
@@ -26,7 +23,8 @@ import {
   type RuntimeInfo,
   type RuntimeStreamItem,
 } from './container-runtime.js'
-import { describeEndpoint, parseDockerHost, pinApiVersion, type DockerEndpoint } from './docker-connection.js'
+import { pinApiVersion } from './docker-connection.js'
+import { EngineDriver, ONE_CONNECTION_PER_CALL } from './engine-driver.js'
 import { streamDockerEvents } from './docker-events.js'
 import { EngineStatsReader } from './engine-stats.js'
 import {
@@ -40,7 +38,7 @@ import {
   type DockerInspectInfo,
   type DockerListEntry,
 } from './docker-mapping.js'
-import { classifyPullFailure, driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
+import { classifyPullFailure, engineMessageOf, statusCodeOf } from './docker-errors.js'
 import { digestForRepository } from './image-reference.js'
 import { NO_REGISTRY_AUTH, redactCredentials, registryAuthHeader, type RegistryAuth, type RegistryAuthLookup } from './registry-auth.js'
 import { demultiplexDockerLogs, LogDemultiplexer } from './docker-streams.js'
@@ -79,28 +77,10 @@ interface DockerClients {
 
 const MANAGED_FILTER = `${LABELS.managed}=true`
 
-/**
- * docker-modem runs `util.inspect(options, { showHidden: true, depth: null })` on every
- * request's options, agent included, even with its debug output off. Of an agent with
- * sockets in flight that is about 9 ms of CPU per call (0.6 ms with this override, measured
- * with 4 calls in flight against a stand-in socket).
- */
-class QuietAgent extends Agent {
-  [inspect.custom](): string {
-    return 'Agent { keepAlive: false }'
-  }
-}
+/** Kept here for the callers that import it from the container runtime. */
+export { ONE_CONNECTION_PER_CALL }
 
-/**
- * A connection per call, not Node's global agent. That agent keeps idle sockets for 5 s, and
- * on Node 24 a call with a timeout (docker-modem's) that reuses one just as those 5 s run out
- * fails with "socket hang up": the event stream's ping every 5 s did, about one ping in three.
- */
-export const ONE_CONNECTION_PER_CALL: Agent = new QuietAgent({ keepAlive: false })
-
-export class DockerRuntime implements ContainerRuntime {
-  private readonly endpoint: DockerEndpoint
-  private readonly requestTimeoutMs: number
+export class DockerRuntime extends EngineDriver implements ContainerRuntime {
   private readonly pullTimeoutMs: number
   private readonly stopGraceMs: number
   private readonly livenessIntervalMs: number
@@ -110,8 +90,7 @@ export class DockerRuntime implements ContainerRuntime {
   private clients: DockerClients | undefined
 
   constructor(options: DockerRuntimeOptions) {
-    this.endpoint = parseDockerHost(options.dockerHost ?? 'unix:///var/run/docker.sock')
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+    super(options.dockerHost ?? 'unix:///var/run/docker.sock', options.requestTimeoutMs)
     this.pullTimeoutMs = options.pullTimeoutMs ?? 300_000
     this.stopGraceMs = options.stopGraceMs ?? 10_000
     this.livenessIntervalMs = options.livenessIntervalMs ?? 5_000
@@ -121,15 +100,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async connect(): Promise<RuntimeInfo> {
-    // Ping and /version go unversioned: the version is what we are about to find out.
-    const bootstrap = this.makeClient(undefined, this.requestTimeoutMs)
-    let engine: { Version: string; ApiVersion: string; MinAPIVersion?: string }
-    try {
-      await bootstrap.ping()
-      engine = await bootstrap.version()
-    } catch (error) {
-      throw new RuntimeUnavailableError(`Docker engine at ${this.where()} is not reachable: ${engineMessageOf(error)}`, { cause: error })
-    }
+    const { engine } = await this.handshake(async () => undefined)
     const apiVersion = pinApiVersion(engine)
     this.clients?.stats.close()
     this.clients = {
@@ -455,37 +426,9 @@ export class DockerRuntime implements ContainerRuntime {
     })
   }
 
-  private makeClient(apiVersion: string | undefined, timeout: number | undefined): Docker {
-    // Explicit undefineds override what docker-modem would read from DOCKER_HOST,
-    // DOCKER_CLIENT_TIMEOUT and friends: configuration comes from src/config.ts only.
-    const version = apiVersion === undefined ? undefined : `v${apiVersion}`
-    // docker-modem takes `agent` (its ConstructorOptions); dockerode's DockerOptions type leaves it out.
-    const connection = { version, timeout, agent: ONE_CONNECTION_PER_CALL }
-    if (this.endpoint.kind === 'socket') {
-      return new Docker({ socketPath: this.endpoint.socketPath, host: undefined, port: undefined, ...connection })
-    }
-    return new Docker({ host: this.endpoint.host, port: this.endpoint.port, protocol: 'http', ...connection })
-  }
-
   private connected(): DockerClients {
     if (!this.clients) throw new Error('DockerRuntime: call connect() before using the runtime')
     return this.clients
-  }
-
-  private async call<T>(action: string, request: () => Promise<T>): Promise<T> {
-    try {
-      return await request()
-    } catch (error) {
-      throw this.driverError(action, error)
-    }
-  }
-
-  private driverError(action: string, error: unknown): Error {
-    return driverError(this.where(), action, error, this.requestTimeoutMs)
-  }
-
-  private where(): string {
-    return describeEndpoint(this.endpoint)
   }
 }
 

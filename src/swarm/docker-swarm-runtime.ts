@@ -3,10 +3,10 @@
 // status code.
 import Docker from 'dockerode'
 import type { Readable } from 'node:stream'
-import { LABELS, NameConflictError, RuntimeUnavailableError } from '../runtime/container-runtime.js'
-import { describeEndpoint, parseDockerHost, pinApiVersion, type DockerEndpoint } from '../runtime/docker-connection.js'
-import { driverError, engineMessageOf, statusCodeOf } from '../runtime/docker-errors.js'
-import { ONE_CONNECTION_PER_CALL } from '../runtime/docker-runtime.js'
+import { LABELS, NameConflictError } from '../runtime/container-runtime.js'
+import { pinApiVersion } from '../runtime/docker-connection.js'
+import { engineMessageOf, statusCodeOf } from '../runtime/docker-errors.js'
+import { EngineDriver } from '../runtime/engine-driver.js'
 import { LineSplitter } from '../runtime/docker-streams.js'
 import type { Logger } from '../logger.js'
 import { Backoff, sleep } from '../util/backoff.js'
@@ -85,28 +85,17 @@ interface EngineNode {
   ManagerStatus?: { Addr?: string }
 }
 
-export class DockerSwarmRuntime implements ServiceRuntime {
-  private readonly endpoint: DockerEndpoint
-  private readonly requestTimeoutMs: number
+export class DockerSwarmRuntime extends EngineDriver implements ServiceRuntime {
   private client: Docker | undefined
   private streaming: Docker | undefined
 
   constructor(private readonly options: DockerSwarmRuntimeOptions) {
-    this.endpoint = parseDockerHost(options.dockerHost)
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+    super(options.dockerHost, options.requestTimeoutMs)
   }
 
   async connect(): Promise<SwarmInfo> {
-    const bootstrap = this.makeClient(undefined, this.requestTimeoutMs)
-    let engine: { Version: string; ApiVersion: string; MinAPIVersion?: string }
-    let info: { Swarm?: { NodeID?: string; LocalNodeState?: string; ControlAvailable?: boolean; Cluster?: { ID?: string } } }
-    try {
-      await bootstrap.ping()
-      engine = await bootstrap.version()
-      info = (await bootstrap.info()) as typeof info
-    } catch (error) {
-      throw new RuntimeUnavailableError(`Docker engine at ${this.where()} is not reachable: ${engineMessageOf(error)}`, { cause: error })
-    }
+    type EngineInfo = { Swarm?: { NodeID?: string; LocalNodeState?: string; ControlAvailable?: boolean; Cluster?: { ID?: string } } }
+    const { engine, extra: info } = await this.handshake(async (client) => (await client.info()) as EngineInfo)
     const swarm = info.Swarm ?? {}
     if (swarm.LocalNodeState !== 'active') {
       throw new SwarmUnavailableError(`RUNTIME=swarm, but the engine at ${this.where()} is not part of a swarm (state ${swarm.LocalNodeState ?? 'unknown'}): run docker swarm init there, or point DOCKER_HOST at a manager`)
@@ -249,13 +238,6 @@ export class DockerSwarmRuntime implements ServiceRuntime {
     }
   }
 
-  private makeClient(apiVersion: string | undefined, timeout: number | undefined): Docker {
-    const version = apiVersion === undefined ? undefined : `v${apiVersion}`
-    const connection = { version, timeout, agent: ONE_CONNECTION_PER_CALL }
-    if (this.endpoint.kind === 'socket') return new Docker({ socketPath: this.endpoint.socketPath, host: undefined, port: undefined, ...connection })
-    return new Docker({ host: this.endpoint.host, port: this.endpoint.port, protocol: 'http', ...connection })
-  }
-
   private connected(): Docker {
     if (!this.client) throw new Error('DockerSwarmRuntime: call connect() before using the runtime')
     return this.client
@@ -264,22 +246,6 @@ export class DockerSwarmRuntime implements ServiceRuntime {
   private streamingClient(): Docker {
     if (!this.streaming) throw new Error('DockerSwarmRuntime: call connect() before using the runtime')
     return this.streaming
-  }
-
-  private async call<T>(action: string, request: () => Promise<T>): Promise<T> {
-    try {
-      return await request()
-    } catch (error) {
-      throw this.driverError(action, error)
-    }
-  }
-
-  private driverError(action: string, error: unknown): Error {
-    return driverError(this.where(), action, error, this.requestTimeoutMs)
-  }
-
-  private where(): string {
-    return describeEndpoint(this.endpoint)
   }
 }
 

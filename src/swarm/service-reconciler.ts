@@ -118,7 +118,7 @@ export class ServiceReconciler {
   }
 
   private async create(plugin: Plugin, wanted: WantedService, log: Logger): Promise<ServiceReconcileResult> {
-    const { runtime, view, store } = this.options
+    const { runtime, store } = this.options
     let id: string
     try {
       id = await runtime.createService(wanted)
