@@ -10,7 +10,7 @@
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
-import type { ApiDependencies, Upstream } from './api/deps.js'
+import type { ApiDependencies, ServiceLogs, Upstream } from './api/deps.js'
 import { ProxyUsage } from './api/proxy.js'
 import { ProxyLatency, recordingBoth } from './api/proxy-latency.js'
 import { ProxyTrafficCounter } from './api/proxy-traffic.js'
@@ -147,7 +147,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     allowedHosts: config.api.allowedHosts,
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
-    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)) } : {}),
+    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)), serviceLogs: serviceLogsOf(swarm.runtime) } : {}),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
     runtimeName: settings.runtime,
   }
@@ -248,6 +248,33 @@ function leaderPart(leadership: Leadership, managerId: string, what: string): Le
   const term = leadership.currentTerm
   if (!term) throw new Error(`manager ${managerId} is not leading: it ${what}`)
   return term
+}
+
+/**
+ * The logs route's view of the swarm runtime. The leader's swarm controller connects the
+ * runtime; on a manager that does not lead, the first read connects it.
+ */
+function serviceLogsOf(runtime: ServiceRuntime): ServiceLogs {
+  let connecting: Promise<unknown> | undefined
+  const connected = () =>
+    (connecting ??= runtime.connect().catch((error: unknown) => {
+      connecting = undefined
+      throw error
+    }))
+  return {
+    logs: async (name, options) => {
+      await connected()
+      return await runtime.logs(name, options)
+    },
+    followLogs: async function* (name, options) {
+      await connected()
+      yield* runtime.followLogs(name, options)
+    },
+    exists: async (name) => {
+      await connected()
+      return (await runtime.inspectService(name)) !== undefined
+    },
+  }
 }
 
 /** plugin_tasks as the swarm reconciler reads and writes it. */

@@ -55,6 +55,12 @@ export interface ApiDependencies {
    * tasks' nodes (docs/swarm.md). The proxy tries them in turn. Default: pluginHost:hostPort.
    */
   upstreams?: (plugin: Plugin) => Promise<Upstream[]>
+  /**
+   * RUNTIME=swarm: a plugin's logs are its service's, every task's on whichever node it runs,
+   * read through the swarm manager (`docker service logs`), by the service's name. Default:
+   * the plugin's container's, through `runtime`.
+   */
+  serviceLogs?: ServiceLogs
   /** Which spec.hostPort a document may ask for: HOST_PORT_RANGE, or any with ALLOW_ANY_HOST_PORT. */
   hostPorts: HostPortPolicy
   /** RUNTIME: which runtime runs the plugins; docker refuses spec.replicas other than 1 and spec.placement (422). Default docker. */
@@ -81,4 +87,13 @@ export interface ApiDependencies {
 export interface Upstream {
   host: string
   port: number
+}
+
+/** What the logs route reads on RUNTIME=swarm (see ApiDependencies.serviceLogs). */
+export interface ServiceLogs {
+  /** The last `tail` lines of every task; ContainerNotFoundError when there is no such service. */
+  logs(serviceName: string, options: { tail: number }): Promise<string>
+  /** The tail, then what the tasks write, until `signal` aborts; ContainerNotFoundError as above. */
+  followLogs(serviceName: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string>
+  exists(serviceName: string): Promise<boolean>
 }

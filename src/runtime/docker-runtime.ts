@@ -41,7 +41,6 @@ import {
 import { classifyPullFailure, engineMessageOf, statusCodeOf } from './docker-errors.js'
 import { digestForRepository } from './image-reference.js'
 import { NO_REGISTRY_AUTH, redactCredentials, registryAuthHeader, type RegistryAuth, type RegistryAuthLookup } from './registry-auth.js'
-import { demultiplexDockerLogs, LogDemultiplexer } from './docker-streams.js'
 import type { Logger } from '../logger.js'
 import type { BackoffOptions } from '../util/backoff.js'
 
@@ -291,42 +290,12 @@ export class DockerRuntime extends EngineDriver implements ContainerRuntime {
   }
 
   async logs(containerId: string, options: { tail: number }): Promise<string> {
-    try {
-      return demultiplexDockerLogs(await this.readLogBytes(containerId, options.tail))
-    } catch (error) {
-      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
-      throw this.driverError(`read the logs of ${containerId}`, error)
-    }
+    return await this.readLogs(this.connected().unary, `/containers/${encodeURIComponent(containerId)}/logs`, `container ${containerId}`, options.tail)
   }
 
-  async *followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string> {
-    const { signal } = options
-    if (signal.aborted) return
-    let body: Readable
-    try {
-      // The streaming client: a quiet container would trip the unary client's inactivity timeout.
-      const opening = this.connected().streaming.getContainer(containerId)
-      body = (await opening.logs({ follow: true, stdout: true, stderr: true, tail: options.tail, abortSignal: signal })) as unknown as Readable
-    } catch (error) {
-      if (signal.aborted) return
-      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no container ${containerId}`, { cause: error })
-      throw this.driverError(`follow the logs of ${containerId}`, error)
-    }
-    const demultiplexer = new LogDemultiplexer()
-    try {
-      for await (const chunk of body) {
-        const text = demultiplexer.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
-        if (text) yield text
-      }
-    } catch (error) {
-      // Aborting destroys the request: the error it leaves behind is the expected end.
-      if (signal.aborted) return
-      throw this.driverError(`follow the logs of ${containerId}`, error)
-    } finally {
-      body.destroy()
-    }
-    const rest = demultiplexer.end()
-    if (rest) yield rest
+  followLogs(containerId: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string> {
+    // The streaming client: a quiet container would trip the unary client's inactivity timeout.
+    return this.followLogStream(this.connected().streaming, `/containers/${encodeURIComponent(containerId)}/logs`, `container ${containerId}`, options.tail, options.signal)
   }
 
   async stats(containerId: string): Promise<ContainerStats> {
@@ -408,24 +377,6 @@ export class DockerRuntime extends EngineDriver implements ContainerRuntime {
     return new ImageNotFoundError(image, message)
   }
 
-  /** Raw bytes of a non-follow logs request; dockerode would JSON-parse a body that happens to be JSON. */
-  private readLogBytes(containerId: string, tail: number): Promise<Buffer> {
-    const { unary } = this.connected()
-    return new Promise((resolve, reject) => {
-      const dialOptions = {
-        path: `/containers/${encodeURIComponent(containerId)}/logs?`,
-        method: 'GET',
-        isStream: true,
-        statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
-        options: { stdout: true, stderr: true, follow: false, tail },
-      }
-      unary.modem.dial(dialOptions, (error, response) => {
-        if (error) return reject(error)
-        collectBytes(response as Readable).then(resolve, reject)
-      })
-    })
-  }
-
   private connected(): DockerClients {
     if (!this.clients) throw new Error('DockerRuntime: call connect() before using the runtime')
     return this.clients
@@ -448,8 +399,3 @@ function followPull(client: Docker, progress: Readable): Promise<void> {
   })
 }
 
-async function collectBytes(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
-  return Buffer.concat(chunks)
-}

@@ -3,10 +3,12 @@
 // for it, the unversioned handshake, and every failed call translated into our errors.
 import Docker from 'dockerode'
 import { Agent } from 'node:http'
+import type { Readable } from 'node:stream'
 import { inspect } from 'node:util'
-import { RuntimeUnavailableError } from './container-runtime.js'
+import { ContainerNotFoundError, RuntimeUnavailableError } from './container-runtime.js'
 import { describeEndpoint, parseDockerHost, type DockerEndpoint, type EngineVersion } from './docker-connection.js'
-import { driverError, engineMessageOf } from './docker-errors.js'
+import { driverError, engineMessageOf, statusCodeOf } from './docker-errors.js'
+import { demultiplexDockerLogs, LogDemultiplexer } from './docker-streams.js'
 
 /**
  * docker-modem runs `util.inspect(options, { showHidden: true, depth: null })` on every
@@ -61,6 +63,71 @@ export abstract class EngineDriver {
       return new Docker({ socketPath: this.endpoint.socketPath, host: undefined, port: undefined, ...connection })
     }
     return new Docker({ host: this.endpoint.host, port: this.endpoint.port, protocol: 'http', ...connection })
+  }
+
+  /**
+   * The last `tail` lines of a logs endpoint, a container's (`/containers/ID/logs`) or a
+   * service's (`/services/ID/logs`, every task's through the swarm manager), demultiplexed.
+   * Raw bytes: dockerode would JSON-parse a body that happens to be JSON. A 404 is
+   * ContainerNotFoundError.
+   */
+  protected async readLogs(client: Docker, path: string, what: string, tail: number): Promise<string> {
+    try {
+      const body = await this.dialLogs(client, path, { follow: false, tail })
+      const chunks: Buffer[] = []
+      for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
+      return demultiplexDockerLogs(Buffer.concat(chunks))
+    } catch (error) {
+      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no ${what}`, { cause: error })
+      throw this.driverError(`read the logs of ${what}`, error)
+    }
+  }
+
+  /**
+   * The last `tail` lines, then what is written, as demultiplexed text chunks, until the
+   * stream ends or `signal` aborts. Give it a client without a request timeout: docker-modem's
+   * is an inactivity timeout and would end a quiet stream.
+   */
+  protected async *followLogStream(client: Docker, path: string, what: string, tail: number, signal: AbortSignal): AsyncIterable<string> {
+    if (signal.aborted) return
+    let body: Readable
+    try {
+      body = await this.dialLogs(client, path, { follow: true, tail, abortSignal: signal })
+    } catch (error) {
+      if (signal.aborted) return
+      if (statusCodeOf(error) === 404) throw new ContainerNotFoundError(`no ${what}`, { cause: error })
+      throw this.driverError(`follow the logs of ${what}`, error)
+    }
+    const demultiplexer = new LogDemultiplexer()
+    try {
+      for await (const chunk of body) {
+        const text = demultiplexer.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
+        if (text) yield text
+      }
+    } catch (error) {
+      // Aborting destroys the request: the error it leaves behind is the expected end.
+      if (signal.aborted) return
+      throw this.driverError(`follow the logs of ${what}`, error)
+    } finally {
+      body.destroy()
+    }
+    const rest = demultiplexer.end()
+    if (rest) yield rest
+  }
+
+  private dialLogs(client: Docker, path: string, options: { follow: boolean; tail: number; abortSignal?: AbortSignal }): Promise<Readable> {
+    const { abortSignal, ...query } = options
+    return new Promise((resolve, reject) => {
+      const dialOptions = {
+        path: `${path}?`,
+        method: 'GET',
+        isStream: true,
+        ...(abortSignal ? { abortSignal } : {}),
+        statusCodes: { 200: true, 404: 'no such container or service', 500: 'server error', 503: 'node is not part of a swarm' },
+        options: { stdout: true, stderr: true, ...query },
+      }
+      client.modem.dial(dialOptions, (error, response) => (error ? reject(error) : resolve(response as Readable)))
+    })
   }
 
   protected async call<T>(action: string, request: () => Promise<T>): Promise<T> {

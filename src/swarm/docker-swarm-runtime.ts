@@ -238,6 +238,14 @@ export class DockerSwarmRuntime extends EngineDriver implements ServiceRuntime {
     }
   }
 
+  logs(idOrName: string, options: { tail: number }): Promise<string> {
+    return this.readLogs(this.connected(), `/services/${encodeURIComponent(idOrName)}/logs`, `service ${idOrName}`, options.tail)
+  }
+
+  followLogs(idOrName: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string> {
+    return this.followLogStream(this.streamingClient(), `/services/${encodeURIComponent(idOrName)}/logs`, `service ${idOrName}`, options.tail, options.signal)
+  }
+
   private connected(): Docker {
     if (!this.client) throw new Error('DockerSwarmRuntime: call connect() before using the runtime')
     return this.client

@@ -144,6 +144,10 @@ export interface ServiceRuntime {
   listNodes(): Promise<ObservedNode[]>
   /** Creates the attachable overlay network when there is none of that name; returns whether it had to. */
   ensureOverlayNetwork(name: string, labels: Record<string, string>): Promise<boolean>
+  /** The last `tail` lines of every task of the service, through the manager; ContainerNotFoundError when there is no such service. */
+  logs(idOrName: string, options: { tail: number }): Promise<string>
+  /** The tail, then what the tasks write, until `signal` aborts; the tasks' lines interleaved as the manager gathers them. */
+  followLogs(idOrName: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string>
   /** Service, node and container events until `signal` aborts; reconnects like the container runtime's stream. */
   events(signal: AbortSignal): AsyncIterable<SwarmStreamItem>
 }

@@ -306,6 +306,44 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
     expect((await inspect('rollme'))!.Version.Index).toBe(held)
   })
 
+  test('logs through the API are the service\'s: every task\'s lines, on whichever node it runs, the tail and then followed', async () => {
+    const script = 'echo "up on $(hostname)"; i=0; while true; do i=$((i+1)); echo "tick $i on $(hostname)"; sleep 1; done'
+    await daemon!.store.createPlugin({ forgehookId: 'talker', source: 'api', manifest: manifest('flowforge-test/http:1', { command: ['/bin/sh', '-c', script] }), replicas: 2 } as Parameters<Daemon['store']['createPlugin']>[0])
+    const plugin = await until('talker', (current) => current.replicasRunning === 2, '2/2', 120_000)
+    const tasks = (await daemon!.store.tasks.listTasks(plugin.id)).filter((task) => task.state === 'running')
+    // A task's hostname is its container's short id; the two run on two nodes, at most one of them the manager.
+    const hostnames = tasks.map((task) => task.containerId!.slice(0, 12)).sort()
+    expect(new Set(tasks.map((task) => task.nodeName)).size).toBe(2)
+    const api = `http://${daemon!.apiAddress.host}:${daemon!.apiAddress.port}/api/v1/plugins/talker/logs`
+    const text = await eventually(async () => {
+      const answer = await fetch(`${api}?tail=100`)
+      expect(answer.status).toBe(200)
+      const body = await answer.text()
+      return hostnames.every((hostname) => body.includes(`up on ${hostname}`)) ? body : undefined
+    }, 30_000, 'both tasks\' first lines in the logs')
+    expect(text).toMatch(/tick \d+ on /)
+
+    const following = new AbortController()
+    const stream = await fetch(`${api}?follow=true&tail=0`, { signal: following.signal })
+    expect(stream.status).toBe(200)
+    const seen = new Set<string>()
+    const reader = stream.body!.getReader()
+    const decoder = new TextDecoder()
+    try {
+      const deadline = Date.now() + 30_000
+      while (seen.size < hostnames.length && Date.now() < deadline) {
+        const { value, done } = await reader.read()
+        if (done) break
+        for (const match of decoder.decode(value, { stream: true }).matchAll(/tick \d+ on (\w+)/g)) seen.add(match[1]!)
+      }
+    } finally {
+      following.abort()
+    }
+    expect([...seen].sort()).toEqual(hostnames)
+    await daemon!.store.requestDeletion('talker')
+    await eventually(async () => ((await inspect('talker')) === undefined ? true : undefined), 60_000, 'talker removed')
+  })
+
   test('uninstall removes the service and the row', async () => {
     await daemon!.store.requestDeletion('rollme')
     await eventually(async () => ((await daemon!.store.getPlugin('rollme')) === undefined ? true : undefined), 60_000, 'the row deleted')

@@ -3,7 +3,7 @@
 import { Hono } from 'hono'
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming'
 import { ContainerNotFoundError, RuntimeUnavailableError } from '../../runtime/container-runtime.js'
-import type { ApiDependencies } from '../deps.js'
+import type { ApiDependencies, ServiceLogs } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { QueryReader } from '../request.js'
 import { DEFAULT_MAX_STREAMS, StreamLimit } from '../stream-limit.js'
@@ -41,6 +41,12 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
     query.done()
     const follow = followValue === 'true' || followValue === '1'
     const { pluginName, containerId } = await containerOf(deps, c.req.param('id'))
+    // RUNTIME=swarm: the service's logs (every task's), by the service's name.
+    const source: ServiceLogs = deps.serviceLogs ?? {
+      logs: (id, options) => deps.runtime.logs(id, options),
+      followLogs: (id, options) => deps.runtime.followLogs(id, options),
+      exists: async (id) => (await deps.runtime.inspect(id)) !== undefined,
+    }
 
     if (!follow) {
       if (readsInFlight >= MAX_CONCURRENT_LOG_READS) {
@@ -48,15 +54,14 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
       }
       readsInFlight += 1
       try {
-        return c.text(await runtimeCall(pluginName, () => deps.runtime.logs(containerId, { tail })))
+        return c.text(await runtimeCall(pluginName, () => source.logs(containerId, { tail })))
       } finally {
         readsInFlight -= 1
       }
     }
     streams.check()
     // Checked before the stream opens, so a missing container is a 404 and not an error event.
-    const container = await runtimeCall(pluginName, () => deps.runtime.inspect(containerId))
-    if (!container) throw containerGone(pluginName)
+    if (!(await runtimeCall(pluginName, () => source.exists(containerId)))) throw containerGone(pluginName)
 
     const releaseSlot = streams.take()
     return streamSSE(c, async (stream) => {
@@ -64,7 +69,7 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
       stream.onAbort(() => following.abort())
       const stopHeartbeat = startHeartbeat(stream, deps.clock, heartbeatMs)
       try {
-        await relayLogLines(stream, deps.runtime.followLogs(containerId, { tail, signal: following.signal }))
+        await relayLogLines(stream, source.followLogs(containerId, { tail, signal: following.signal }))
         if (!following.signal.aborted) await stream.writeSSE({ event: 'end', data: `the container of ${pluginName} stopped` })
       } catch (error) {
         if (following.signal.aborted) return
@@ -81,12 +86,16 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
   return app
 }
 
-/** The plugin's container id; 404 for an unknown plugin or one without a container. */
+/**
+ * The plugin's container id (on RUNTIME=swarm its service's name, which the status keeps as
+ * containerName); 404 for an unknown plugin or one without a container or service.
+ */
 async function containerOf(deps: ApiDependencies, idOrName: string): Promise<{ pluginName: string; containerId: string }> {
   const plugin = await deps.store.getPlugin(idOrName)
   if (!plugin) throw new ApiError(404, 'not_found', `plugin ${idOrName} not found`)
-  if (!plugin.containerId) throw containerGone(plugin.forgehookId)
-  return { pluginName: plugin.forgehookId, containerId: plugin.containerId }
+  const id = deps.serviceLogs ? plugin.containerName : plugin.containerId
+  if (!id) throw containerGone(plugin.forgehookId)
+  return { pluginName: plugin.forgehookId, containerId: id }
 }
 
 function containerGone(pluginName: string): ApiError {
