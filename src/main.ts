@@ -10,7 +10,7 @@
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
-import type { ApiDependencies, ServiceLogs, Upstream } from './api/deps.js'
+import type { ApiDependencies, PluginLogSource, Upstream } from './api/deps.js'
 import { ProxyUsage } from './api/proxy.js'
 import { ProxyLatency, recordingBoth } from './api/proxy-latency.js'
 import { ProxyTrafficCounter } from './api/proxy-traffic.js'
@@ -30,7 +30,7 @@ import { PluginStore, type Plugin } from './db/plugin-store.js'
 import { LeaderTerm } from './daemon/leader-term.js'
 import { Leadership } from './daemon/leadership.js'
 import { probeHostFor } from './daemon/probe-host.js'
-import type { ContainerRuntime } from './runtime/container-runtime.js'
+import { RuntimeNotConnectedError, type ContainerRuntime } from './runtime/container-runtime.js'
 import { DockerRuntime } from './runtime/docker-runtime.js'
 import { RegistryAuthFile } from './runtime/registry-auth.js'
 import { DockerSwarmRuntime } from './swarm/docker-swarm-runtime.js'
@@ -147,7 +147,8 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     allowedHosts: config.api.allowedHosts,
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
-    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)), serviceLogs: serviceLogsOf(swarm.runtime) } : {}),
+    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)), } : {}),
+    pluginLogs: swarm ? logSourceOf(swarm.runtime, 'service') : logSourceOf(runtime, 'container'),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
     runtimeName: settings.runtime,
   }
@@ -251,29 +252,34 @@ function leaderPart(leadership: Leadership, managerId: string, what: string): Le
 }
 
 /**
- * The logs route's view of the swarm runtime. The leader's swarm controller connects the
- * runtime; on a manager that does not lead, the first read connects it.
+ * Where the logs route reads a plugin's logs: its container's on the docker runtime, its
+ * service's (every task's, through the swarm manager) on the swarm runtime. Only the leader's
+ * controller connects the runtime, so on a manager that does not lead (or before the
+ * controller got there) the first read connects it, once.
  */
-function serviceLogsOf(runtime: ServiceRuntime): ServiceLogs {
+function logSourceOf(runtime: ContainerRuntime | ServiceRuntime, kind: 'container' | 'service'): PluginLogSource {
   let connecting: Promise<unknown> | undefined
-  const connected = () =>
-    (connecting ??= runtime.connect().catch((error: unknown) => {
-      connecting = undefined
-      throw error
-    }))
+  const connected = async <T>(call: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await call()
+    } catch (error) {
+      if (!(error instanceof RuntimeNotConnectedError)) throw error
+      await (connecting ??= runtime.connect().catch((failure: unknown) => {
+        connecting = undefined
+        throw failure
+      }))
+      return await call()
+    }
+  }
+  const service = kind === 'service' ? (runtime as ServiceRuntime) : undefined
+  const container = kind === 'container' ? (runtime as ContainerRuntime) : undefined
   return {
-    logs: async (name, options) => {
-      await connected()
-      return await runtime.logs(name, options)
+    idOf: (plugin) => (service ? plugin.containerName : plugin.containerId),
+    logs: (id, options) => connected(() => (service ? service.logs(id, options) : container!.logs(id, options))),
+    followLogs: async function* (id, options) {
+      yield* await connected(() => (service ? service.followLogs(id, options) : container!.followLogs(id, options)))
     },
-    followLogs: async function* (name, options) {
-      await connected()
-      yield* runtime.followLogs(name, options)
-    },
-    exists: async (name) => {
-      await connected()
-      return (await runtime.inspectService(name)) !== undefined
-    },
+    exists: (id) => connected(async () => (service ? await service.inspectService(id) : await container!.inspect(id)) !== undefined),
   }
 }
 

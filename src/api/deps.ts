@@ -56,11 +56,11 @@ export interface ApiDependencies {
    */
   upstreams?: (plugin: Plugin) => Promise<Upstream[]>
   /**
-   * RUNTIME=swarm: a plugin's logs are its service's, every task's on whichever node it runs,
-   * read through the swarm manager (`docker service logs`), by the service's name. Default:
-   * the plugin's container's, through `runtime`.
+   * Where a plugin's logs are read. Default: its container's, through `runtime`. The daemon
+   * passes one that connects a manager's runtime at its first read (only the leader's
+   * controller connects it otherwise) and, on RUNTIME=swarm, reads the service's logs.
    */
-  serviceLogs?: ServiceLogs
+  pluginLogs?: PluginLogSource
   /** Which spec.hostPort a document may ask for: HOST_PORT_RANGE, or any with ALLOW_ANY_HOST_PORT. */
   hostPorts: HostPortPolicy
   /** RUNTIME: which runtime runs the plugins; docker refuses spec.replicas other than 1 and spec.placement (422). Default docker. */
@@ -89,11 +89,17 @@ export interface Upstream {
   port: number
 }
 
-/** What the logs route reads on RUNTIME=swarm (see ApiDependencies.serviceLogs). */
-export interface ServiceLogs {
-  /** The last `tail` lines of every task; ContainerNotFoundError when there is no such service. */
-  logs(serviceName: string, options: { tail: number }): Promise<string>
-  /** The tail, then what the tasks write, until `signal` aborts; ContainerNotFoundError as above. */
-  followLogs(serviceName: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string>
-  exists(serviceName: string): Promise<boolean>
+/** What the logs route reads a plugin's logs from (see ApiDependencies.pluginLogs). */
+export interface PluginLogSource {
+  /**
+   * What to read for this plugin: its container's id or, on RUNTIME=swarm, its service's
+   * name (every task's logs, on whichever node it runs, through the swarm manager); null
+   * while there is none.
+   */
+  idOf(plugin: Plugin): string | null
+  /** The last `tail` lines; ContainerNotFoundError when there is no such container or service. */
+  logs(id: string, options: { tail: number }): Promise<string>
+  /** The tail, then what is written, until it ends or `signal` aborts; ContainerNotFoundError as above. */
+  followLogs(id: string, options: { tail: number; signal: AbortSignal }): AsyncIterable<string>
+  exists(id: string): Promise<boolean>
 }

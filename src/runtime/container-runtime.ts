@@ -346,3 +346,11 @@ export class VolumeInUseError extends ExpectedError {
 export class RuntimeUnavailableError extends ExpectedError {
   override name = 'RuntimeUnavailableError'
 }
+
+/**
+ * A driver used before its connect(): only the leader's controller connects the runtime, so
+ * a manager that does not lead connects it at its first read (main.ts, logSourceOf).
+ */
+export class RuntimeNotConnectedError extends Error {
+  override name = 'RuntimeNotConnectedError'
+}

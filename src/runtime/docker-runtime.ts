@@ -5,6 +5,7 @@ import Docker from 'dockerode'
 import type { Readable } from 'node:stream'
 import {
   ContainerNotFoundError,
+  RuntimeNotConnectedError,
   CONTAINER_NAME_PREFIX,
   ImageNotFoundError,
   LABELS,
@@ -378,7 +379,7 @@ export class DockerRuntime extends EngineDriver implements ContainerRuntime {
   }
 
   private connected(): DockerClients {
-    if (!this.clients) throw new Error('DockerRuntime: call connect() before using the runtime')
+    if (!this.clients) throw new RuntimeNotConnectedError('DockerRuntime: call connect() before using the runtime')
     return this.clients
   }
 }

@@ -119,9 +119,9 @@ export class ServiceReconciler {
 
   private async create(plugin: Plugin, wanted: WantedService, log: Logger): Promise<ServiceReconcileResult> {
     const { runtime, store } = this.options
-    let id: string
+    let created: ObservedService
     try {
-      id = await runtime.createService(wanted)
+      created = await runtime.createService(wanted)
     } catch (error) {
       // Made meanwhile (by another manager, or a create whose answer we lost): the next look finds it.
       if (error instanceof NameConflictError) {
@@ -131,7 +131,9 @@ export class ServiceReconciler {
       throw error
     }
     log.info({ service: wanted.name, replicas: wanted.replicas, specHash: wanted.specHash }, `created service ${wanted.name} with ${wanted.replicas} replicas`)
-    await this.refresh(id, wanted.name)
+    // The service as sent (version 0 until the next list reads it): the next look sees our own create.
+    this.options.view.putService(created)
+    const id = created.id
     await store.writeStatusWithEvents(
       plugin.id,
       { status: wanted.replicas === 0 ? 'stopped' : 'starting', containerName: wanted.name, replicasDesired: wanted.replicas, replicasRunning: 0, error: null, installedAt: this.now() } as PluginStatusUpdate,

@@ -133,8 +133,12 @@ export interface ServiceRuntime {
   /** Services named forgehook-*, ours or not (adoption, name conflicts). */
   listServices(): Promise<ObservedService[]>
   inspectService(idOrName: string): Promise<ObservedService | undefined>
-  /** NameConflictError when the name is taken. Returns the new service's id. */
-  createService(wanted: WantedService): Promise<string>
+  /**
+   * NameConflictError when the name is taken. Returns the new service as it was sent, with
+   * its id: its version is 0 (not read yet), so an update made with it is refused as
+   * ServiceVersionConflictError and the caller reads the service again.
+   */
+  createService(wanted: WantedService): Promise<ObservedService>
   /** ServiceVersionConflictError when `version` is no longer the service's (someone updated it meanwhile). */
   updateService(id: string, version: number, wanted: WantedService): Promise<void>
   /** Removing a missing service is a no-op. */

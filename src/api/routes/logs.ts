@@ -3,7 +3,7 @@
 import { Hono } from 'hono'
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming'
 import { ContainerNotFoundError, RuntimeUnavailableError } from '../../runtime/container-runtime.js'
-import type { ApiDependencies, ServiceLogs } from '../deps.js'
+import type { ApiDependencies, PluginLogSource } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { QueryReader } from '../request.js'
 import { DEFAULT_MAX_STREAMS, StreamLimit } from '../stream-limit.js'
@@ -40,13 +40,8 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
     const followValue = query.one('follow', BOOLEAN_VALUES)
     query.done()
     const follow = followValue === 'true' || followValue === '1'
-    const { pluginName, containerId } = await containerOf(deps, c.req.param('id'))
-    // RUNTIME=swarm: the service's logs (every task's), by the service's name.
-    const source: ServiceLogs = deps.serviceLogs ?? {
-      logs: (id, options) => deps.runtime.logs(id, options),
-      followLogs: (id, options) => deps.runtime.followLogs(id, options),
-      exists: async (id) => (await deps.runtime.inspect(id)) !== undefined,
-    }
+    const source = deps.pluginLogs ?? containerLogs(deps)
+    const { pluginName, containerId } = await containerOf(deps, source, c.req.param('id'))
 
     if (!follow) {
       if (readsInFlight >= MAX_CONCURRENT_LOG_READS) {
@@ -86,14 +81,21 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
   return app
 }
 
-/**
- * The plugin's container id (on RUNTIME=swarm its service's name, which the status keeps as
- * containerName); 404 for an unknown plugin or one without a container or service.
- */
-async function containerOf(deps: ApiDependencies, idOrName: string): Promise<{ pluginName: string; containerId: string }> {
+/** The plugin's container's logs through the API's runtime, used as it is (tests pass a connected one). */
+function containerLogs(deps: ApiDependencies): PluginLogSource {
+  return {
+    idOf: (plugin) => plugin.containerId,
+    logs: (id, options) => deps.runtime.logs(id, options),
+    followLogs: (id, options) => deps.runtime.followLogs(id, options),
+    exists: async (id) => (await deps.runtime.inspect(id)) !== undefined,
+  }
+}
+
+/** What the source reads for the plugin (its container, or its service); 404 for an unknown plugin or one with neither. */
+async function containerOf(deps: ApiDependencies, source: PluginLogSource, idOrName: string): Promise<{ pluginName: string; containerId: string }> {
   const plugin = await deps.store.getPlugin(idOrName)
   if (!plugin) throw new ApiError(404, 'not_found', `plugin ${idOrName} not found`)
-  const id = deps.serviceLogs ? plugin.containerName : plugin.containerId
+  const id = source.idOf(plugin)
   if (!id) throw containerGone(plugin.forgehookId)
   return { pluginName: plugin.forgehookId, containerId: id }
 }
