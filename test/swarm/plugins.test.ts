@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import type { Plugin } from '../../src/db/plugin-store.js'
 import { startDaemon, type Daemon } from '../../src/main.js'
-import { eventually } from '../helpers/databases.js'
+import { createServerDatabase, eventually, inCi, postgresUrl } from '../helpers/databases.js'
 import { captureLogs } from '../helpers/log-capture.js'
 import { probeSwarmTools, requireSwarmInCi, startSwarmCluster, type SwarmCluster } from '../helpers/swarm-cluster.js'
 
@@ -34,7 +34,13 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
   const logs = captureLogs('debug')
 
   async function startManager(dataDirectory = dataDir): Promise<Daemon> {
-    const config = loadConfig({
+    const started = await startDaemon({ ...managerConfig(), database: { kind: 'embedded', dataDir: dataDirectory, sqlPort: 0 } }, logs.logger)
+    await started.ready
+    return started
+  }
+
+  function managerConfig(extra: Record<string, string> = {}) {
+    return loadConfig({
       PORT: '0',
       SPECS_DIR: '/nonexistent-swarm-specs',
       MANAGER_INSTANCE: INSTANCE,
@@ -46,10 +52,8 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
       SWARM_RESTART_DELAY: '1',
       HOST_PORT_RANGE: '4960-4989',
       STOP_TIMEOUT: '2',
+      ...extra,
     })
-    const started = await startDaemon({ ...config, database: { kind: 'embedded', dataDir: dataDirectory, sqlPort: 0 } }, logs.logger)
-    await started.ready
-    return started
   }
 
   async function inspect(name: string): Promise<ServiceInspect | undefined> {
@@ -348,5 +352,65 @@ describe.skipIf(!tools.available)('plugins as services on a 3-node swarm', () =>
     await daemon!.store.requestDeletion('rollme')
     await eventually(async () => ((await daemon!.store.getPlugin('rollme')) === undefined ? true : undefined), 60_000, 'the row deleted')
     await eventually(async () => ((await inspect('rollme')) === undefined ? true : undefined), 30_000, 'the service removed')
+  })
+
+  test.runIf(Boolean(postgresUrl) || inCi)('two managers on one Postgres database: one leads, the follower serves the API (logs too), takes over when the leader stops, and no service is made twice', async () => {
+    await daemon!.stop()
+    daemon = undefined
+    const database = await createServerDatabase()
+    const managers: Daemon[] = []
+    const start = async (managerId: string) => {
+      const started = await startDaemon({ ...managerConfig({ MANAGER_ID: managerId }), database: { kind: 'postgres', connectionString: database.connectionString } }, logs.logger)
+      managers.push(started)
+      await started.ready
+      return started
+    }
+    try {
+      const first = await start('m1')
+      expect(first.leadership().role).toBe('leader')
+      const second = await start('m2')
+      expect(second.leadership()).toMatchObject({ role: 'follower', leader: 'm1' })
+      // The leader adopted what the embedded manager left (its rows are in the other database).
+      const names = ['web', 'drainme', 'placed']
+      for (const name of names) {
+        await eventually(async () => ((await second.store.getPlugin(name))?.source === 'adopted' ? true : undefined), 60_000, `${name} adopted by m1`)
+      }
+      const ids = await Promise.all(names.map(async (name) => (await inspect(name))!.ID))
+
+      // Declared through the follower's API; the leader makes it.
+      const api = (manager: Daemon) => `http://${manager.apiAddress.host}:${manager.apiAddress.port}/api/v1`
+      const put = await fetch(`${api(second)}/plugins/ha`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ apiVersion: 'flowforge.io/v1', kind: 'Plugin', metadata: { name: 'ha' }, spec: { manifest: manifest('flowforge-test/http:1'), replicas: 2 } }),
+      })
+      expect(put.status, await put.clone().text()).toBeLessThan(300)
+      const made = await eventually(async () => {
+        const plugin = await second.store.getPlugin('ha')
+        return plugin?.replicasRunning === 2 ? plugin : undefined
+      }, 120_000, 'ha 2/2 under m1')
+      const haId = (await inspect('ha'))!.ID
+      // The follower reads the logs through the swarm manager too (its runtime connects at the first read).
+      expect((await fetch(`${api(second)}/plugins/ha/logs?tail=5`)).status).toBe(200)
+
+      await first.stop()
+      managers.splice(managers.indexOf(first), 1)
+      await eventually(() => (second.leadership().role === 'leader' ? true : undefined), 30_000, 'm2 leading')
+      await second.store.updateSpec('ha', { replicas: 3 } as Parameters<Daemon['store']['updateSpec']>[1])
+      await eventually(async () => {
+        const plugin = await second.store.getPlugin('ha')
+        return plugin?.replicasRunning === 3 && plugin.observedGeneration === plugin.generation ? plugin : undefined
+      }, 120_000, 'ha 3/3 under m2')
+      // The service the first leader made, scaled by the second: one, never made again.
+      const serviceNames = (await cluster.docker(0, 'service', 'ls', '--format', '{{.Name}}')).split('\n')
+      expect(serviceNames.filter((name) => name === 'forgehook-ha')).toHaveLength(1)
+      expect((await inspect('ha'))!.ID).toBe(haId)
+      expect(await Promise.all(names.map(async (name) => (await inspect(name))!.ID))).toEqual(ids)
+      expect(made.id).toBe((await second.store.getPlugin('ha'))!.id)
+      expect(logs.messages().filter((message) => message.startsWith('created service forgehook-ha '))).toHaveLength(1)
+    } finally {
+      for (const manager of managers) await manager.stop()
+      await database.drop()
+    }
   })
 })
