@@ -127,11 +127,12 @@ export class LeaderTerm {
       .catch((error: unknown) => logger.error({ err: error }, `the spec folder is not watched (${(error as Error).message}); reconciling without it`))
       .then(() => this.controller.start())
       .then(() => {
+        // EVENT_RETENTION holds on every runtime.
+        this.retention?.start()
         // On the swarm runtime Swarm runs the health checks (in the tasks) and the containers are on other nodes.
         if (parts.swarm) return logger.info('swarm controller running: services observed, orphans adopted, workers started')
         this.health.start()
         this.metrics.start()
-        this.retention?.start()
         logger.info('controller running: Docker observed, orphans adopted, workers started')
       })
     // Logged here, so a rejection nobody awaits is still handled.
