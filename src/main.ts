@@ -147,7 +147,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     allowedHosts: config.api.allowedHosts,
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
-    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)), } : {}),
+    ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)) } : {}),
     pluginLogs: swarm ? logSourceOf(swarm.runtime, 'service') : logSourceOf(runtime, 'container'),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
     runtimeName: settings.runtime,
