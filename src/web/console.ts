@@ -15,6 +15,7 @@ import { originGuard } from '../api/browser-guard.js'
 import { ApiError } from '../api/errors.js'
 import { InvalidValueError } from '../db/errors.js'
 import type { LatestResourceSample, MetricBucket } from '../db/metric-queries.js'
+import type { Plugin } from '../db/plugin-store.js'
 import { assetRoutes, loadAssets } from './assets.js'
 import type { Catalog } from './catalog.js'
 import { requireConsoleSession, sessionCheck, setSessionCookie, type ConsoleEnv } from './console-auth.js'
@@ -97,16 +98,19 @@ export function createConsole(deps: ConsoleDependencies): WebConsole {
   app.get('/console/fragments/dashboard', async (c) => c.html((await dashboard(c)).body))
 
   // --- a plugin ---
+  // RUNTIME=swarm: the page lists the service's tasks too.
+  const tasksOf = async (plugin: Plugin) => (deps.api.runtimeName === 'swarm' ? await store.tasks.listTasks(plugin.id) : undefined)
+
   app.get('/plugin/:name', async (c) => {
     const plugin = await store.getPlugin(c.req.param('name'))
     if (plugin === undefined) return notFoundPage(c, c.req.param('name'))
     const events = await store.listEvents({ pluginId: plugin.id, limit: 30 })
-    return render(c, plugin.forgehookId, 'plugin', pluginPageBody(plugin, events, { now: clock.now(), specsDir: deps.specsDir }), ['uplot.js', 'plugin.js'], ['uplot.css'])
+    return render(c, plugin.forgehookId, 'plugin', pluginPageBody(plugin, events, { now: clock.now(), specsDir: deps.specsDir }, await tasksOf(plugin)), ['uplot.js', 'plugin.js'], ['uplot.css'])
   })
   app.get('/console/fragments/plugin/:name/status', async (c) => {
     const plugin = await store.getPlugin(c.req.param('name'))
     if (plugin === undefined) return c.html(html`<h2>Status</h2><p class="notice" id="status-gone">This plugin is gone (uninstalled). Its audit trail stays under <a href="/events?plugin=${c.req.param('name')}">Events</a>.</p>`)
-    return c.html(statusFragment(plugin, clock.now()))
+    return c.html(statusFragment(plugin, clock.now(), await tasksOf(plugin)))
   })
   app.get('/console/fragments/plugin/:name/events', async (c) => {
     const name = c.req.param('name')

@@ -120,9 +120,9 @@ export function dashboardBody(view: DashboardView, filter: DashboardFilter, samp
     countLink(phase, phase, view.countsByPhase.get(phase) ?? 0),
   )}</div>
 <table class="plugins" id="plugin-table">
-<thead><tr><th>Name</th><th>Phase</th><th>Health</th><th>Host port</th><th>Restarts</th><th>Age</th><th>Source</th><th>CPU</th><th>Memory</th><th>Error</th></tr></thead>
+<thead><tr><th>Name</th><th>Phase</th><th>Ready</th><th>Health</th><th>Host port</th><th>Restarts</th><th>Age</th><th>Source</th><th>CPU</th><th>Memory</th><th>Error</th></tr></thead>
 <tbody>
-${view.rows.length === 0 ? html`<tr><td colspan="10" class="empty">${view.total === 0 ? 'No plugins yet: install one from the Marketplace, drop a spec file into the spec folder, or use the API.' : 'No plugin matches these filters.'}</td></tr>` : ''}
+${view.rows.length === 0 ? html`<tr><td colspan="11" class="empty">${view.total === 0 ? 'No plugins yet: install one from the Marketplace, drop a spec file into the spec folder, or use the API.' : 'No plugin matches these filters.'}</td></tr>` : ''}
 ${view.rows.map((plugin) => pluginRow(plugin, samples.get(plugin.id), now))}
 </tbody>
 </table>
@@ -138,6 +138,7 @@ function pluginRow(plugin: Plugin, sample: LatestResourceSample | undefined, now
   return html`<tr data-plugin="${plugin.forgehookId}" data-phase="${phase}">
 <td class="name"><a href="/plugin/${plugin.forgehookId}">${plugin.forgehookId}</a><small>${displayName(plugin)}</small></td>
 <td class="phase">${badge('phase', phase)}</td>
+<td class="ready">${readyText(plugin)}</td>
 <td class="health">${badge('health', plugin.healthStatus)}</td>
 <td class="num">${plugin.hostPort ?? '–'}</td>
 <td class="num">${plugin.restartCount}</td>
@@ -147,4 +148,15 @@ function pluginRow(plugin: Plugin, sample: LatestResourceSample | undefined, now
 <td class="num">${sample?.memoryUsageMb == null ? '–' : `${sample.memoryUsageMb.toFixed(1)} MiB`}</td>
 <td class="error" title="${error}">${error}</td>
 </tr>`
+}
+
+/**
+ * READY as `forgectl get` shows it: replicas running / wanted. The swarm runtime records both;
+ * on the docker runtime a plugin wants its one container while it should run, and has it
+ * while it runs.
+ */
+export function readyText(plugin: Plugin): string {
+  if (plugin.replicasDesired !== null) return `${plugin.replicasRunning ?? 0}/${plugin.replicasDesired}`
+  const desired = plugin.desiredState === 'running' && plugin.deletionRequestedAt === null ? 1 : 0
+  return `${presentedPhase(plugin) === 'running' && plugin.containerId ? 1 : 0}/${desired}`
 }

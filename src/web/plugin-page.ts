@@ -5,9 +5,10 @@
 import path from 'node:path'
 import { html } from 'hono/html'
 import type { Plugin, PluginEvent } from '../db/plugin-store.js'
+import type { PluginTask } from '../db/plugin-types.js'
 import { presentedPhase } from '../api/plugin-documents.js'
 import { redactText } from '../spec/secrets.js'
-import { displayName, imageOf } from './dashboard.js'
+import { displayName, imageOf, readyText } from './dashboard.js'
 import { badge, sourceLabel, timeTag, type Html } from './layout.js'
 import { editableYaml } from './spec-edit.js'
 
@@ -21,7 +22,7 @@ export function ownedByFile(plugin: Plugin): string | undefined {
   return plugin.source.startsWith('file:') ? plugin.source.slice('file:'.length) : undefined
 }
 
-export function pluginPageBody(plugin: Plugin, events: { items: PluginEvent[]; nextCursor?: string }, context: PluginPageContext): Html {
+export function pluginPageBody(plugin: Plugin, events: { items: PluginEvent[]; nextCursor?: string }, context: PluginPageContext, tasks?: PluginTask[]): Html {
   const file = ownedByFile(plugin)
   const name = plugin.forgehookId
   return html`<section class="plugin-head" id="plugin" data-plugin="${name}" data-resource-version="${plugin.resourceVersion}" data-generation="${plugin.generation}" data-file-owned="${file ? 'true' : 'false'}">
@@ -44,7 +45,7 @@ export function pluginPageBody(plugin: Plugin, events: { items: PluginEvent[]; n
 </section>
 
 <section class="card" id="status" data-live="/console/fragments/plugin/${name}/status" data-live-plugin="${name}">
-${statusFragment(plugin, context.now)}
+${statusFragment(plugin, context.now, tasks)}
 </section>
 
 <section class="card" id="source">
@@ -85,13 +86,14 @@ ${timelineFragment(name, events, context.now)}
 </section>`
 }
 
-export function statusFragment(plugin: Plugin, now: number): Html {
+export function statusFragment(plugin: Plugin, now: number, tasks?: PluginTask[]): Html {
   const phase = presentedPhase(plugin)
   const error = plugin.error === null ? undefined : redactText(plugin.error, plugin)
   const rollout = plugin.rollout
   return html`<h2>Status</h2>
 <dl class="status" id="status-facts" data-phase="${phase}" data-container="${plugin.containerId ?? ''}" data-started="${plugin.startedAt?.toISOString() ?? ''}">
   <dt>Phase</dt><dd id="status-phase">${badge('phase', phase)} <span class="muted">desired ${plugin.desiredState}</span></dd>
+  <dt>Ready</dt><dd id="status-ready">${readyText(plugin)} <span class="muted">${plugin.replicasDesired !== null ? 'tasks running / replicas wanted' : 'container running / wanted'}</span></dd>
   <dt>Health</dt><dd id="status-health">${badge('health', plugin.healthStatus)} <span class="muted">checked ${timeTag(plugin.lastHealthCheck, now)}</span></dd>
   <dt>Host port</dt><dd>${plugin.hostPort ?? '–'}</dd>
   <dt>Image</dt><dd><code>${imageOf(plugin)}</code></dd>
@@ -103,6 +105,7 @@ export function statusFragment(plugin: Plugin, now: number): Html {
   <dt>Stopped</dt><dd>${timeTag(plugin.stoppedAt, now)}</dd>
   ${error ? html`<dt>Error</dt><dd class="error" id="status-error">${error}</dd>` : ''}
 </dl>
+${tasks ? tasksTable(plugin, tasks, now) : ''}
 <h3>Conditions</h3>
 <table class="conditions"><thead><tr><th>Type</th><th>Status</th><th>Reason</th></tr></thead><tbody>
 ${conditions(plugin).map((condition) => html`<tr><td>${condition.type}</td><td>${badge('status', condition.status)}</td><td>${condition.reason}</td></tr>`)}
@@ -118,6 +121,15 @@ ${rollout
   ${rollout.error ? html`<dt>Error</dt><dd class="error">${redactText(rollout.error, plugin)}</dd>` : ''}
 </dl>`
     : ''}`
+}
+
+/** RUNTIME=swarm: the service's tasks as last observed (plugin_tasks), where each runs and how it is. */
+function tasksTable(plugin: Plugin, tasks: PluginTask[], now: number): Html {
+  return html`<h3>Tasks</h3>
+<table class="tasks" id="tasks"><thead><tr><th>Slot</th><th>Node</th><th>State</th><th>Desired</th><th>Port</th><th>Container</th><th>Updated</th><th>Error</th></tr></thead><tbody>
+${tasks.length === 0 ? html`<tr><td colspan="8" class="empty">No tasks.</td></tr>` : ''}
+${tasks.map((task) => html`<tr data-task="${task.taskId}" data-node="${task.nodeName ?? ''}" data-state="${task.state}"><td class="num">${task.slot ?? '–'}</td><td>${task.nodeName ?? '–'}${task.nodeState && task.nodeState !== 'ready' ? html` <span class="muted">(${task.nodeState})</span>` : ''}</td><td>${badge('status', task.state)}</td><td>${task.desiredState}</td><td class="num">${task.hostPort ?? '–'}</td><td><code>${task.containerId?.slice(0, 12) ?? '–'}</code></td><td>${timeTag(task.updatedAt, now)}</td><td class="error">${task.error === null ? '' : redactText(task.error, plugin)}</td></tr>`)}
+</tbody></table>`
 }
 
 interface Condition {

@@ -11,6 +11,7 @@ import { latestResourceSamples, metricBuckets } from '../../src/db/metric-querie
 import { Catalog } from '../../src/web/catalog.js'
 import { createConsole } from '../../src/web/console.js'
 import { systemClock } from '../../src/util/clock.js'
+import type { PluginTask } from '../../src/db/plugin-types.js'
 import { openTestDatabase, sampleManifest, type TestDatabase } from '../helpers/databases.js'
 import { apiHarness } from '../api/api-harness.js'
 
@@ -115,6 +116,35 @@ environment:
       const second = await (await page(app, '/?phase=running&page=1')).text()
       expect(second).toContain('href="/?phase=running&amp;page=2" rel="next"')
       expect(second).toContain('<option value="running" selected>')
+    })
+
+    test('RUNTIME=swarm: the dashboard and the plugin page say READY running/wanted, and the page lists the tasks with their nodes, errors redacted', async () => {
+      const { app } = consoleApp(undefined, { runtimeName: 'swarm' })
+      const plugin = await database.store.createPlugin({ forgehookId: 'spread', source: 'api', manifest: sampleManifest('spread'), replicas: 3, environment: { API_TOKEN: 'hunter2hunter2' } } as Parameters<TestDatabase['store']['createPlugin']>[0])
+      await database.store.writeStatus(plugin.id, { status: 'running', replicasDesired: 3, replicasRunning: 2 })
+      const base: PluginTask = {
+        pluginId: plugin.id, taskId: 'task-1', slot: 1, nodeId: 'n1', nodeName: 'node-1', nodeState: 'ready', nodeAddress: '10.0.0.1', state: 'running', desiredState: 'running',
+        containerId: '0123456789abcdef', error: null, message: 'started', health: 'healthy', hostPort: 4100, image: 'flowforge/test:1', createdAt: null, updatedAt: new Date(),
+      }
+      await database.store.tasks.replaceTasks(plugin.id, [
+        base,
+        { ...base, taskId: 'task-2', slot: 2, nodeId: 'n2', nodeName: 'node-2' },
+        { ...base, taskId: 'task-3', slot: 3, nodeId: 'n3', nodeName: 'node-3', nodeState: 'down', state: 'failed', desiredState: 'shutdown', containerId: null, error: 'exited: token hunter2hunter2 refused', hostPort: null },
+      ])
+      // A row without replica counts (the docker runtime's): its one container, running.
+      await database.store.writeStatus((await running('single')).id, { containerId: 'c-single' })
+      const dashboard = await (await page(app, '/')).text()
+      expect(dashboard).toMatch(/<tr data-plugin="spread"[^]*?<td class="ready">2\/3<\/td>/)
+      expect(dashboard).toMatch(/<tr data-plugin="single"[^]*?<td class="ready">1\/1<\/td>/)
+      const text = await (await page(app, '/plugin/spread')).text()
+      expect(text).toMatch(/<dd id="status-ready">2\/3 /)
+      expect([...text.matchAll(/<tr data-task="(task-\d)" data-node="(node-\d)" data-state="(\w+)">/g)].map((match) => match.slice(1).join(' '))).toEqual(['task-1 node-1 running', 'task-2 node-2 running', 'task-3 node-3 failed'])
+      expect(text).toContain('(down)')
+      expect(text).toContain('exited: token *** refused')
+      expect(text).not.toContain('hunter2hunter2')
+      // The status fragment the page fetches again on each event carries them too.
+      const fragment = await (await page(app, '/console/fragments/plugin/spread/status')).text()
+      expect(fragment).toContain('data-task="task-3"')
     })
 
     test('a plugin page redacts secrets as the API does, and a file-owned plugin is not editable', async () => {
