@@ -5,13 +5,13 @@ import Docker from 'dockerode'
 import type { Readable } from 'node:stream'
 import {
   ContainerNotFoundError,
-  RuntimeNotConnectedError,
   CONTAINER_NAME_PREFIX,
   ImageNotFoundError,
   LABELS,
   NameConflictError,
   PortInUseError,
   RegistryAuthError,
+  RuntimeNotConnectedError,
   VolumeInUseError,
   type ContainerRuntime,
   type ContainerSpec,
@@ -25,7 +25,7 @@ import {
   type RuntimeStreamItem,
 } from './container-runtime.js'
 import { pinApiVersion } from './docker-connection.js'
-import { EngineDriver, ONE_CONNECTION_PER_CALL } from './engine-driver.js'
+import { EngineDriver } from './engine-driver.js'
 import { streamDockerEvents } from './docker-events.js'
 import { EngineStatsReader } from './engine-stats.js'
 import {
@@ -76,9 +76,6 @@ interface DockerClients {
 }
 
 const MANAGED_FILTER = `${LABELS.managed}=true`
-
-/** Kept here for the callers that import it from the container runtime. */
-export { ONE_CONNECTION_PER_CALL }
 
 export class DockerRuntime extends EngineDriver implements ContainerRuntime {
   private readonly pullTimeoutMs: number
