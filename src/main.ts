@@ -10,6 +10,7 @@
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { createApp } from './api/app.js'
+import { containerLogSource } from './api/routes/logs.js'
 import type { ApiDependencies, PluginLogSource, Upstream } from './api/deps.js'
 import { ProxyUsage } from './api/proxy.js'
 import { ProxyLatency, recordingBoth } from './api/proxy-latency.js'
@@ -148,7 +149,7 @@ export async function startDaemon(config: Config, logger: Logger, dependencies: 
     maxStreams: config.api.maxStreams,
     pluginHost: probeHostFor(settings.pluginBindAddress),
     ...(swarm ? { upstreams: swarmUpstreams(store, settings.swarm.publishMode, probeHostFor(settings.pluginBindAddress)) } : {}),
-    pluginLogs: swarm ? logSourceOf(swarm.runtime, 'service') : logSourceOf(runtime, 'container'),
+    pluginLogs: swarm ? connectingAtFirstRead(swarm.runtime, serviceLogSource(swarm.runtime)) : connectingAtFirstRead(runtime, containerLogSource(runtime)),
     hostPorts: { range: settings.hostPortRange, allowAny: settings.allowAnyHostPort },
     runtimeName: settings.runtime,
   }
@@ -251,13 +252,23 @@ function leaderPart(leadership: Leadership, managerId: string, what: string): Le
   return term
 }
 
+/** RUNTIME=swarm: a plugin's logs are its service's, every task's wherever it runs, read through the swarm manager. */
+function serviceLogSource(runtime: ServiceRuntime): PluginLogSource {
+  return {
+    idOf: (plugin) => plugin.containerName,
+    logs: (id, options) => runtime.logs(id, options),
+    followLogs: (id, options) => runtime.followLogs(id, options),
+    exists: async (id) => (await runtime.inspectService(id)) !== undefined,
+  }
+}
+
 /**
- * Where the logs route reads a plugin's logs: its container's on the docker runtime, its
- * service's (every task's, through the swarm manager) on the swarm runtime. Only the leader's
- * controller connects the runtime, so on a manager that does not lead (or before the
- * controller got there) the first read connects it, once.
+ * The source, with its runtime connected at the first read that finds it unconnected: only
+ * the leader's controller connects the runtime, so on a manager that does not lead (or
+ * before the controller got there) a log read would fail otherwise. Connected once; a
+ * failed connect is tried again at the next read.
  */
-function logSourceOf(runtime: ContainerRuntime | ServiceRuntime, kind: 'container' | 'service'): PluginLogSource {
+function connectingAtFirstRead(runtime: { connect(): Promise<unknown> }, source: PluginLogSource): PluginLogSource {
   let connecting: Promise<unknown> | undefined
   const connected = async <T>(call: () => T | Promise<T>): Promise<T> => {
     try {
@@ -271,15 +282,13 @@ function logSourceOf(runtime: ContainerRuntime | ServiceRuntime, kind: 'containe
       return await call()
     }
   }
-  const service = kind === 'service' ? (runtime as ServiceRuntime) : undefined
-  const container = kind === 'container' ? (runtime as ContainerRuntime) : undefined
   return {
-    idOf: (plugin) => (service ? plugin.containerName : plugin.containerId),
-    logs: (id, options) => connected(() => (service ? service.logs(id, options) : container!.logs(id, options))),
+    idOf: (plugin) => source.idOf(plugin),
+    logs: (id, options) => connected(() => source.logs(id, options)),
     followLogs: async function* (id, options) {
-      yield* await connected(() => (service ? service.followLogs(id, options) : container!.followLogs(id, options)))
+      yield* await connected(() => source.followLogs(id, options))
     },
-    exists: (id) => connected(async () => (service ? await service.inspectService(id) : await container!.inspect(id)) !== undefined),
+    exists: (id) => connected(() => source.exists(id)),
   }
 }
 

@@ -2,7 +2,7 @@
 // the last lines as text, or (follow=true) those and every new line as server-sent events.
 import { Hono } from 'hono'
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming'
-import { ContainerNotFoundError, RuntimeUnavailableError } from '../../runtime/container-runtime.js'
+import { ContainerNotFoundError, RuntimeUnavailableError, type ContainerRuntime } from '../../runtime/container-runtime.js'
 import type { ApiDependencies, PluginLogSource } from '../deps.js'
 import { ApiError } from '../errors.js'
 import { QueryReader } from '../request.js'
@@ -40,7 +40,7 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
     const followValue = query.one('follow', BOOLEAN_VALUES)
     query.done()
     const follow = followValue === 'true' || followValue === '1'
-    const source = deps.pluginLogs ?? containerLogs(deps)
+    const source = deps.pluginLogs ?? containerLogSource(deps.runtime)
     const { pluginName, containerId } = await containerOf(deps, source, c.req.param('id'))
 
     if (!follow) {
@@ -81,13 +81,13 @@ export function logRoutes(deps: ApiDependencies, options: LogRouteOptions = {}):
   return app
 }
 
-/** The plugin's container's logs through the API's runtime, used as it is (tests pass a connected one). */
-function containerLogs(deps: ApiDependencies): PluginLogSource {
+/** A plugin's container's logs through a container runtime, used as it is (connected). */
+export function containerLogSource(runtime: ContainerRuntime): PluginLogSource {
   return {
     idOf: (plugin) => plugin.containerId,
-    logs: (id, options) => deps.runtime.logs(id, options),
-    followLogs: (id, options) => deps.runtime.followLogs(id, options),
-    exists: async (id) => (await deps.runtime.inspect(id)) !== undefined,
+    logs: (id, options) => runtime.logs(id, options),
+    followLogs: (id, options) => runtime.followLogs(id, options),
+    exists: async (id) => (await runtime.inspect(id)) !== undefined,
   }
 }
 
