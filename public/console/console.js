@@ -97,13 +97,12 @@
     return true
   }
 
-  let openedBefore = false
   const stream = new EventSource('/api/v1/events/stream')
   stream.onopen = () => {
     setState('live', 'ok')
-    // Events sent while the stream was down are gone: read every region again.
-    if (openedBefore) regions.forEach(refresh)
-    openedBefore = true
+    // Events sent while the stream was down are gone, and so are those sent between the
+    // page's render and the stream's first open: read every region again either way.
+    regions.forEach(refresh)
   }
   stream.onerror = () => setState('reconnecting…', 'bad')
   stream.onmessage = (message) => {
