@@ -13,6 +13,8 @@ import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { LABELS, type ContainerSpec } from '../src/runtime/container-runtime.js'
 import { createOptionsFor } from '../src/runtime/docker-mapping.js'
+import { loadConfig } from '../src/config.js'
+import { installationNetworkName } from '../src/spec/container-spec.js'
 import {
   BENCH_IMAGE,
   BENCH_INSTANCE,
@@ -53,7 +55,10 @@ export interface ConvergeResult {
   workers: number
   engine: Engine
   oursSeconds: number
+  /** The mean of the limit measured right before ours and right after it (each in limitRuns). */
   limitSeconds: number
+  /** The limit before ours, then after it: the engine's speed drifts over a run (section 1 of docs/benchmarks.md). */
+  limitRuns: [number, number]
   composeSeconds: number
   /** COMPOSE_PARALLEL_LIMIT used (see measureCompose). */
   composeParallelLimit: number
@@ -66,6 +71,10 @@ export interface ConvergeResult {
   /** CPU seconds of dockerd + containerd while each contender converged, and of this process (our daemon) for ours. */
   engineCpuSeconds: { ours?: number; limit?: number; compose?: number }
   oursProcessCpuSeconds: number
+  /** From writing the spec file to our first create call. */
+  oursFirstCreateMs: number
+  /** Creates and starts in flight on average while converging: ours, and the limit's (before ours, after). */
+  inFlight: { ours: number; limit: [number, number] }
   /** This process (our daemon in-process, tsx and the bench) once the no-op re-apply is done: RSS, and its peak since our daemon started (VmHWM reset then). */
   oursMemory?: ProcessMemory
   noop: {
@@ -125,6 +134,12 @@ async function measureOurs(n: number, workers: number, engine: Engine) {
     const engineCpu = cpuSince(engineCpuBefore)
     const processCpu = process.cpuUsage(processCpuBefore)
     const convergeCalls = { ...runtime.calls }
+    // Where the wall time went: how long until the first create (reading the file, writing the
+    // rows, the notification, the first reconcile), and how many creates and starts were in
+    // flight on average (the limit keeps `workers` in flight all the time).
+    const dockerCalls = runtime.mutating.filter((call) => call.method === 'create' || call.method === 'start')
+    const firstCreateMs = Math.min(...dockerCalls.map((call) => call.startedAt)) - started
+    const inFlight = dockerCalls.reduce((sum, call) => sum + (call.durationMs ?? 0), 0) / (seconds * 1000)
     await waitUntil('an idle queue', async () => (daemon.controller.queue.len() === 0 && daemon.controller.snapshot().processing === 0 ? true : undefined), 30_000, 20)
     // The inspects after the starts, which the daemon makes once its queue is idle (start-settler.ts): after the converge, not in it.
     await waitUntil('the started containers inspected', async () => (daemon.controller.cache.unsettled().length === 0 ? true : undefined), 90_000, 20)
@@ -154,6 +169,8 @@ async function measureOurs(n: number, workers: number, engine: Engine) {
       processCpuSeconds: (processCpu.user + processCpu.system) / 1e6,
       convergeCalls,
       settleCalls,
+      firstCreateMs,
+      inFlight,
       noop: {
         oursMs: noopMs,
         oursResyncMs: resyncMs,
@@ -168,26 +185,46 @@ async function measureOurs(n: number, workers: number, engine: Engine) {
   }
 }
 
-/** The same containers our daemon makes (same create body), created and started straight through dockerode. */
-async function measureLimit(n: number, workers: number): Promise<{ seconds: number; engineCpu?: number }> {
+/**
+ * The same containers our daemon makes, with the same create body: on the installation
+ * network (its name as alias), with the default memory and pids limits and the bounded log,
+ * created and started straight through dockerode. Before 2026-12-02 the limit made its
+ * containers on the default bridge without limits, less work for the engine than ours.
+ */
+async function measureLimit(n: number, workers: number): Promise<{ seconds: number; engineCpu?: number; inFlight: number }> {
   const docker = dockerClient()
+  const settings = loadConfig({ MANAGER_INSTANCE: BENCH_INSTANCE }).controller
+  const network = installationNetworkName(BENCH_INSTANCE)
+  const labels = (index: number) => ({ [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE, [LABELS.forgehookId]: `limit-${index}` })
   const specs: ContainerSpec[] = Array.from({ length: n }, (_, index) => ({
     name: `forgehook-${BENCH_INSTANCE}-limit-${index}`,
     image: BENCH_IMAGE,
     env: { FORGEHOOK_CONFIG: '{}' },
-    labels: { [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE, [LABELS.forgehookId]: `limit-${index}` },
+    labels: labels(index),
     containerPort: 8080,
     hostPort: FIRST_PORT + index,
-    hostIp: '127.0.0.1',
+    hostIp: settings.pluginBindAddress,
+    network: { name: network, aliases: [`limit-${index}`] },
+    defaults: {
+      pidsLimit: settings.pluginPidsLimit,
+      ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
+      log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
+    },
   }))
+  // Made before the clock starts, as our daemon makes it at its start (cleanupContainers removes it).
+  await docker.createNetwork({ Name: network, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE } })
   try {
     const engineCpuBefore = engineCpuSeconds()
     const started = performance.now()
+    let busyMs = 0
     await runInPool(specs, workers, async (spec) => {
+      const callStarted = performance.now()
       const container = await docker.createContainer(createOptionsFor(spec))
       await container.start()
+      busyMs += performance.now() - callStarted
     })
-    return { seconds: (performance.now() - started) / 1000, engineCpu: cpuSince(engineCpuBefore) }
+    const seconds = (performance.now() - started) / 1000
+    return { seconds, engineCpu: cpuSince(engineCpuBefore), inFlight: busyMs / (seconds * 1000) }
   } finally {
     await cleanupContainers()
   }
@@ -199,8 +236,11 @@ function composeFile(n: number): string {
       `  p${index}:`,
       `    image: ${BENCH_IMAGE}`,
       `    ports: ["127.0.0.1:${FIRST_PORT + index}:8080"]`,
-      // The default bridge, like ours, so the containers are alike and no network is made.
-      '    network_mode: bridge',
+      // Compose's default network (a bridge of the project, the service's name as alias), the
+      // memory and pids limits and the log bound: the containers are alike ours.
+      '    mem_limit: 512m',
+      '    pids_limit: 512',
+      "    logging: { driver: json-file, options: { max-size: '10m', max-file: '3' } }",
       '    security_opt: [no-new-privileges]',
       "    environment: { FORGEHOOK_CONFIG: '{}' }",
     ].join('\n'),
@@ -255,6 +295,10 @@ async function measureCompose(n: number) {
   }
 }
 
+function meanOf(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : (a + b) / 2
+}
+
 function cpuSince(before: number | undefined): number | undefined {
   const now = engineCpuSeconds()
   return before === undefined || now === undefined ? undefined : now - before
@@ -272,9 +316,13 @@ export async function benchConverge(options: ConvergeOptions = {}): Promise<Conv
   await cleanupContainers()
   const results: ConvergeResult[] = []
   for (const n of sizes) {
+    // The limit on both sides of ours: a contender measured only before (or only after) the
+    // other gets the engine in another state (its first containers of the run, a warm page
+    // cache), and on this machine that alone moved the ratio by several percent.
+    const limitBefore = await measureLimit(n, workers)
     const ours = await measureOurs(n, workers, engine)
-    const limit = await measureLimit(n, workers)
-    const limitSeconds = limit.seconds
+    const limitAfter = await measureLimit(n, workers)
+    const limitSeconds = (limitBefore.seconds + limitAfter.seconds) / 2
     const compose = await measureCompose(n)
     results.push({
       n,
@@ -282,14 +330,17 @@ export async function benchConverge(options: ConvergeOptions = {}): Promise<Conv
       engine,
       oursSeconds: ours.seconds,
       limitSeconds,
+      limitRuns: [limitBefore.seconds, limitAfter.seconds],
       composeSeconds: compose.seconds,
       composeParallelLimit: compose.parallelLimit,
       oursOverLimit: ours.seconds / limitSeconds,
       oursOverCompose: ours.seconds / compose.seconds,
       oursConvergeCalls: ours.convergeCalls,
       oursSettleCalls: ours.settleCalls,
-      engineCpuSeconds: { ours: ours.engineCpu, limit: limit.engineCpu, compose: compose.engineCpu },
+      engineCpuSeconds: { ours: ours.engineCpu, limit: meanOf(limitBefore.engineCpu, limitAfter.engineCpu), compose: compose.engineCpu },
       oursProcessCpuSeconds: ours.processCpuSeconds,
+      oursFirstCreateMs: ours.firstCreateMs,
+      inFlight: { ours: ours.inFlight, limit: [limitBefore.inFlight, limitAfter.inFlight] },
       oursMemory: ours.memory,
       noop: { ...ours.noop, composeSeconds: compose.noopSeconds, composeMutatingEvents: compose.noopMutatingEvents, composeUpToDateLines: compose.upToDateLines },
     })
@@ -311,21 +362,21 @@ function convergeTable(results: ConvergeResult[]): string {
   return [
     `### Cold converge: N specs → all running (${engine}; ${results[0]?.workers ?? 4} workers = the limit's concurrency)`,
     '',
-    '| N | ours (s) | limit: dockerode create+start (s) | docker-compose up -d (s) [COMPOSE_PARALLEL_LIMIT] | ours / limit | ours / compose | target (issue 18): ≤ 1.05× limit, < compose |',
+    '| N | ours (s) | limit: dockerode create+start (s), mean [before ours, after] | docker-compose up -d (s) [COMPOSE_PARALLEL_LIMIT] | ours / limit | ours / compose | target (issue 18): ≤ 1.05× limit, < compose |',
     '|---:|---:|---:|---:|---:|---:|---|',
     ...results.map(
       (r) =>
-        `| ${r.n} | ${fmt(r.oursSeconds, 2)} | ${fmt(r.limitSeconds, 2)} | ${fmt(r.composeSeconds, 2)} [${r.composeParallelLimit}] | ${fmt(r.oursOverLimit, 2)}× | ` +
+        `| ${r.n} | ${fmt(r.oursSeconds, 2)} | ${fmt(r.limitSeconds, 2)} [${fmt(r.limitRuns[0], 2)}, ${fmt(r.limitRuns[1], 2)}] | ${fmt(r.composeSeconds, 2)} [${r.composeParallelLimit}] | ${fmt(r.oursOverLimit, 2)}× | ` +
         `${fmt(r.oursOverCompose, 2)}× | ${r.oursOverLimit <= 1.05 && r.oursOverCompose < 1 ? 'met' : 'missed'} |`,
     ),
     '',
-    '| N | dockerd + containerd CPU (s): ours / limit / compose | Docker calls per plugin, ours (limit: 2) | then, until every start was inspected | our daemon process CPU (s) | our process RSS at end / peak (MiB; daemon in-process with tsx) |',
-    '|---:|---:|---:|---:|---:|---:|',
+    '| N | dockerd + containerd CPU (s): ours / limit / compose | Docker calls per plugin, ours (limit: 2) | then, until every start was inspected | our daemon process CPU (s) | our process RSS at end / peak (MiB; daemon in-process with tsx) | spec written → our first create (ms) | creates + starts in flight, mean: ours / limit [before, after] (of workers) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---|',
     ...results.map((r) => {
       const cpu = r.engineCpuSeconds
       const perPlugin = Object.values(r.oursConvergeCalls).reduce((sum, count) => sum + count, 0) / r.n
       const settlePerPlugin = Object.values(r.oursSettleCalls).reduce((sum, count) => sum + count, 0) / r.n
-      return `| ${r.n} | ${fmt(cpu.ours ?? Number.NaN)} / ${fmt(cpu.limit ?? Number.NaN)} / ${fmt(cpu.compose ?? Number.NaN)} | ${fmt(perPlugin)} ${callList(r.oursConvergeCalls)} | ${fmt(settlePerPlugin)} ${callList(r.oursSettleCalls)} | ${fmt(r.oursProcessCpuSeconds)} | ${fmtMemory(r.oursMemory)} |`
+      return `| ${r.n} | ${fmt(cpu.ours ?? Number.NaN)} / ${fmt(cpu.limit ?? Number.NaN)} / ${fmt(cpu.compose ?? Number.NaN)} | ${fmt(perPlugin)} ${callList(r.oursConvergeCalls)} | ${fmt(settlePerPlugin)} ${callList(r.oursSettleCalls)} | ${fmt(r.oursProcessCpuSeconds)} | ${fmtMemory(r.oursMemory)} | ${fmt(r.oursFirstCreateMs, 0)} | ${fmt(r.inFlight.ours, 2)} / [${fmt(r.inFlight.limit[0], 2)}, ${fmt(r.inFlight.limit[1], 2)}] (${r.workers}) |`
     }),
     '',
     '### No-op re-apply of N unchanged specs',

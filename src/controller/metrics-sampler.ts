@@ -58,8 +58,14 @@ export class MetricsSampler {
     const now = new Date(this.options.clock.now())
     const cpuNow = new Map<string, CpuCounters>()
     const samples = await mapLimit(plugins, this.options.concurrency ?? DEFAULT_CONCURRENCY, async (plugin) => {
-      const container = cache.get(containerNameFor(plugin.forgehookId))?.container
+      const entry = cache.get(containerNameFor(plugin.forgehookId))
+      const container = entry?.container
       if (!container || container.state !== 'running') return undefined
+      // Started by us and not inspected yet (start-settler.ts settles it once the queue is
+      // idle, within 60 s): left to the next round. Its first sample would hold memory only
+      // (no earlier counters, no CPU rate), and skipping it keeps the stats calls out of a
+      // mass converge, where they slowed the creates and starts (docs/benchmarks.md, 1d).
+      if (entry.provisional) return undefined
       try {
         const stats = await runtime.stats(container.id)
         cpuNow.set(container.id, stats.cpu)

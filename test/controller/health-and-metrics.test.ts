@@ -214,4 +214,26 @@ describe('health monitor and metrics sampler', () => {
     const [next] = await database.store.listMetrics(plugin.id, { limit: 1 })
     expect(next).toMatchObject({ cpuUsagePercent: 40, memoryUsageMb: 20 })
   })
+
+  test('metrics: a container we started is sampled once it has been inspected, not before', async () => {
+    const runtime = new FakeRuntime({ images: ['flowforge/x:1'] })
+    const plugin = await runningPlugin('settling', 4108)
+    const containerId = await runtime.create({ name: 'forgehook-settling', image: 'flowforge/x:1', env: {}, labels: {}, containerPort: 8080, hostPort: 4108, hostIp: '127.0.0.1' })
+    // What the controller does: the create's container in the cache, then the start's answer.
+    cache.putDetailed((await runtime.inspect(containerId))!)
+    const version = cache.versionOf(containerId)
+    await runtime.start(containerId)
+    expect(cache.markStarted(containerId, new Date(clock.now()), version)).toBe(true)
+    runtime.setStats(containerId, { cpuPercent: 7, memoryMb: 30 })
+    const sampler = new MetricsSampler({ store: database.store, runtime, cache, clock, logger: silentLogger(), intervalMs: 30_000, retentionMs: 7 * 24 * 3600_000 })
+
+    expect(await sampler.sampleAll()).toBe(0)
+    expect(await database.store.listMetrics(plugin.id)).toHaveLength(0)
+
+    // The start settler's inspect: an ordinary entry from then on.
+    cache.putDetailed((await runtime.inspect(containerId))!)
+    clock.advance(30_000)
+    expect(await sampler.sampleAll()).toBe(1)
+    expect(await database.store.listMetrics(plugin.id)).toMatchObject([{ cpuUsagePercent: null, memoryUsageMb: 30 }])
+  })
 })
