@@ -30,6 +30,7 @@ import {
   serverUrl,
   startBenchDaemon,
   waitUntil,
+  waitForQuietMachine,
   watchDockerEvents,
   writeResults,
   type Engine,
@@ -71,6 +72,8 @@ export interface ConvergeResult {
   /** CPU seconds of dockerd + containerd while each contender converged, and of this process (our daemon) for ours. */
   engineCpuSeconds: { ours?: number; limit?: number; compose?: number }
   oursProcessCpuSeconds: number
+  /** Waited for a quiet machine before the limit, ours, the limit again and compose. */
+  quietMs: number[]
   /** From writing the spec file to our first create call. */
   oursFirstCreateMs: number
   /** Creates and starts in flight on average while converging: ours, and the limit's (before ours, after). */
@@ -319,10 +322,17 @@ export async function benchConverge(options: ConvergeOptions = {}): Promise<Conv
     // The limit on both sides of ours: a contender measured only before (or only after) the
     // other gets the engine in another state (its first containers of the run, a warm page
     // cache), and on this machine that alone moved the ratio by several percent.
+    // Each starts on a quiet machine: the kernel's teardown of the last contender's 100
+    // network namespaces goes on for seconds after their removal (waitForQuietMachine).
+    const quietMs: number[] = []
+    quietMs.push(await waitForQuietMachine())
     const limitBefore = await measureLimit(n, workers)
+    quietMs.push(await waitForQuietMachine())
     const ours = await measureOurs(n, workers, engine)
+    quietMs.push(await waitForQuietMachine())
     const limitAfter = await measureLimit(n, workers)
     const limitSeconds = (limitBefore.seconds + limitAfter.seconds) / 2
+    quietMs.push(await waitForQuietMachine())
     const compose = await measureCompose(n)
     results.push({
       n,
@@ -340,6 +350,7 @@ export async function benchConverge(options: ConvergeOptions = {}): Promise<Conv
       engineCpuSeconds: { ours: ours.engineCpu, limit: meanOf(limitBefore.engineCpu, limitAfter.engineCpu), compose: compose.engineCpu },
       oursProcessCpuSeconds: ours.processCpuSeconds,
       oursFirstCreateMs: ours.firstCreateMs,
+      quietMs,
       inFlight: { ours: ours.inFlight, limit: [limitBefore.inFlight, limitAfter.inFlight] },
       oursMemory: ours.memory,
       noop: { ...ours.noop, composeSeconds: compose.noopSeconds, composeMutatingEvents: compose.noopMutatingEvents, composeUpToDateLines: compose.upToDateLines },
@@ -369,6 +380,8 @@ function convergeTable(results: ConvergeResult[]): string {
         `| ${r.n} | ${fmt(r.oursSeconds, 2)} | ${fmt(r.limitSeconds, 2)} [${fmt(r.limitRuns[0], 2)}, ${fmt(r.limitRuns[1], 2)}] | ${fmt(r.composeSeconds, 2)} [${r.composeParallelLimit}] | ${fmt(r.oursOverLimit, 2)}× | ` +
         `${fmt(r.oursOverCompose, 2)}× | ${r.oursOverLimit <= 1.05 && r.oursOverCompose < 1 ? 'met' : 'missed'} |`,
     ),
+    '',
+    ...results.map((r) => `N = ${r.n}: waited for a quiet machine (under 10 % busy over 1 s) before the limit, ours, the limit again, compose: ${r.quietMs.map((ms) => fmt(ms / 1000, 1)).join(', ')} s.`),
     '',
     '| N | dockerd + containerd CPU (s): ours / limit / compose | Docker calls per plugin, ours (limit: 2) | then, until every start was inspected | our daemon process CPU (s) | our process RSS at end / peak (MiB; daemon in-process with tsx) | spec written → our first create (ms) | creates + starts in flight, mean: ours / limit [before, after] (of workers) |',
     '|---:|---:|---:|---:|---:|---:|---:|---|',

@@ -4,7 +4,7 @@
 // in-process, and small helpers.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Docker from 'dockerode'
@@ -324,6 +324,33 @@ export function engineCpuSeconds(): number | undefined {
   const pids = (spawnSync('pidof', ['dockerd', 'containerd'], { encoding: 'utf8' }).stdout ?? '').split(/\s+/).filter(Boolean)
   if (pids.length === 0) return undefined
   return pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0)
+}
+
+/** Busy share of the whole machine's CPU time (all cores) over `ms`, from /proc/stat. */
+async function machineBusyShare(ms: number): Promise<number> {
+  const read = async () => {
+    const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    const total = fields.slice(0, 8).reduce((sum, value) => sum + value, 0)
+    return { total, idle: fields[3]! + fields[4]! }
+  }
+  const before = await read()
+  await sleep(ms)
+  const after = await read()
+  const total = after.total - before.total
+  return total > 0 ? 1 - (after.idle - before.idle) / total : 0
+}
+
+/**
+ * Waits until the machine is quiet (under 10 % busy over a second), at most `maxMs`: after
+ * 100 containers are removed the kernel goes on tearing their network namespaces down for
+ * several seconds, and a contender started meanwhile pays for it. Returns the ms waited.
+ */
+export async function waitForQuietMachine(maxMs = 30_000): Promise<number> {
+  const started = performance.now()
+  let busy = await machineBusyShare(1_000)
+  while (busy > 0.1 && performance.now() - started < maxMs) busy = await machineBusyShare(1_000)
+  return performance.now() - started
 }
 
 /** Events that mean the engine changed something (image pulls included). */

@@ -7,9 +7,12 @@
 // dist/src/cli/forgectl.js, what `npm start` and the image run (the one-file build in
 // dist/bundle/ when it is current, scripts/bundle-daemon.mjs); `modules` runs the same
 // compiled code module by module (dist/src/cli/dispatch.js), what `compiled` was before the
-// bundle; `sources` runs src/ through tsx's loader, what `npm run dev` runs.
+// bundle; `sources` runs src/ through tsx's loader, what `npm run dev` runs;
+// `compiled-node24` is `compiled` on the image's Node line, with its compile cache (included
+// by default when that Node is installed, see NODE24).
 // dist/ is brought up to date first (scripts/build-if-stale.mjs, npm start's prestart).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
@@ -41,17 +44,23 @@ const PLUGINS = Number(process.env.BENCH_RECOVERY_N ?? 200)
 const ROUNDS = Number(process.env.BENCH_RECOVERY_ROUNDS ?? 2)
 
 /** How the daemon is started: `npm start`'s compiled dist/ (bundled), the same module by module, or the sources through tsx. */
-export type DaemonStart = 'compiled' | 'modules' | 'sources'
-const DAEMON_STARTS: readonly DaemonStart[] = ['compiled', 'modules', 'sources']
+export type DaemonStart = 'compiled' | 'modules' | 'sources' | 'compiled-node24'
+const DAEMON_STARTS: readonly DaemonStart[] = ['compiled', 'modules', 'sources', 'compiled-node24']
+
+/**
+ * The image's Node line for `compiled-node24` (BENCH_NODE24, else where .ci/run installs it):
+ * Node 22+ keeps V8's compiled code on disk (module.enableCompileCache, src/cli/forgectl.ts).
+ */
+const NODE24 = process.env.BENCH_NODE24 ?? '/opt/flowforge/node-24/bin/node'
 
 export function daemonCommand(start: DaemonStart): string[] {
-  if (start === 'compiled') return [path.join(packageRoot(), 'dist', 'src', 'cli', 'forgectl.js'), 'serve']
+  if (start === 'compiled' || start === 'compiled-node24') return [path.join(packageRoot(), 'dist', 'src', 'cli', 'forgectl.js'), 'serve']
   if (start === 'modules') return [path.join(packageRoot(), 'dist', 'src', 'cli', 'dispatch.js'), 'serve']
   return ['--import', 'tsx', path.join(packageRoot(), 'src', 'cli', 'forgectl.ts'), 'serve']
 }
 
 function startsFromEnv(): DaemonStart[] {
-  const starts = (process.env.BENCH_RECOVERY_STARTS ?? 'sources,modules,compiled').split(',').map((value) => value.trim())
+  const starts = (process.env.BENCH_RECOVERY_STARTS ?? `sources,modules,compiled${existsSync(NODE24) ? ',compiled-node24' : ''}`).split(',').map((value) => value.trim())
   const unknown = starts.filter((start) => !DAEMON_STARTS.includes(start as DaemonStart))
   if (unknown.length > 0) throw new Error(`BENCH_RECOVERY_STARTS: unknown ${unknown.join(', ')} (one of ${DAEMON_STARTS.join(', ')})`)
   return starts as DaemonStart[]
@@ -98,7 +107,7 @@ export interface DaemonProcess {
 }
 
 export function spawnDaemon(env: Record<string, string>, watchFor: string[], start: DaemonStart): DaemonProcess {
-  const child = spawn(process.execPath, daemonCommand(start), {
+  const child = spawn(start === 'compiled-node24' ? NODE24 : process.execPath, daemonCommand(start), {
     cwd: packageRoot(),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -181,6 +190,9 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
   const server = engine === 'postgres' ? await createServerDatabase('recovery') : undefined
   const dataDir = engine === 'embedded' ? await makeTempDir('recovery-data') : undefined
   const specsDir = await makeTempDir('recovery-specs')
+  // A compile cache of this run only: the first Node 24 restart finds it empty (as after an
+  // upgrade), the next ones find what the earlier wrote.
+  const compileCacheDir = await makeTempDir('recovery-compile-cache')
   const port = await freePort()
   const apiBase = `http://127.0.0.1:${port}`
   const env: Record<string, string> = {
@@ -188,6 +200,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
     ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
     PORT: String(port),
     SPECS_DIR: specsDir,
+    NODE_COMPILE_CACHE: compileCacheDir,
     MANAGER_INSTANCE: BENCH_INSTANCE,
     HOST_PORT_RANGE: '5500-5999',
     STOP_TIMEOUT: '2',
@@ -222,7 +235,7 @@ async function measure(engine: Engine): Promise<RecoveryResult[]> {
     await Promise.all(daemons.map((daemon) => daemon.exited))
     await cleanupContainers()
     await server?.drop()
-    await Promise.all([dataDir, specsDir].map((dir) => dir && rm(dir, { recursive: true, force: true })))
+    await Promise.all([dataDir, specsDir, compileCacheDir].map((dir) => dir && rm(dir, { recursive: true, force: true })))
   }
 
   /** Starts the daemon again (the previous one is dead) and measures its recovery. */
@@ -288,7 +301,7 @@ export async function benchRecovery(options: { engine?: Engine } = {}): Promise<
     ...results.map(
       (r) =>
         `| ${r.engine === 'postgres' ? 'Postgres server' : 'embedded (PGlite)'} | ${r.start} | ${fmt(r.firstLogMs, 0)} | ${fmt(r.readyzMs, 0)} | ${fmt(r.cpuAtReadyzMs, 0)} | ${fmt(r.resyncStartMs, 0)} | ${fmt(r.resyncOwnMs, 0)} | ` +
-        `${r.recreated} | ${r.restarted} | ${r.mutatingEvents} | ${r.reconcilesPlanned} | ${r.runningAfter} / ${r.plugins} | ${fmtMemory(r.memory)} | ${r.recreated === 0 && r.restarted === 0 ? 'met' : 'missed'}${r.start === 'compiled' ? `; ${r.readyzMs <= 400 ? 'met' : 'missed'}` : ''} |`,
+        `${r.recreated} | ${r.restarted} | ${r.mutatingEvents} | ${r.reconcilesPlanned} | ${r.runningAfter} / ${r.plugins} | ${fmtMemory(r.memory)} | ${r.recreated === 0 && r.restarted === 0 ? 'met' : 'missed'}${r.start.startsWith('compiled') ? `; ${r.readyzMs <= 400 ? 'met' : 'missed'}` : ''} |`,
     ),
     '',
     `The first daemon (compiled), after loading the ${PLUGINS} plugins until all ran: RSS / peak ${fmtMemory(results[0]?.loadMemory)} MiB (load: ${fmt(results[0]?.loadSeconds ?? Number.NaN, 1)} s).`,

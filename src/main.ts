@@ -78,16 +78,19 @@ const STANDBY_STATS = emptyControllerStats()
 export async function startDaemon(config: Config, logger: Logger, dependencies: DaemonDependencies = {}): Promise<Daemon> {
   const settings = config.controller
   const clock = dependencies.clock ?? systemClock
+  const registryAuth = settings.registryAuthFile ? new RegistryAuthFile({ path: settings.registryAuthFile, logger }) : undefined
+  if (settings.registryAuthFile) logger.info({ registryAuthFile: settings.registryAuthFile }, `registry credentials for pulls: the auths of ${settings.registryAuthFile}, read again when it changes`)
+  const runtime =
+    dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger, ...(registryAuth ? { registryAuth } : {}) })
+  // Docker's ping and version while the database opens, not after it: the controller's first
+  // connect() takes the answer (a restart's way to /readyz, docs/benchmarks.md section 7e).
+  if (settings.runtime !== 'swarm') runtime.preconnect?.()
   const database = await openMigratedDatabase(config, logger, dependencies.onQuery)
 
   const bus = new EventBus()
   const store = new PluginStore(database.db, database.changes, logger, bus)
   // Events other managers (or psql) record reach this manager's live streams too.
   const relay = new EventRelay(store, bus, logger)
-  const registryAuth = settings.registryAuthFile ? new RegistryAuthFile({ path: settings.registryAuthFile, logger }) : undefined
-  if (settings.registryAuthFile) logger.info({ registryAuthFile: settings.registryAuthFile }, `registry credentials for pulls: the auths of ${settings.registryAuthFile}, read again when it changes`)
-  const runtime =
-    dependencies.runtime ?? new DockerRuntime({ dockerHost: settings.dockerHost, requestTimeoutMs: settings.dockerTimeoutMs, logger, ...(registryAuth ? { registryAuth } : {}) })
   // RUNTIME=swarm: plugins are services of the swarm DOCKER_HOST manages (src/swarm/).
   const swarm =
     settings.runtime === 'swarm'

@@ -8,7 +8,14 @@
 // the bundle was made, so the bundle may be of other code and is not used. From the
 // sources (tsx) there is no bundle next to this file.
 import { statSync } from 'node:fs'
+import nodeModule from 'node:module'
 import { fileURLToPath } from 'node:url'
+
+// Before the bundle or the modules load: Node 22.10+ reads their compiled code from its
+// cache (src/util/compile-cache.ts says more; serve writes it once ready). Inline here: this
+// entry imports nothing of dist/ before it has chosen between the bundle and the modules.
+const withCompileCache = nodeModule as { enableCompileCache?: () => unknown; flushCompileCache?: () => void }
+if (withCompileCache.flushCompileCache) withCompileCache.enableCompileCache?.()
 
 const BUNDLE = new URL('../../bundle/forgectl.mjs', import.meta.url)
 

@@ -227,6 +227,12 @@ export interface RuntimeInfo {
 export interface ContainerRuntime {
   /** Pings the engine; pins an API version both sides support. */
   connect(): Promise<RuntimeInfo>
+  /**
+   * Starts connect()'s handshake now, for the next connect() (within 10 s) to take its
+   * answer: the daemon's start asks while its database opens. Optional; a failed early
+   * handshake fails that connect(), which the controller retries as any other.
+   */
+  preconnect?(): void
   /** Containers carrying the managed label, in one call. */
   listManaged(): Promise<ObservedContainer[]>
   /** Containers named forgehook-*, managed or not (orphan adoption, name conflicts). */

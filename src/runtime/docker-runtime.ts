@@ -77,6 +77,9 @@ interface DockerClients {
 
 const MANAGED_FILTER = `${LABELS.managed}=true`
 
+/** The container runtime's handshake is ping and /version, nothing more. */
+const NOTHING_MORE = async (): Promise<undefined> => undefined
+
 export class DockerRuntime extends EngineDriver implements ContainerRuntime {
   private readonly pullTimeoutMs: number
   private readonly stopGraceMs: number
@@ -96,8 +99,12 @@ export class DockerRuntime extends EngineDriver implements ContainerRuntime {
     this.logger = options.logger
   }
 
+  preconnect(): void {
+    this.startEarlyHandshake(NOTHING_MORE)
+  }
+
   async connect(): Promise<RuntimeInfo> {
-    const { engine } = await this.handshake(async () => undefined)
+    const { engine } = await this.handshakeOrEarly(NOTHING_MORE)
     const apiVersion = pinApiVersion(engine)
     this.clients?.stats.close()
     this.clients = {

@@ -29,9 +29,13 @@ class QuietAgent extends Agent {
  */
 export const ONE_CONNECTION_PER_CALL: Agent = new QuietAgent({ keepAlive: false })
 
+/** How long an early handshake's answer (preconnect) stands for the next connect(). */
+const EARLY_HANDSHAKE_MAX_AGE_MS = 10_000
+
 export abstract class EngineDriver {
   protected readonly endpoint: DockerEndpoint
   protected readonly requestTimeoutMs: number
+  private early: { at: number; answer: Promise<unknown> } | undefined
 
   protected constructor(dockerHost: string, requestTimeoutMs: number | undefined) {
     this.endpoint = parseDockerHost(dockerHost)
@@ -51,6 +55,22 @@ export abstract class EngineDriver {
     } catch (error) {
       throw new RuntimeUnavailableError(`Docker engine at ${this.where()} is not reachable: ${engineMessageOf(error)}`, { cause: error })
     }
+  }
+
+  /** The handshake, started now; the next handshakeOrEarly() takes its answer (preconnect). */
+  protected startEarlyHandshake<T>(more: (client: Docker) => Promise<T>): void {
+    const answer = this.handshake(more)
+    // Read by the connect() that takes it; no one may be waiting yet.
+    answer.catch(() => undefined)
+    this.early = { at: Date.now(), answer }
+  }
+
+  /** An early handshake's answer when one was started in the last 10 s (taken once), else a new handshake. */
+  protected handshakeOrEarly<T>(more: (client: Docker) => Promise<T>): Promise<{ engine: EngineVersion; extra: T }> {
+    const early = this.early
+    this.early = undefined
+    if (early && Date.now() - early.at < EARLY_HANDSHAKE_MAX_AGE_MS) return early.answer as Promise<{ engine: EngineVersion; extra: T }>
+    return this.handshake(more)
   }
 
   protected makeClient(apiVersion: string | undefined, timeout: number | undefined): Docker {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { inspect } from 'node:util'
 import { join } from 'node:path'
 import Docker from 'dockerode'
-import { afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
 import { LABELS, RegistryAuthError, RuntimeUnavailableError, type RuntimeStreamItem } from '../../src/runtime/container-runtime.js'
 import { registryAuthHeader } from '../../src/runtime/registry-auth.js'
 import { compareApiVersions, parseDockerHost, pinApiVersion } from '../../src/runtime/docker-connection.js'
@@ -140,6 +140,32 @@ describe('DockerRuntime against a stub engine', () => {
     const connecting = new DockerRuntime({ dockerHost, logger: silentLogger() }).connect()
     await expect(connecting).rejects.toBeInstanceOf(RuntimeUnavailableError)
     await expect(connecting).rejects.toThrow('Docker engine stub-1.40 speaks API 1.40; FlowForge needs 1.41 or newer')
+  })
+
+  test('preconnect: the next connect takes the early handshake instead of asking again, once; a failed one fails that connect only', async () => {
+    let pings = 0
+    let refuse = false
+    const dockerHost = await stubEngine('1.41', (request, response) => {
+      if (!request.url?.includes('/_ping')) return void response.end('OK')
+      pings += 1
+      if (refuse) response.statusCode = 500
+      response.end(refuse ? 'engine starting' : 'OK')
+    })
+    const runtime = new DockerRuntime({ dockerHost, logger: silentLogger() })
+    runtime.preconnect()
+    await vi.waitFor(() => expect(pings).toBe(1))
+    expect(await runtime.connect()).toEqual({ engineVersion: 'stub-1.41', apiVersion: '1.41' })
+    expect(pings).toBe(1)
+    await runtime.connect()
+    expect(pings).toBe(2)
+
+    refuse = true
+    runtime.preconnect()
+    await vi.waitFor(() => expect(pings).toBe(3))
+    refuse = false
+    await expect(runtime.connect()).rejects.toBeInstanceOf(RuntimeUnavailableError)
+    expect(await runtime.connect()).toEqual({ engineVersion: 'stub-1.41', apiVersion: '1.41' })
+    expect(pings).toBe(4)
   })
 
   test('requests go to the pinned API version', async () => {

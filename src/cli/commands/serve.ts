@@ -2,6 +2,7 @@
 import type { Config } from '../../config.js'
 import type { Logger } from '../../logger.js'
 import { startDaemon } from '../../main.js'
+import { flushCompileCache } from '../../util/compile-cache.js'
 import { HELP_OPTION, parseCommandArgs, requireNoPositionals, showUsage } from '../args.js'
 import type { Command } from '../context.js'
 import { withDaemonConfig } from './daemon-config.js'
@@ -24,6 +25,8 @@ export const serveCommand: Command = {
 
 async function serve(config: Config, logger: Logger): Promise<number> {
   const daemon = await startDaemon(config, logger)
+  // Ready (or given up): what a start runs is compiled by now; a killed daemon's next start reads it.
+  void daemon.ready.catch(() => undefined).finally(flushCompileCache)
   // The first signal starts a graceful stop. Further SIGTERMs are expected (a shell's
   // `kill %1` signals the whole process group, and wrappers such as npm and tsx relay it
   // again) and must not cut the stop short; a second Ctrl-C is the operator insisting.
