@@ -2,7 +2,8 @@
 // (NODE_COMPILE_CACHE, else node-compile-cache in the temporary folder) and reads it back at
 // the next start instead of compiling the bundle again; Node 20 has none, and both calls do
 // nothing there. A folder that cannot be written only leaves the cache off: Node reports it,
-// never throws. src/cli/forgectl.ts turns the cache on. docs/benchmarks.md, section 7e: a restarted daemon's way to /readyz.
+// never throws. src/cli/forgectl.ts turns the cache on. docs/benchmarks.md, section 7e: a
+// restarted daemon's way to /readyz.
 import nodeModule from 'node:module'
 
 const withCompileCache = nodeModule as { enableCompileCache?: () => unknown; flushCompileCache?: () => void }
