@@ -14,12 +14,13 @@ import { sql } from 'kysely'
 import { LABELS, type ContainerSpec } from '../src/runtime/container-runtime.js'
 import { createOptionsFor } from '../src/runtime/docker-mapping.js'
 import { loadConfig } from '../src/config.js'
-import { installationNetworkName } from '../src/spec/container-spec.js'
+import { containerOptionsOf } from '../src/daemon/leader-term.js'
 import {
   BENCH_IMAGE,
   BENCH_INSTANCE,
   cleanupContainers,
   dockerClient,
+  ensureInstallationNetwork,
   engineCpuSeconds,
   fmt,
   installCleanupHandlers,
@@ -196,26 +197,22 @@ async function measureOurs(n: number, workers: number, engine: Engine) {
  */
 async function measureLimit(n: number, workers: number): Promise<{ seconds: number; engineCpu?: number; inFlight: number }> {
   const docker = dockerClient()
-  const settings = loadConfig({ MANAGER_INSTANCE: BENCH_INSTANCE }).controller
-  const network = installationNetworkName(BENCH_INSTANCE)
-  const labels = (index: number) => ({ [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE, [LABELS.forgehookId]: `limit-${index}` })
+  // The daemon's own container options (leader-term.ts): its network, bind address and defaults.
+  const options = containerOptionsOf(loadConfig({ MANAGER_INSTANCE: BENCH_INSTANCE }).controller)
+  const network = options.network!
   const specs: ContainerSpec[] = Array.from({ length: n }, (_, index) => ({
     name: `forgehook-${BENCH_INSTANCE}-limit-${index}`,
     image: BENCH_IMAGE,
     env: { FORGEHOOK_CONFIG: '{}' },
-    labels: labels(index),
+    labels: { [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE, [LABELS.forgehookId]: `limit-${index}` },
     containerPort: 8080,
     hostPort: FIRST_PORT + index,
-    hostIp: settings.pluginBindAddress,
+    hostIp: options.hostIp,
     network: { name: network, aliases: [`limit-${index}`] },
-    defaults: {
-      pidsLimit: settings.pluginPidsLimit,
-      ...(settings.pluginDefaultMemoryMb > 0 ? { memoryMb: settings.pluginDefaultMemoryMb } : {}),
-      log: { maxSize: settings.pluginLogMaxSize, maxFiles: settings.pluginLogMaxFiles },
-    },
+    ...(options.defaults ? { defaults: options.defaults } : {}),
   }))
   // Made before the clock starts, as our daemon makes it at its start (cleanupContainers removes it).
-  await docker.createNetwork({ Name: network, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE } })
+  await ensureInstallationNetwork(network)
   try {
     const engineCpuBefore = engineCpuSeconds()
     const started = performance.now()
@@ -234,6 +231,7 @@ async function measureLimit(n: number, workers: number): Promise<{ seconds: numb
 }
 
 function composeFile(n: number): string {
+  const defaults = containerOptionsOf(loadConfig({ MANAGER_INSTANCE: BENCH_INSTANCE }).controller).defaults
   const services = Array.from({ length: n }, (_, index) =>
     [
       `  p${index}:`,
@@ -241,9 +239,9 @@ function composeFile(n: number): string {
       `    ports: ["127.0.0.1:${FIRST_PORT + index}:8080"]`,
       // Compose's default network (a bridge of the project, the service's name as alias), the
       // memory and pids limits and the log bound: the containers are alike ours.
-      '    mem_limit: 512m',
-      '    pids_limit: 512',
-      "    logging: { driver: json-file, options: { max-size: '10m', max-file: '3' } }",
+      ...(defaults?.memoryMb ? [`    mem_limit: ${defaults.memoryMb}m`] : []),
+      ...(defaults?.pidsLimit ? [`    pids_limit: ${defaults.pidsLimit}`] : []),
+      ...(defaults?.log ? [`    logging: { driver: json-file, options: { max-size: '${defaults.log.maxSize}', max-file: '${defaults.log.maxFiles}' } }`] : []),
       '    security_opt: [no-new-privileges]',
       "    environment: { FORGEHOOK_CONFIG: '{}' }",
     ].join('\n'),

@@ -326,6 +326,13 @@ export function engineCpuSeconds(): number | undefined {
   return pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0)
 }
 
+/** The installation network as the daemon makes it (DockerRuntime.ensureNetwork, with the controller's labels). */
+export async function ensureInstallationNetwork(name: string): Promise<void> {
+  const runtime = new DockerRuntime({ dockerHost, logger: silentLogger() })
+  await runtime.connect()
+  await runtime.ensureNetwork(name, { [LABELS.managed]: 'true', [LABELS.instance]: BENCH_INSTANCE })
+}
+
 /** Busy share of the whole machine's CPU time (all cores) over `ms`, from /proc/stat. */
 async function machineBusyShare(ms: number): Promise<number> {
   const read = async () => {

@@ -173,7 +173,7 @@ function swarmController(parts: LeaderTermParts, swarm: NonNullable<LeaderTermPa
 }
 
 /** What every plugin's container (or service task) gets from the installation's settings. */
-function containerOptionsOf(settings: ControllerConfig): ContainerSpecOptions {
+export function containerOptionsOf(settings: ControllerConfig): ContainerSpecOptions {
   return {
     hostIp: settings.pluginBindAddress,
     instance: settings.instance,
