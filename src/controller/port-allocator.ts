@@ -27,11 +27,20 @@ export class PortAllocator {
   private loading: Promise<Set<number>> | undefined
   /** Ports picked by allocations whose write has not finished yet. */
   private readonly claimed = new Set<number>()
+  /**
+   * Where the next search for a free port starts: after the last port handed out, so that
+   * allocating N ports costs N steps, not N²/2 (10,000 plugins: 50 million). It goes back to
+   * the start of the range whenever the reserved set is read again, which is also when
+   * ports of deleted plugins become free, so the lowest free port is found again then.
+   */
+  private cursor: number
 
   constructor(
     private readonly store: PluginStore,
     private readonly range: PortRange,
-  ) {}
+  ) {
+    this.cursor = range.from
+  }
 
   async resolve(plugin: Plugin): Promise<PortResolution> {
     const requested = plugin.requestedHostPort
@@ -54,7 +63,7 @@ export class PortAllocator {
         return hostPort
       }
       if (fresh) return undefined
-      this.reserved = undefined
+      this.forgetReserved()
     }
     return undefined
   }
@@ -121,7 +130,7 @@ export class PortAllocator {
       if (hostPort === undefined) {
         if (!fresh) {
           // Ports of deleted plugins are free again: look at the store before giving up.
-          this.reserved = undefined
+          this.forgetReserved()
           continue
         }
         return { ok: false, error: `no free host port left in HOST_PORT_RANGE ${this.range.from}-${this.range.to}` }
@@ -136,7 +145,7 @@ export class PortAllocator {
       } catch (error) {
         // Someone outside this process (another manager, an SQL edit) holds it: read the store again.
         if (!(error instanceof InvalidValueError)) throw error
-        this.reserved = undefined
+        this.forgetReserved()
       } finally {
         this.claimed.delete(hostPort)
       }
@@ -154,9 +163,23 @@ export class PortAllocator {
     return this.reserved
   }
 
+  /** Read the store again at the next allocation, and search the range from its start. */
+  private forgetReserved(): void {
+    this.reserved = undefined
+    this.cursor = this.range.from
+  }
+
+  /** The first free port from the cursor on, wrapping round to the range's start once. */
   private firstFree(used: Set<number>): number | undefined {
-    for (let port = this.range.from; port <= this.range.to; port++) {
-      if (!used.has(port) && !this.claimed.has(port) && !this.takenOutside.has(port)) return port
+    const { from, to } = this.range
+    const size = to - from + 1
+    const start = Math.min(Math.max(this.cursor, from), to)
+    for (let step = 0; step < size; step++) {
+      const port = from + ((start - from + step) % size)
+      if (!used.has(port) && !this.claimed.has(port) && !this.takenOutside.has(port)) {
+        this.cursor = port
+        return port
+      }
     }
     return undefined
   }

@@ -50,7 +50,15 @@ export class StatementBatcher<Request, Result> {
   private async drain(): Promise<void> {
     this.draining = true
     try {
-      while (this.queue.length > 0) await this.send(this.take())
+      for (;;) {
+        // Let every caller that is ready to run reach its next request first: the callers
+        // the last statement answered are still on their way back to submit (a handful of
+        // awaits each), and without this turn they would miss the statement and wait for
+        // the next one. One turn of the event loop; a quiet store loses only that.
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        if (this.queue.length === 0) break
+        await this.send(this.take())
+      }
     } finally {
       this.draining = false
     }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import type { PluginChange } from '../../src/db/change-feed.js'
 import { EventBus } from '../../src/db/event-bus.js'
 import { PluginStore, type Plugin } from '../../src/db/plugin-store.js'
+import { StatementBatcher } from '../../src/db/statement-batcher.js'
 import { silentLogger } from '../../src/logger.js'
 import { engines, eventually, openTestDatabase, sampleManifest, type TestDatabase } from '../helpers/databases.js'
 
@@ -172,5 +173,33 @@ describe.skipIf(!engines.includes('postgres'))('batched store statements and oth
     } finally {
       await locker.end()
     }
+  })
+})
+
+describe('the statement batcher', () => {
+  test('callers the last statement answered reach the next one: workers that go on asking share every statement', async () => {
+    const sizes: number[] = []
+    const batcher = new StatementBatcher<number, number>({
+      maxBatch: 64,
+      many: async (requests) => {
+        sizes.push(requests.length)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+        return requests.map((request) => request * 2)
+      },
+      one: async (request) => request * 2,
+    })
+    // Eight workers, three requests each, with a few awaits between them as a reconcile has.
+    const worker = async (id: number) => {
+      const answers: number[] = []
+      for (let step = 0; step < 3; step++) {
+        answers.push(await batcher.submit(id * 10 + step))
+        for (let hop = 0; hop < 5; hop++) await Promise.resolve()
+      }
+      return answers
+    }
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, id) => worker(id)))
+    expect(answers[3]).toEqual([60, 62, 64])
+    // Without the turn before each statement the answered callers miss it: 4 and 4, alternating.
+    expect(sizes).toEqual([8, 8, 8])
   })
 })
