@@ -9,6 +9,7 @@ import { ChangeFanout, PLUGIN_CHANGES_CHANNEL, type ChangeFeed } from './change-
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js'
 import { EmbeddedSqlServer, type SqlServerAddress } from './embedded-sql-server.js'
 import { GatedPgliteDialect } from './pglite-dialect.js'
+import { PgliteStatements } from './prepared-statements.js'
 import { applyWasmTier, pgliteStartParams } from './pglite-memory.js'
 import type { Database } from './schema.js'
 import { scramVerifier } from './scram.js'
@@ -101,7 +102,8 @@ export async function openEmbeddedDatabase(options: EmbeddedOptions): Promise<Em
       transactionTimeoutMs: options.sqlTransactionTimeoutMs,
     })
   }
-  const db = new Kysely<Database>({ dialect: new GatedPgliteDialect(pglite, gate), ...queryCounter(options.onQuery) })
+  const statements = new PgliteStatements(pglite, () => sessions.clientTurns)
+  const db = new Kysely<Database>({ dialect: new GatedPgliteDialect(pglite, gate, statements), ...queryCounter(options.onQuery) })
   let closed = false
   const close = async () => {
     if (closed) return

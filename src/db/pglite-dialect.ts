@@ -3,7 +3,8 @@
 //   with a statement or transaction of ours (and the other way round);
 // - a query without parameters runs through the simple query protocol (PGlite's exec), as
 //   node-postgres does, so multi-statement scripts such as migrations behave the same on
-//   both engines.
+//   both engines;
+// - a registered statement (prepared-statements.ts) runs prepared.
 import type { PGlite } from '@electric-sql/pglite'
 import {
   type CompiledQuery,
@@ -15,6 +16,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
+import { preparedName, type PgliteStatements } from './prepared-statements.js'
 import type { SessionGate } from './session-gate.js'
 
 export class GatedPgliteDialect implements Dialect {
@@ -23,6 +25,7 @@ export class GatedPgliteDialect implements Dialect {
   constructor(
     private readonly pglite: PGlite,
     private readonly gate: SessionGate,
+    private readonly statements: PgliteStatements,
   ) {
     this.inner = new PGliteDialect(pglite)
   }
@@ -32,7 +35,7 @@ export class GatedPgliteDialect implements Dialect {
   }
 
   createDriver(): Driver {
-    return new GatedDriver(this.inner.createDriver(), this.pglite, this.gate)
+    return new GatedDriver(this.inner.createDriver(), this.pglite, this.gate, this.statements)
   }
 
   createQueryCompiler() {
@@ -49,12 +52,13 @@ class GatedConnection implements DatabaseConnection {
     readonly inner: DatabaseConnection,
     readonly owner: symbol,
     private readonly pglite: PGlite,
+    private readonly statements: PgliteStatements,
   ) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    if (compiledQuery.parameters.length > 0) return this.inner.executeQuery<R>(compiledQuery)
-    const results = await this.pglite.exec(compiledQuery.sql)
-    const last = results[results.length - 1]
+    const name = preparedName(compiledQuery.sql)
+    if (name === undefined && compiledQuery.parameters.length > 0) return this.inner.executeQuery<R>(compiledQuery)
+    const last = name !== undefined ? await this.statements.execute(name, compiledQuery.sql, compiledQuery.parameters) : (await this.pglite.exec(compiledQuery.sql)).at(-1)
     const affected = last?.affectedRows ?? 0
     return {
       rows: (last?.rows ?? []) as R[],
@@ -72,6 +76,7 @@ class GatedDriver implements Driver {
     private readonly inner: Driver,
     private readonly pglite: PGlite,
     private readonly gate: SessionGate,
+    private readonly statements: PgliteStatements,
   ) {}
 
   init(): Promise<void> {
@@ -82,7 +87,7 @@ class GatedDriver implements Driver {
     const owner = Symbol('kysely-connection')
     await this.gate.acquire(owner)
     try {
-      return new GatedConnection(await this.inner.acquireConnection(), owner, this.pglite)
+      return new GatedConnection(await this.inner.acquireConnection(), owner, this.pglite, this.statements)
     } catch (error) {
       this.gate.release(owner)
       throw error

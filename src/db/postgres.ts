@@ -1,6 +1,6 @@
 // A real Postgres server through node-postgres: the pool, start-up retries, and the
 // dedicated LISTEN connection.
-import type { PostgresPool } from 'kysely'
+import type { PostgresPool, PostgresPoolClient } from 'kysely'
 import pg from 'pg'
 import type { Logger } from '../logger.js'
 import { redactConnectionString } from '../config.js'
@@ -8,6 +8,7 @@ import { Backoff, sleep } from '../util/backoff.js'
 import { formatDuration } from '../util/format-duration.js'
 import { ChangeFanout, FEED_CHANNELS, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import { DatabaseUnavailableError } from './errors.js'
+import { preparedName } from './prepared-statements.js'
 import { numericParsers } from './type-parsers.js'
 
 export interface PostgresPoolOptions {
@@ -79,13 +80,25 @@ export function poolForKysely(pool: pg.Pool, connectionString: string): Postgres
   return {
     connect: async () => {
       try {
-        return await pool.connect()
+        return withPreparedStatements(await pool.connect())
       } catch (error) {
         const target = redactConnectionString(connectionString)
         throw new DatabaseUnavailableError(`cannot connect to Postgres at ${target}: ${describePgError(error)}`, { cause: error })
       }
     },
     end: () => pool.end(),
+  }
+}
+
+/** A pooled client that runs registered statements (prepared-statements.ts) as named ones: parsed and planned once per connection. */
+function withPreparedStatements(client: pg.PoolClient): PostgresPoolClient {
+  return {
+    query: ((textOrCursor: string | pg.Submittable, values?: unknown[]) => {
+      if (typeof textOrCursor !== 'string') return client.query(textOrCursor)
+      const name = preparedName(textOrCursor)
+      return name !== undefined ? client.query({ name, text: textOrCursor, values: values ?? [] }) : client.query(textOrCursor, values)
+    }) as unknown as PostgresPoolClient['query'],
+    release: () => client.release(),
   }
 }
 

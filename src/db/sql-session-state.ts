@@ -75,6 +75,8 @@ export class SqlSessionState {
   private untouchedQuery: Uint8Array | undefined
   /** A client has had the session since the last full discard. */
   private used = true
+  /** Client turns and session resets so far: the daemon's prepared statements may be gone or replaced since it last saw this number (prepared-statements.ts). */
+  clientTurns = 0
 
   constructor(
     private readonly pglite: PGlite,
@@ -90,6 +92,7 @@ export class SqlSessionState {
   /** A client's turn begins (the gate is its): its own settings come back. */
   async beginTurn(clientId: number): Promise<void> {
     this.used = true
+    this.clientTurns += 1
     const settings = this.saved.get(clientId)
     if (!settings || settings.length === 0) return
     const values = settings.map(([name, value]) => `(${literal(name)}, ${literal(value)})`).join(', ')
@@ -126,6 +129,7 @@ export class SqlSessionState {
    */
   async discardSession(clientId: number, otherClientsOpen: boolean): Promise<void> {
     this.saved.delete(clientId)
+    this.clientTurns += 1
     if (otherClientsOpen || !this.used) {
       if (!(await this.untouched())) await this.pinDaemonSettings()
       return

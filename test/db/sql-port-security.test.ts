@@ -214,6 +214,29 @@ describe('an SQL client cannot poison the daemon\'s session', () => {
     }
   })
 
+  test('a client that replaces the daemon\'s prepared statements under their names does not reach its reads and writes; quotes and backslashes in a value stay text', async () => {
+    const plugin = await store.createPlugin({ forgehookId: 'prepared', source: 'api', manifest: sampleManifest('prepared') })
+    await store.createPlugin({ forgehookId: 'bystander', source: 'api', manifest: sampleManifest('bystander') })
+    const client = await connect()
+    await client.query('SELECT 1')
+    await store.writeStatus(plugin.id, { healthStatus: 'starting' })
+    const { rows } = await client.query<{ name: string }>(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'flowforge_hot_%'`)
+    expect(rows.length, 'the daemon prepared its batched statements in the shared session').toBeGreaterThan(0)
+    await client.query('DEALLOCATE ALL')
+    // Same names, same parameters: were the daemon to run these, every plugin would show "poisoned".
+    for (const { name } of rows) {
+      const parameters = name.startsWith('flowforge_hot_write') ? '(jsonb, jsonb)' : '(jsonb)'
+      await client.query(`PREPARE ${name}${parameters} AS UPDATE plugins SET error = 'poisoned' RETURNING 'r'::text AS hot_kind, plugins.*, NULL::jsonb AS hot_events`)
+    }
+    const hostile = `it's a \\ "test" $$ E'\\'); UPDATE plugins SET error = 'poisoned'; --`
+    const [written, read] = await Promise.all([store.writeStatus(plugin.id, { error: hostile }), store.getPlugin(plugin.id)])
+    expect(written?.error).toBe(hostile)
+    expect(read?.forgehookId).toBe('prepared')
+    expect((await store.requirePlugin('prepared')).error).toBe(hostile)
+    const poisoned = await client.query(`SELECT forgehook_id FROM plugins WHERE error = 'poisoned'`)
+    expect(poisoned.rows).toEqual([])
+  })
+
   test('a client that keeps a transaction open by sending a statement every 200 ms is ended at the bound and rolled back; the daemon goes on', async () => {
     await store.createPlugin({ forgehookId: 'hog', source: 'api', manifest: sampleManifest('hog') })
     const client = await connect()
