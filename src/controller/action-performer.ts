@@ -138,7 +138,12 @@ export class ActionPerformer {
       if (!cache.markStarted(containerId, new Date(clock.now()), version)) await this.refresh(containerId)
       return DONE
     })
-    if (outcome.kind === 'done' && (containerId === run.containerId || run.containerId === undefined)) {
+    // A rollout's new container under its temporary name is not the plugin's container yet
+    // (see created()): recording it would show its id as the plugin's while it is verified,
+    // and after a rollback until the next reconcile put the old id back.
+    const name = cache.getById(containerId)?.container.name
+    const temporary = name !== undefined && name !== run.mainName
+    if (outcome.kind === 'done' && !temporary && (containerId === run.containerId || run.containerId === undefined)) {
       Object.assign(run.facts, { startedAt: new Date(clock.now()), containerId })
     }
     return outcome
