@@ -77,10 +77,11 @@ export function createPool(options: PostgresPoolOptions): pg.Pool {
  * outage said only "a service the manager depends on is not reachable").
  */
 export function poolForKysely(pool: pg.Pool, connectionString: string): PostgresPool {
+  const named = { enabled: true }
   return {
     connect: async () => {
       try {
-        return withPreparedStatements(await pool.connect())
+        return withPreparedStatements(await pool.connect(), named)
       } catch (error) {
         const target = redactConnectionString(connectionString)
         throw new DatabaseUnavailableError(`cannot connect to Postgres at ${target}: ${describePgError(error)}`, { cause: error })
@@ -90,17 +91,32 @@ export function poolForKysely(pool: pg.Pool, connectionString: string): Postgres
   }
 }
 
-/** A pooled client that runs registered statements (prepared-statements.ts) as named ones: parsed and planned once per connection. */
-function withPreparedStatements(client: pg.PoolClient): PostgresPoolClient {
+/**
+ * A pooled client that runs registered statements (prepared-statements.ts) as named ones:
+ * parsed and planned once per connection. Behind a pooler that hands each transaction a
+ * different server connection (PgBouncer in transaction mode before 1.21), a named
+ * statement is not there the next time ("prepared statement … does not exist"): the
+ * statement then runs unnamed, and so does every registered one on this pool from then on.
+ */
+function withPreparedStatements(client: pg.PoolClient, named: { enabled: boolean }): PostgresPoolClient {
   return {
+    // Not async: a cursor (Kysely's streamQuery) must come back as itself, not in a promise.
     query: ((textOrCursor: string | pg.Submittable, values?: unknown[]) => {
       if (typeof textOrCursor !== 'string') return client.query(textOrCursor)
-      const name = preparedName(textOrCursor)
-      return name !== undefined ? client.query({ name, text: textOrCursor, values: values ?? [] }) : client.query(textOrCursor, values)
+      const name = named.enabled ? preparedName(textOrCursor) : undefined
+      if (name === undefined) return client.query(textOrCursor, values)
+      return client.query({ name, text: textOrCursor, values: values ?? [] }).catch((error: unknown) => {
+        if ((error as { code?: string }).code !== INVALID_STATEMENT_NAME) throw error
+        named.enabled = false
+        return client.query(textOrCursor, values)
+      })
     }) as unknown as PostgresPoolClient['query'],
     release: () => client.release(),
   }
 }
+
+/** SQLSTATE 26000: no prepared statement of that name. */
+const INVALID_STATEMENT_NAME = '26000'
 
 export interface WaitOptions {
   connectionString: string

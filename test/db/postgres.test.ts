@@ -1,9 +1,11 @@
 // A real Postgres server: start-up retries, a pool that survives lost connections, and the
 // LISTEN connection that comes back by itself.
-import { sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { PluginChange } from '../../src/db/change-feed.js'
+import { runHotStatements } from '../../src/db/batched-statements.js'
 import { DatabaseUnavailableError } from '../../src/db/errors.js'
+import type { Database } from '../../src/db/schema.js'
 import { createPool, LISTEN_APPLICATION_NAME, POOL_APPLICATION_NAME, poolForKysely, waitForPostgres } from '../../src/db/postgres.js'
 import { adminQuery, eventually, openTestDatabase, postgresUrl, sampleManifest, type TestDatabase } from '../helpers/databases.js'
 import { captureLogs } from '../helpers/log-capture.js'
@@ -76,6 +78,26 @@ describe.runIf(postgresUrl)('a real Postgres server', () => {
     await expect(attempt).rejects.toThrow(/authentication failed/)
     await pool.end()
     expect(JSON.stringify(logs.lines)).not.toContain('wrong-password')
+  })
+
+  test('a batched statement runs prepared, and unnamed once a pooler lost it (DEALLOCATE ALL between two on one connection)', async () => {
+    const logs = captureLogs()
+    const pool = createPool({ connectionString: database.connectionString!, max: 1, logger: logs.logger })
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: poolForKysely(pool, database.connectionString!) }) })
+    try {
+      const plugin = await database.store.createPlugin({ forgehookId: 'pooled', source: 'api', manifest: sampleManifest('pooled') })
+      const write = (port: number) => runHotStatements(db, [{ kind: 'write', write: { pluginId: plugin.id, values: { host_port: port } }, events: [] }, { kind: 'read', pluginId: plugin.id }])
+      await write(45_001)
+      // The one connection holds it as a named statement now.
+      const prepared = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements`.execute(db)
+      expect(prepared.rows.map((row) => row.name)).toContain('flowforge_hot_write')
+      await sql`DEALLOCATE ALL`.execute(db)
+      const [written] = await write(45_002)
+      expect(written).toMatchObject({ kind: 'write', written: { row: { host_port: 45_002 } } })
+      expect((await database.store.requirePlugin('pooled')).hostPort).toBe(45_002)
+    } finally {
+      await db.destroy()
+    }
   })
 
   test('the pool survives its connections being killed by the server', async () => {
