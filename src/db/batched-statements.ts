@@ -60,15 +60,16 @@ export type HotResult = { kind: 'read'; row: PluginRow | undefined } | { kind: '
  * holds, so each connection (and the embedded engine's session) parses and plans it once and
  * then only executes it (prepared-statements.ts). $1 is a JSON array of the writes, each
  * `{id, set: {column: value}, events: [{forgehook_id, event_type, data}]}`; $2 a JSON array
- * of the ids to read. The plan must not depend on the batch or on the table's statistics:
+ * of the ids to read. A column a write does not name keeps its value. The rows are locked
+ * with SKIP LOCKED first: a row another session holds is not written here (see
+ * runHotStatements). The plan must not depend on the batch or on the table's statistics:
  * - every row of plugins is found through its primary key as `id = ANY (ARRAY(subquery))`,
  *   which the planner takes for a few rows whatever it knows. Joined to the batch's rows
  *   (jsonb_array_elements, taken for 100) it chose a sequential scan of 10,000 plugins
  *   before the table was analyzed: 3 ms a statement instead of 0.3;
  * - the ids to read come as JSON, not a uuid[]: with an array the planner costs a plan of
  *   its own for 3 ids below the generic one (which assumes 10), keeps choosing its own for
- *   each execution, and plans every time after all. A column a write does not name keeps its value. The rows are locked with SKIP LOCKED
- * first: a row another session holds is not written here (see runHotStatements).
+ *   each execution, and plans every time after all.
  */
 const HOT_WRITE_SQL = registerPrepared(
   'flowforge_hot_write',
