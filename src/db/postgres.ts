@@ -8,7 +8,7 @@ import { Backoff, sleep } from '../util/backoff.js'
 import { formatDuration } from '../util/format-duration.js'
 import { ChangeFanout, FEED_CHANNELS, type ChangeFeed, type ChangeListener } from './change-feed.js'
 import { DatabaseUnavailableError } from './errors.js'
-import { preparedName } from './prepared-statements.js'
+import { INVALID_STATEMENT_NAME, preparedName } from './prepared-statements.js'
 import { numericParsers } from './type-parsers.js'
 
 export interface PostgresPoolOptions {
@@ -114,9 +114,6 @@ function withPreparedStatements(client: pg.PoolClient, named: { enabled: boolean
     release: () => client.release(),
   }
 }
-
-/** SQLSTATE 26000: no prepared statement of that name. */
-const INVALID_STATEMENT_NAME = '26000'
 
 export interface WaitOptions {
   connectionString: string

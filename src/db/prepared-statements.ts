@@ -13,7 +13,7 @@ import type { PGlite, Results } from '@electric-sql/pglite'
 
 const names = new Map<string, string>()
 /** SQLSTATE 26000: no prepared statement of that name. */
-const INVALID_STATEMENT_NAME = '26000'
+export const INVALID_STATEMENT_NAME = '26000'
 
 /** Registers `text` as a prepared statement named `name`, and returns it. */
 export function registerPrepared(name: string, text: string): string {
