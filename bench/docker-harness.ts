@@ -71,7 +71,7 @@ export async function cleanupContainers(instance = BENCH_INSTANCE): Promise<numb
  * endpoint for a moment (403 "has active endpoints"): looked at again for up to 5 s, then
  * reported rather than thrown, since a network costs nothing while it waits.
  */
-async function removeNetworks(instance: string): Promise<void> {
+export async function removeNetworks(instance: string): Promise<void> {
   const docker = dockerClient()
   const networks = await docker.listNetworks({ filters: { label: [`${LABELS.instance}=${instance}`] } })
   for (const network of networks) {

@@ -28,6 +28,7 @@ import { DockerRuntime } from '../src/runtime/docker-runtime.js'
 import { processCpuSeconds } from '../src/util/proc-stat.js'
 import { samplingOf, startGcCount, startProfile, StatsLog, type GcTime, type ProfileGroup, type SamplingResult } from './idle-observations.js'
 import { cleaningUpAfterInterrupt, cleanupOnInterrupt, insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
+import { removeNetworks } from './docker-harness.js'
 
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
 const PROFILE_DIR = process.env.BENCH_IDLE_PROFILE || undefined
@@ -114,6 +115,8 @@ async function removeContainers(docker: Docker): Promise<number> {
   }
   const found = ids.length
   await Promise.all(Array.from({ length: 8 }, removeEach))
+  // The daemon's installation network (flowforge-<instance>) goes with its containers.
+  await removeNetworks(INSTANCE)
   return found
 }
 
