@@ -9,6 +9,7 @@
 import type { PGlite } from '@electric-sql/pglite'
 import type { Logger } from '../logger.js'
 import { PLUGIN_CHANGES_CHANNEL } from './change-feed.js'
+import { textLiteral } from './prepared-statements.js'
 
 /**
  * What the daemon's statements rely on, pinned after every client turn and at open, so that
@@ -50,7 +51,7 @@ const RESET_SCRIPT = [
   'RESET ROLE',
   'RESET ALL',
   `SELECT set_config(name, value, false) FROM (VALUES ${Object.entries(DAEMON_SETTINGS)
-    .map(([name, value]) => `(${literal(name)}, ${literal(value)})`)
+    .map(([name, value]) => `(${textLiteral(name)}, ${textLiteral(value)})`)
     .join(', ')}) AS pinned(name, value)`,
   `LISTEN ${PLUGIN_CHANGES_CHANNEL}`,
 ].join(';\n')
@@ -95,7 +96,7 @@ export class SqlSessionState {
     this.clientTurns += 1
     const settings = this.saved.get(clientId)
     if (!settings || settings.length === 0) return
-    const values = settings.map(([name, value]) => `(${literal(name)}, ${literal(value)})`).join(', ')
+    const values = settings.map(([name, value]) => `(${textLiteral(name)}, ${textLiteral(value)})`).join(', ')
     try {
       await this.pglite.exec(`SELECT set_config(name, value, false) FROM (VALUES ${values}) AS saved(name, value)`)
     } catch (error) {
@@ -149,11 +150,11 @@ export class SqlSessionState {
 
   private async buildUntouchedQuery(): Promise<string> {
     const shown = await this.pglite.query<Record<string, string>>(
-      `SELECT ${PINNED_NAMES.map((name, index) => `current_setting(${literal(name)}) AS s${index}`).join(', ')}`,
+      `SELECT ${PINNED_NAMES.map((name, index) => `current_setting(${textLiteral(name)}) AS s${index}`).join(', ')}`,
     )
     const row = shown.rows[0] ?? {}
-    const settings = PINNED_NAMES.map((name, index) => `current_setting(${literal(name)}) = ${literal(String(row[`s${index}`]))}`)
-    const listening = `${literal(PLUGIN_CHANGES_CHANNEL)} = ANY (ARRAY(SELECT pg_listening_channels()))`
+    const settings = PINNED_NAMES.map((name, index) => `current_setting(${textLiteral(name)}) = ${textLiteral(String(row[`s${index}`]))}`)
+    const listening = `${textLiteral(PLUGIN_CHANGES_CHANNEL)} = ANY (ARRAY(SELECT pg_listening_channels()))`
     return `SELECT ${[...settings, 'session_user = current_user', listening].join(' AND ')} AS untouched`
   }
 
@@ -180,8 +181,4 @@ function firstField(answer: Buffer): string | undefined {
     return length < 0 ? undefined : answer.toString('utf8', offset + 11, offset + 11 + length)
   }
   return undefined
-}
-
-function literal(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`
 }
