@@ -173,9 +173,8 @@ export class PortAllocator {
   private firstFree(used: Set<number>): number | undefined {
     const { from, to } = this.range
     const size = to - from + 1
-    const start = Math.min(Math.max(this.cursor, from), to)
     for (let step = 0; step < size; step++) {
-      const port = from + ((start - from + step) % size)
+      const port = from + ((this.cursor - from + step) % size)
       if (!used.has(port) && !this.claimed.has(port) && !this.takenOutside.has(port)) {
         this.cursor = port
         return port

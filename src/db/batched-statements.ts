@@ -59,7 +59,7 @@ export type HotResult = { kind: 'read'; row: PluginRow | undefined } | { kind: '
  * The one statement of every batch that writes: its text never changes, whatever the batch
  * holds, so each connection (and the embedded engine's session) parses and plans it once and
  * then only executes it (prepared-statements.ts). $1 is a JSON array of the writes, each
- * `{id, set: {column: value}, events: [{forgehook_id, event_type, data}]}`; $2 a JSON array
+ * `{id, set: {column: value}, events: [eventRow(…)]}`; $2 a JSON array
  * of the ids to read. A column a write does not name keeps its value. The rows are locked
  * with SKIP LOCKED first: a row another session holds is not written here (see
  * runHotStatements). The plan must not depend on the batch or on the table's statistics:
@@ -110,11 +110,6 @@ const HOT_READ_SQL = registerPrepared(
 
 type HotRow = PluginRow & { hot_kind: 'w' | 'r'; hot_events: (Omit<Selectable<PluginEventsTable>, 'timestamp'> & { timestamp: string })[] | null }
 
-/** A JSON value of the batch: a bigint (a generation) as its digits, a Date as ISO 8601 (timestamptz reads it). */
-function jsonValue(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value
-}
-
 /**
  * Reads and status writes (with their events) of several plugins in one statement. Reads see
  * the rows as they were before the statement's writes. A write is made only if its row
@@ -128,15 +123,9 @@ export async function runHotStatements(db: Kysely<Database>, requests: HotReques
   if (writes.length === 0) {
     rows = (await db.executeQuery<HotRow>(CompiledQuery.raw(HOT_READ_SQL, [readIds]))).rows
   } else {
-    const batch = writes.map(({ write, events }) => ({
-      id: write.pluginId,
-      set: write.values,
-      events: events.map((event) => {
-        const row = eventRow(event)
-        return { forgehook_id: row.forgehook_id, event_type: row.event_type, data: row.data }
-      }),
-    }))
-    rows = (await db.executeQuery<HotRow>(CompiledQuery.raw(HOT_WRITE_SQL, [JSON.stringify(batch, jsonValue), readIds]))).rows
+    // A Date goes as ISO 8601, which timestamptz reads; generations are numbers (type-parsers.ts).
+    const batch = writes.map(({ write, events }) => ({ id: write.pluginId, set: write.values, events: events.map(eventRow) }))
+    rows = (await db.executeQuery<HotRow>(CompiledQuery.raw(HOT_WRITE_SQL, [JSON.stringify(batch), readIds]))).rows
   }
   const written = new Map<string, { row: PluginRow; events: Selectable<PluginEventsTable>[] }>()
   const read = new Map<string, PluginRow>()

@@ -85,7 +85,7 @@ export class PgliteStatements {
     this.prepared.clear()
     this.turnsSeen = this.clientTurns()
     if (handles.length === 0) return
-    // Our own names only (a name and random hex), so they need no quoting.
+    // Only names of ours come back (a registered name and random hex): DEALLOCATE needs no quoting.
     const [found] = await this.pglite.exec(`SELECT name FROM pg_prepared_statements WHERE name IN (${handles.map(textLiteral).join(', ')})`)
     for (const { name } of (found?.rows ?? []) as { name: string }[]) await this.pglite.exec(`DEALLOCATE ${name}`)
   }
