@@ -108,6 +108,54 @@ export async function startProfile(): Promise<(writeTo?: string) => Promise<Prof
   }
 }
 
+/**
+ * V8's sampling heap profiler over the window (a sample every 32 KiB allocated on average).
+ * `all`: every allocation, collected or not: what allocates in an idle daemon. `survivors`:
+ * only objects no young-generation collection freed, so promoted to the old generation (and
+ * collected there or still live): what fills the old generation and starts the full
+ * collections. The returned function stops it and groups the sampled bytes by owner, as
+ * cpuByOwner groups time.
+ */
+export async function startAllocationProfile(kind: 'all' | 'survivors' = 'all'): Promise<(writeTo?: string) => Promise<AllocationGroup[]>> {
+  const session = new Session()
+  session.connect()
+  await session.post('HeapProfiler.enable')
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: kind === 'all' })
+  return async (writeTo) => {
+    const { profile } = await session.post('HeapProfiler.stopSampling')
+    session.disconnect()
+    if (writeTo) await writeFile(writeTo, JSON.stringify(profile))
+    return allocationByOwner(profile)
+  }
+}
+
+export interface AllocationGroup {
+  group: string
+  /** Sampled bytes allocated in the window (an estimate: the sum of the samples' sizes scaled by the sampling). */
+  bytes: number
+}
+
+interface HeapProfileNode {
+  callFrame: { functionName: string; url: string }
+  selfSize: number
+  children?: HeapProfileNode[]
+}
+
+/** Each node's self size to the innermost frame of ours or of a dependency on its stack, as cpuByOwner does. */
+export function allocationByOwner(profile: { head?: HeapProfileNode }): AllocationGroup[] {
+  const bytes = new Map<string, number>()
+  const walk = (node: HeapProfileNode, owner: string | undefined): void => {
+    const own = ownerFrame(node.callFrame.url) ?? owner
+    if (node.selfSize > 0) {
+      const group = own ?? (node.callFrame.functionName.startsWith('(') ? node.callFrame.functionName : 'node internals')
+      bytes.set(group, (bytes.get(group) ?? 0) + node.selfSize)
+    }
+    for (const child of node.children ?? []) walk(child, own)
+  }
+  if (profile.head) walk(profile.head, undefined)
+  return [...bytes.entries()].map(([group, total]) => ({ group, bytes: total })).sort((a, b) => b.bytes - a.bytes)
+}
+
 export interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string }; children?: number[] }[]
   samples?: number[]

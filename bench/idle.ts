@@ -7,7 +7,10 @@
 // due, and the longest time one plugin went without a sample). With
 // BENCH_IDLE_PROFILE=<dir>, V8's profiler runs over the window (it costs CPU itself: a
 // run of its own) and the result names where the time went; the .cpuprofile goes to
-// <dir>. Sizes 0
+// <dir>. With BENCH_IDLE_ALLOC_PROFILE=<dir>, V8's sampling heap profiler runs over the
+// window instead (collected objects counted too) and the result names what allocated; the
+// .heapprofile goes to <dir>. BENCH_IDLE_ALLOC_SURVIVORS=1 counts only what survived the
+// young generation (what is promoted and fills the old one). Sizes 0
 // (the peer: an idle daemon with nothing to manage), 20 and 200 run in the same run, so
 // the table shows whether queries grow with the number of unchanged plugins. One full
 // resync is measured after each window, apart from it. Each size runs in a child process
@@ -26,12 +29,14 @@ import { startDaemon, type Daemon } from '../src/main.js'
 import { LABELS, type ContainerStats } from '../src/runtime/container-runtime.js'
 import { DockerRuntime } from '../src/runtime/docker-runtime.js'
 import { processCpuSeconds } from '../src/util/proc-stat.js'
-import { samplingOf, startGcCount, startProfile, StatsLog, type GcTime, type ProfileGroup, type SamplingResult } from './idle-observations.js'
+import { samplingOf, startAllocationProfile, startGcCount, startProfile, StatsLog, type AllocationGroup, type GcTime, type ProfileGroup, type SamplingResult } from './idle-observations.js'
 import { cleaningUpAfterInterrupt, cleanupOnInterrupt, insertPlugins, serverUrl, withServerDatabase, writeResults } from './controller-scale.js'
 import { removeNetworks } from './docker-harness.js'
 
 const WINDOW_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60)
 const PROFILE_DIR = process.env.BENCH_IDLE_PROFILE || undefined
+const ALLOCATION_PROFILE_DIR = process.env.BENCH_IDLE_ALLOC_PROFILE || undefined
+const ALLOCATION_KIND = process.env.BENCH_IDLE_ALLOC_SURVIVORS === '1' ? 'survivors' : 'all'
 const SIZES = (process.env.BENCH_IDLE_PLUGINS ?? '0,20,200').split(',').map(Number)
 const IMAGE = 'flowforge-test/http:1'
 /** One id per run, handed to the child processes: the containers of every size share it. */
@@ -60,6 +65,8 @@ export interface IdleResult {
   sampling?: SamplingResult
   /** With BENCH_IDLE_PROFILE: CPU time in the window by owner (our file or a dependency), largest first. */
   profile?: ProfileGroup[]
+  /** With BENCH_IDLE_ALLOC_PROFILE: bytes allocated in the window by owner, largest first. */
+  allocations?: AllocationGroup[]
   rssPeakMiB?: number
   /** The daemon's GC pauses in the window (main thread). */
   gc?: GcTime
@@ -175,6 +182,7 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     const statsBefore = runtime.statsCalls
     const dockerdBefore = await dockerdCpuSeconds()
     const stopProfile = PROFILE_DIR ? await startProfile() : undefined
+    const stopAllocationProfile = ALLOCATION_PROFILE_DIR ? await startAllocationProfile(ALLOCATION_KIND) : undefined
     const stopGcCount = startGcCount()
     const cpuBefore = process.cpuUsage()
     const windowStarted = performance.now()
@@ -184,6 +192,9 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
     const gc = stopGcCount()
     const windowSeconds = (windowEnded - windowStarted) / 1000
     const profile = stopProfile ? await stopProfile(path.join(PROFILE_DIR!, `idle-${plugins}-${config.database.kind}.cpuprofile`)) : undefined
+    const allocations = stopAllocationProfile
+      ? await stopAllocationProfile(path.join(ALLOCATION_PROFILE_DIR!, `idle-${plugins}-${config.database.kind}-${ALLOCATION_KIND}.heapprofile`))
+      : undefined
     const sampling = samplingOf(runtime.statsLog, await runningContainerIds(daemon.database), windowStarted, windowEnded, config.controller.healthIntervalMs)
     const dockerdAfter = await dockerdCpuSeconds()
     const windowQueries = queries - queriesBefore
@@ -210,6 +221,7 @@ async function measure(plugins: number, docker: Docker): Promise<IdleResult> {
       dockerStatsCalls: runtime.statsCalls - statsBefore,
       ...(sampling ? { sampling } : {}),
       ...(profile ? { profile } : {}),
+      ...(allocations ? { allocations } : {}),
       rssPeakMiB: process.resourceUsage().maxRSS / 1024,
       gc,
       ...(dockerdBefore !== undefined && dockerdAfter !== undefined
@@ -243,6 +255,7 @@ export function idleTable(results: IdleResult[]): string {
     ),
     ...perPluginLines(results),
     ...profileLines(results),
+    ...allocationLines(results),
   ].join('\n')
 }
 
@@ -281,6 +294,25 @@ function profileLines(results: IdleResult[]): string[] {
       const total = result.profile!.reduce((sum, group) => sum + group.selfMs, 0)
       const top = result.profile!.slice(0, 10).map((group) => `${group.group} ${group.selfMs.toFixed(0)} (${((group.selfMs / total) * 100).toFixed(0)} %)`)
       return `- ${result.engine}, ${result.plugins} plugins, ${total.toFixed(0)} ms sampled: ${top.join(', ')}`
+    }),
+  ]
+}
+
+/** With BENCH_IDLE_ALLOC_PROFILE: the largest allocators of each size's window, KiB per minute. */
+function allocationLines(results: IdleResult[]): string[] {
+  const profiled = results.filter((result) => result.allocations)
+  if (profiled.length === 0) return []
+  return [
+    '',
+    ALLOCATION_KIND === 'all'
+      ? 'What allocated in the window (V8 sampling heap profiler, collected objects included; each sample to the innermost frame of ours or of a dependency; KiB per minute):'
+      : 'What survived the young generation in the window (V8 sampling heap profiler, objects a scavenge freed left out; each sample to the innermost frame of ours or of a dependency; KiB per minute):',
+    '',
+    ...profiled.map((result) => {
+      const perMinute = (bytes: number) => (bytes / 1024) * (60 / result.windowSeconds)
+      const total = result.allocations!.reduce((sum, group) => sum + group.bytes, 0)
+      const top = result.allocations!.slice(0, 10).map((group) => `${group.group} ${perMinute(group.bytes).toFixed(0)} (${((group.bytes / total) * 100).toFixed(0)} %)`)
+      return `- ${result.engine}, ${result.plugins} plugins, ${perMinute(total).toFixed(0)} KiB a minute sampled: ${top.join(', ')}`
     }),
   ]
 }

@@ -5,7 +5,7 @@
 // only refresh last_health_check, for all plugins in one statement. HTTP probes are raw
 // GETs on a new connection each (http-probe.ts: the cheapest measured).
 import type { Logger } from '../logger.js'
-import type { Plugin, PluginStore } from '../db/plugin-store.js'
+import type { PluginStore, RunningPlugin } from '../db/plugin-store.js'
 import type { HealthStatus } from '../db/schema.js'
 import { containerNameFor } from '../runtime/container-runtime.js'
 import { parseManifest, type ParsedManifest } from '../spec/manifest.js'
@@ -64,7 +64,8 @@ export class HealthMonitor {
   /** One round over every running plugin. Public for tests. */
   async checkAll(): Promise<void> {
     const { store } = this.options
-    const plugins = await store.listPlugins({ status: 'running' })
+    const plugins = await store.listRunningPlugins()
+    await this.learnHealthChecks(plugins)
     const now = new Date(this.options.clock.now())
     const results = await mapLimit(plugins, PROBE_CONCURRENCY, (plugin) => this.check(plugin))
     const unchanged: string[] = []
@@ -96,7 +97,7 @@ export class HealthMonitor {
     await this.record(plugin, health, new Date(this.options.clock.now()))
   }
 
-  private async check(plugin: Plugin): Promise<HealthStatus> {
+  private async check(plugin: RunningPlugin): Promise<HealthStatus> {
     const container = this.options.cache.get(containerNameFor(plugin.forgehookId))?.container
     if (container?.health) return container.health
     const healthCheck = this.healthCheckOf(plugin)
@@ -125,16 +126,22 @@ export class HealthMonitor {
     return plugin.healthStatus === 'unknown' ? 'starting' : plugin.healthStatus
   }
 
-  private healthCheckOf(plugin: Plugin): HealthCheck | undefined {
-    const known = this.healthChecks.get(plugin.id)
-    if (known?.generation === plugin.generation) return known.healthCheck
-    const parsed = parseManifest(plugin.manifest)
-    const healthCheck = parsed.ok ? parsed.manifest.healthCheck : undefined
-    this.healthChecks.set(plugin.id, { generation: plugin.generation, healthCheck })
-    return healthCheck
+  /** Reads and parses the manifests of the plugins whose generation is new to us, in one query. */
+  private async learnHealthChecks(plugins: RunningPlugin[]): Promise<void> {
+    const unknown = plugins.filter((plugin) => this.healthChecks.get(plugin.id)?.generation !== plugin.generation).map((plugin) => plugin.id)
+    if (unknown.length === 0) return
+    for (const [pluginId, { generation, manifest }] of await this.options.store.manifestsOf(unknown)) {
+      const parsed = parseManifest(manifest)
+      this.healthChecks.set(pluginId, { generation, healthCheck: parsed.ok ? parsed.manifest.healthCheck : undefined })
+    }
   }
 
-  private async record(plugin: Plugin, health: HealthStatus, now: Date): Promise<void> {
+  /** As of the generation learnHealthChecks read last: a spec changed since is the next round's. */
+  private healthCheckOf(plugin: RunningPlugin): HealthCheck | undefined {
+    return this.healthChecks.get(plugin.id)?.healthCheck
+  }
+
+  private async record(plugin: RunningPlugin, health: HealthStatus, now: Date): Promise<void> {
     const updated = await this.options.store.writeStatus(plugin.id, { healthStatus: health, lastHealthCheck: now })
     if (!updated) return
     await this.options.store.logEvent({

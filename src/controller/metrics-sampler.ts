@@ -54,7 +54,7 @@ export class MetricsSampler {
   /** One round: sample every running plugin, then apply retention. Public for tests. */
   async sampleAll(): Promise<number> {
     const { store, runtime, cache, logger } = this.options
-    const plugins = await store.listPlugins({ status: 'running' })
+    const plugins = await store.listRunningPlugins()
     const now = new Date(this.options.clock.now())
     const cpuNow = new Map<string, CpuCounters>()
     const samples = await mapLimit(plugins, this.options.concurrency ?? DEFAULT_CONCURRENCY, async (plugin) => {

@@ -25,6 +25,7 @@ import type {
   PluginSpecPatch,
   PluginStatusUpdate,
   PluginTombstone,
+  RunningPlugin,
 } from './plugin-types.js'
 import {
   decodeCursor,
@@ -40,7 +41,7 @@ import {
   whereIdOrName,
 } from './plugin-rows.js'
 
-export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics, PluginTombstone, PluginTask } from './plugin-types.js'
+export type { Plugin, PluginSpecFields, NewPlugin, PluginSpecPatch, PluginStatusUpdate, PluginFilter, PluginEvent, NewPluginEvent, EventQuery, Page, MetricsSample, PluginMetrics, PluginTombstone, PluginTask, RunningPlugin } from './plugin-types.js'
 
 const MAX_PAGE = 1000
 /** Most plugins in one batched statement (statement-batcher.ts). */
@@ -136,6 +137,24 @@ export class PluginStore {
     if (filter.health !== undefined) query = query.where('health_status', 'in', toArray(filter.health))
     if (filter.desiredState !== undefined) query = query.where('desired_state', '=', filter.desiredState)
     return (await query.execute()).map(toPlugin)
+  }
+
+  /** Plugins whose status is running, by name, with only what the periodic rounds need. */
+  async listRunningPlugins(): Promise<RunningPlugin[]> {
+    const rows = await this.db
+      .selectFrom('plugins')
+      .select(['id', 'forgehook_id', 'host_port', 'health_status', 'generation'])
+      .where('status', '=', 'running')
+      .orderBy('forgehook_id')
+      .execute()
+    return rows.map((row) => ({ id: row.id, forgehookId: row.forgehook_id, hostPort: row.host_port, healthStatus: row.health_status, generation: row.generation }))
+  }
+
+  /** The manifests of these plugins, with the generation each is of; a plugin gone since has none. */
+  async manifestsOf(pluginIds: string[]): Promise<Map<string, { generation: number; manifest: Plugin['manifest'] }>> {
+    if (pluginIds.length === 0) return new Map()
+    const rows = await this.db.selectFrom('plugins').select(['id', 'generation', 'manifest']).where('id', 'in', pluginIds).execute()
+    return new Map(rows.map((row) => [row.id, { generation: row.generation, manifest: row.manifest }]))
   }
 
   /**

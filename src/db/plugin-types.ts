@@ -105,6 +105,14 @@ export interface PluginStatusUpdate {
   replicasRunning?: number | null
 }
 
+/**
+ * Of a running plugin, what the periodic rounds (health probes, resource samples) read every
+ * interval: five columns instead of the whole row. Rows with their specs, read and parsed
+ * twice a round, were most of what an idle manager's rounds allocated and kept across young
+ * collections into the old generation (docs/benchmarks.md, 4e).
+ */
+export type RunningPlugin = Pick<Plugin, 'id' | 'forgehookId' | 'hostPort' | 'healthStatus' | 'generation'>
+
 export interface PluginFilter {
   status?: PluginPhase | PluginPhase[]
   health?: HealthStatus | HealthStatus[]

@@ -111,6 +111,34 @@ describe('health monitor and metrics sampler', () => {
     expect(probedUrls).toEqual(['http://127.0.0.1:4106/old', 'http://127.0.0.1:4106/new'])
   })
 
+  test('a round reads the manifests only of plugins whose generation it has not seen', async () => {
+    await runningPlugin('kept', 4107, { path: '/health' })
+    await runningPlugin('edited', 4108, { path: '/health' })
+    probeStatus[4107] = 200
+    probeStatus[4108] = 200
+    const asked: string[][] = []
+    const manifestsOf = database.store.manifestsOf.bind(database.store)
+    const health = new HealthMonitor({
+      store: Object.assign(Object.create(database.store) as typeof database.store, {
+        manifestsOf: (ids: string[]) => (asked.push([...ids]), manifestsOf(ids)),
+      }),
+      cache,
+      clock,
+      logger: silentLogger(),
+      intervalMs: 30_000,
+      probe,
+      requestRestart: () => undefined,
+    })
+    await health.checkAll()
+    await health.checkAll()
+    const edited = await database.store.updateSpec('edited', { manifest: { image: 'flowforge/x:1', port: 8080, healthCheck: { path: '/v2' } } })
+    await health.checkAll()
+    const kept = await database.store.requirePlugin('kept')
+    // Running plugins come by name: edited, then kept. The second round asked for nothing.
+    expect(asked).toEqual([[edited.id, kept.id], [edited.id]])
+    expect(probedUrls.slice(-2)).toEqual(['http://127.0.0.1:4108/v2', 'http://127.0.0.1:4107/health'])
+  })
+
   test('without a health path or a Docker HEALTHCHECK the health is unknown', async () => {
     await runningPlugin('plain', 4102)
     await monitor().checkAll()

@@ -89,6 +89,25 @@ describe.each(engines)('plugin store on %s Postgres', (engine) => {
     expect(names(await database.store.listPlugins({ desiredState: 'stopped' }))).toEqual(['b'])
   })
 
+  test('the periodic rounds read running plugins narrowly, and manifests only of the generations asked for', async () => {
+    const a = await database.store.createPlugin({ forgehookId: 'run-a', source: 'api', manifest: sampleManifest('run-a') })
+    const b = await database.store.createPlugin({ forgehookId: 'run-b', source: 'api', manifest: sampleManifest('run-b') })
+    await database.store.createPlugin({ forgehookId: 'run-c', source: 'api', manifest: sampleManifest('run-c') })
+    await database.store.writeStatus(b.id, { status: 'running', hostPort: 4711, healthStatus: 'healthy' })
+    await database.store.writeStatus(a.id, { status: 'running', hostPort: null })
+
+    expect(await database.store.listRunningPlugins()).toEqual([
+      { id: a.id, forgehookId: 'run-a', hostPort: null, healthStatus: 'unknown', generation: 1 },
+      { id: b.id, forgehookId: 'run-b', hostPort: 4711, healthStatus: 'healthy', generation: 1 },
+    ])
+
+    const changed = await database.store.updateSpec('run-b', { manifest: { ...sampleManifest('run-b'), healthCheck: { path: '/ready' } } })
+    const manifests = await database.store.manifestsOf([b.id, '00000000-0000-4000-8000-000000000000'])
+    expect([...manifests.keys()]).toEqual([b.id])
+    expect(manifests.get(b.id)).toEqual({ generation: changed.generation, manifest: changed.manifest })
+    expect(await database.store.manifestsOf([])).toEqual(new Map())
+  })
+
   test('a spec change bumps generation; a status write does not', async () => {
     const created = await database.store.createPlugin({ forgehookId: 'gen', source: 'api', manifest: sampleManifest('gen') })
     const statusWritten = await database.store.writeStatus(created.id, { status: 'running', observedGeneration: 1 })
